@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+// kvmsim: an actor-based SMP simulator of Linux KVM's MMU and TLB protocols.
+// SPDX-License-Identifier: GPL-2.0-only
+import PackageDescription
+
+let package = Package(
+    name: "kvmsim",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kvmsim", targets: ["kvmsim"]),
+        .library(name: "Scenarios", targets: ["Scenarios"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C shim over liburcu-memb (Debian liburcu-dev). _LGPL_SOURCE inlines the
+        // read-side fast paths; allowed because kvmsim is GPL-2.0.
+        .target(
+            name: "CURCU",
+            cSettings: [.define("_LGPL_SOURCE")],
+            linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common"), .linkedLibrary("pthread")]
+        ),
+        // The RCU interface the model uses: real liburcu (parallel) and a modelled RCU (deterministic).
+        .target(name: "RCU", dependencies: ["CURCU", "SimExec"]),
+        // Executors, the seeded deterministic scheduler, the parallel runtime, traces.
+        .target(name: "SimExec", dependencies: ["CURCU"]),
+        // Generic KVM: memslots, host mm and pages, GPA page table, MMU notifiers, TLBs, oracles.
+        .target(name: "KVMCore", dependencies: ["RCU", "SimExec", "CURCU"]),
+        // MIPS KVM (arch/mips/kvm): seed 004 (KVM_CAP_SYNC_MMU).
+        .target(name: "MIPS", dependencies: ["KVMCore", "RCU", "SimExec"]),
+        // Scenario registry, runner, reports and trace files (used by the CLI and the tests).
+        .target(name: "Scenarios", dependencies: ["MIPS", "KVMCore", "RCU", "SimExec"]),
+        .executableTarget(
+            name: "kvmsim",
+            dependencies: ["Scenarios", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "RCUTests", dependencies: ["RCU", "SimExec"]),
+        .testTarget(name: "SimExecTests", dependencies: ["SimExec"]),
+        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec"]),
+        .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Scenarios"]),
+        .testTarget(name: "ScenariosTests", dependencies: ["Scenarios"]),
+    ]
+)
