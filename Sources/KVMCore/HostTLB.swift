@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0-only
+
+/// One host CPU's TLB, holding guest translations gfn -> pfn.
+///
+/// Entries are tagged with an address-space id (the vcpu's, standing for the
+/// host ASID of its guest mm). An entry has a D (dirty) bit: without it a write
+/// traps (TLB modified exception) even though the translation is valid.
+///
+/// Word layout: bit 0 valid, bit 1 dirty, bits 2-15 tag, bits 16-39 gfn,
+/// bits 40-63 pfn. Locking: only the vcpu loaded on this CPU fills, uses and
+/// flushes it; oracles read it through atomics.
+public final class HostTLB: @unchecked Sendable {
+    public let cpu: Int
+    public let size: Int
+    private let entries: AtomicWords
+    private let victim = AtomicWords(count: 1)
+
+    public struct Entry: Equatable, Sendable { public var tag: Int; public var gfn: Int; public var pfn: Int; public var dirty: Bool }
+
+    public init(cpu: Int, size: Int = 16) {
+        self.cpu = cpu
+        self.size = size
+        entries = AtomicWords(count: size)
+    }
+
+    static let gfnLimit = 1 << 24, pfnLimit = 1 << 24, tagLimit = 1 << 14
+
+    @inline(__always) static func encode(_ e: Entry) -> UInt64 {
+        1 | (e.dirty ? 2 : 0) | UInt64(e.tag) << 2 | UInt64(e.gfn) << 16 | UInt64(e.pfn) << 40
+    }
+    @inline(__always) static func decode(_ w: UInt64) -> Entry? {
+        guard w & 1 != 0 else { return nil }
+        return Entry(tag: Int((w >> 2) & 0x3FFF), gfn: Int((w >> 16) & 0xFF_FFFF), pfn: Int(w >> 40), dirty: w & 2 != 0)
+    }
+
+    /// TLB probe.
+    public func lookup(tag: Int, gfn: Int) -> Entry? {
+        for i in 0..<size {
+            if let e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn { return e }
+        }
+        return nil
+    }
+
+    /// tlbwr: write a random (here round-robin) entry, after invalidating a matching one.
+    public func fill(_ e: Entry) {
+        precondition(e.gfn < HostTLB.gfnLimit && e.pfn < HostTLB.pfnLimit && e.tag < HostTLB.tagLimit)
+        invalidate(tag: e.tag, gfn: e.gfn)
+        let v = Int(victim.add(0, 1) % UInt64(size))
+        entries.store(v, HostTLB.encode(e))
+    }
+
+    /// kvm_mips_host_tlb_inv(): drop the entry for (tag, gfn).
+    public func invalidate(tag: Int, gfn: Int) {
+        for i in 0..<size {
+            if let e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn { entries.store(i, 0) }
+        }
+    }
+
+    /// Drop every entry of one address space (a flush of one ASID).
+    public func flush(tag: Int) {
+        for i in 0..<size {
+            if let e = HostTLB.decode(entries.load(i)), e.tag == tag { entries.store(i, 0) }
+        }
+    }
+
+    /// local_flush_tlb_all().
+    public func flushAll() { for i in 0..<size { entries.store(i, 0) } }
+
+    /// Valid entries (oracles, tests).
+    public var validEntries: [Entry] { (0..<size).compactMap { HostTLB.decode(entries.load($0)) } }
+}

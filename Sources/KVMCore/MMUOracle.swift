@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// The invariants of the modelled system, checked while it runs. The oracle knows
+/// nothing about variants: it looks only at host pages, host PTEs, KVM's tables
+/// and the guest's own record of what it wrote.
+///
+/// - I1: once `invalidate_range_start` has returned for an hva, no GPA PTE (nor
+///   GVA PTE, nor TLB entry used by the guest) maps its old pfn; the guest never
+///   reads or writes a freed pfn, nor a pfn the host no longer maps at that hva.
+/// - I2: a GPA PTE is installed only if `mmu_notifier_count == 0` and
+///   `mmu_notifier_seq` equals the snapshot taken before the pfn was looked up.
+/// - I3: the fast path never dirties a PTE that is not writable.
+/// - I4: after `clear_flush_young` has aged a page and flushed, the guest's next
+///   access to it goes through a fault that makes it young again.
+/// - lost-write: a guest write lands in the page the host considers current for
+///   that hva, and reading a page back gives what its writer last wrote.
+/// - wp-write: the guest never writes a page through a mapping the host has
+///   write-protected (KSM, COW, mprotect).
+///
+/// Locking: all checks read atomics; the per-gfn records are atomics too.
+public final class MMUOracle: HostMMObserver, @unchecked Sendable {
+    let engine: SimEngine
+    public unowned(unsafe) var kvm: KVM!
+    /// Set when KVM subscribed to the host's MMU notifiers (the I1 state check at
+    /// `invalidate_range_start` return applies to subscribers only).
+    public var kvmSubscribed = false
+    private var agedFlag: AtomicWords!
+    private var discardEpoch: AtomicWords!
+    private var lastWritten: AtomicWords!
+    private var lastWrittenEpoch: AtomicWords!
+
+    init(engine: SimEngine) { self.engine = engine }
+
+    func prepare(maxGfn: Int) {
+        agedFlag = AtomicWords(count: maxGfn)
+        discardEpoch = AtomicWords(count: maxGfn)
+        lastWritten = AtomicWords(count: maxGfn)
+        lastWrittenEpoch = AtomicWords(count: maxGfn)
+    }
+
+    private var hostMM: HostMM { kvm.hostMM }
+
+    // MARK: - host side
+
+    public func invalidateRangeStartReturned(_ range: Range<Int>) {
+        guard kvmSubscribed else { return }
+        for hva in range {
+            guard let gfn = kvm.memslots.hvaToGfn(hva) else { continue }
+            let p = kvm.gpaTable.lookup(gfn)
+            if p.isPresent {
+                engine.report(oracle: "I1", "after invalidate_range_start(hva \(hva)) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+            }
+        }
+    }
+
+    public func contentDiscarded(hva: Int) {
+        guard let gfn = kvm.memslots.hvaToGfn(hva) else { return }
+        discardEpoch.add(gfn, 1)
+    }
+
+    // MARK: - KVM side
+
+    /// Called right before `set_pte()` installs `pte` for `gfn` in the GPA table,
+    /// mmu_lock held. `mmuSeq` is the snapshot the fault took (nil: none taken).
+    public func installingGPAPTE(gfn: Int, pte: PTE, mmuSeq: UInt64?) {
+        if let mmuSeq, kvm.mmuNotifierCount != 0 || kvm.mmuNotifierSeq != mmuSeq {
+            engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) with mmu_notifier_count = \(kvm.mmuNotifierCount), seq = \(kvm.mmuNotifierSeq) != snapshot \(mmuSeq)")
+        }
+        if let hva = kvm.memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
+            engine.report(oracle: "I1", "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hva) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
+        }
+    }
+
+    /// I3: the fast path is about to mark `pte` dirty.
+    public func dirtying(gfn: Int, pte: PTE) {
+        if !pte.isWrite {
+            engine.report(oracle: "I3", "fast path dirtied non-writable GPA PTE for gfn \(gfn) (\(pte))")
+        }
+    }
+
+    public func agedWithFlush(_ range: Range<Int>, young: Bool) {
+        for hva in range { if let gfn = kvm.memslots.hvaToGfn(hva) { agedFlag.store(gfn, 1) } }
+    }
+
+    public func agedWithoutFlush(_ range: Range<Int>) {
+        for hva in range { if let gfn = kvm.memslots.hvaToGfn(hva) { agedFlag.store(gfn, 0) } }
+    }
+
+    // MARK: - guest side
+
+    /// A guest access through a translation to `pfn` (`via`: where the translation
+    /// came from, e.g. "TLB"). `write`: the value written, nil for a read.
+    /// Returns the value read (for reads).
+    public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String) {
+        let pages = hostMM.pages
+        guard let hva = kvm.memslots.gfnToHva(gfn) else { return }
+        let kind = write == nil ? "read" : "write"
+        if !pages.isInUse(pfn) {
+            engine.report(oracle: "I1", "vcpu\(vcpu) \(kind) of gfn \(gfn) through \(via) used pfn \(pfn), which the host has freed")
+            return
+        }
+        let current = hostMM.currentPfn(hva)
+        if current != pfn {
+            let cur = current.map { "pfn \($0)" } ?? "no page"
+            if write != nil {
+                engine.report(oracle: "lost-write", "vcpu\(vcpu) wrote gfn \(gfn) into pfn \(pfn) through \(via), but the host's page for hva \(hva) is \(cur): the write is lost")
+            } else {
+                engine.report(oracle: "I1", "vcpu\(vcpu) read gfn \(gfn) through a stale \(via) translation to pfn \(pfn); the host's page for hva \(hva) is \(cur)")
+            }
+            return
+        }
+        if write != nil {
+            let hp = hostMM.pte(hva)
+            if hp.isPresent && !hp.isWrite {
+                engine.report(oracle: "wp-write", "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hva)")
+            }
+        } else if agedFlag.load(gfn) == 1 && via == "TLB" {
+            let p = kvm.gpaTable.lookup(gfn)
+            if p.isPresent && !p.isYoung {
+                engine.report(oracle: "I4", "vcpu\(vcpu) accessed gfn \(gfn) through a TLB entry after clear_flush_young aged it: the access was not tracked")
+            }
+        }
+    }
+
+    /// The PTE for `gfn` became young again (a tracked access).
+    public func madeYoung(gfn: Int) { agedFlag.store(gfn, 0) }
+
+    /// The guest's record of a completed write of `value` to `gfn` (by its only writer).
+    public func recordWrite(gfn: Int, value: UInt64) {
+        lastWrittenEpoch.store(gfn, discardEpoch.load(gfn))
+        lastWritten.store(gfn, value)
+    }
+
+    /// The writer of `gfn` read `value` back: it must be what it last wrote, unless
+    /// the host discarded the page since.
+    public func checkReadBack(vcpu: Int, gfn: Int, value: UInt64) {
+        let expected = lastWritten.load(gfn)
+        guard expected != 0, discardEpoch.load(gfn) == lastWrittenEpoch.load(gfn) else { return }
+        if value != expected {
+            engine.report(oracle: "lost-write", "vcpu\(vcpu) read back \(value == HostPages.poison ? "poison" : String(value)) from gfn \(gfn) after writing \(expected)")
+        }
+    }
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Synchronization
+import SimExec
+import RCU
+
+/// A radix page table (pgd -> pmd -> pte, `levels` deep) in the layout the MIPS
+/// KVM GPA and GVA tables use (arch/mips/kvm/mmu.c), indexed by page number.
+///
+/// Storage is one arena of atomic 64-bit words: table `t` owns words
+/// `t * entriesPerTable ..< (t + 1) * entriesPerTable`. Table 0 is the pgd. A
+/// directory entry is `generation << 32 | child << 1 | 1` (0 = none); a leaf entry
+/// is a `PTE`. Every table has a state word `generation << 2 | state`
+/// (state 0 free, 1 live, 2 unlinked and waiting for a grace period).
+///
+/// Locking rule: writers hold the owner's lock (`kvm->mmu_lock` for the GPA table);
+/// lock-free readers walk inside an RCU read section (`lookupLockless`). A table
+/// unlinked by a writer is freed only through `rcu.callRCU`, so a reader that
+/// already followed the link finishes its walk on a table that still holds what it
+/// held. A reader that meets a freed or reused table reports `rcu-use-after-free`.
+public final class PageTable: @unchecked Sendable {
+    public let name: String
+    public let levels: Int
+    public let bitsPerLevel: Int
+    public let entriesPerTable: Int
+    public let capacity: Int
+    let engine: SimEngine
+    let rcu: any RCUDomain
+    private let words: AtomicWords
+    private let state: AtomicWords
+    private let freeTables: Mutex<[Int]>
+    /// Mutation hook for oracle-strength testing: free unlinked tables at once,
+    /// without waiting for a grace period.
+    public var freeWithoutGracePeriod = false
+
+    static let live: UInt64 = 1, retired: UInt64 = 2
+
+    public init(name: String, levels: Int = 3, bitsPerLevel: Int = 9, capacity: Int, engine: SimEngine, rcu: any RCUDomain) {
+        precondition(levels >= 2 && bitsPerLevel >= 1 && capacity >= 2)
+        self.name = name
+        self.levels = levels
+        self.bitsPerLevel = bitsPerLevel
+        entriesPerTable = 1 << bitsPerLevel
+        self.capacity = capacity
+        self.engine = engine
+        self.rcu = rcu
+        words = AtomicWords(count: capacity * entriesPerTable)
+        state = AtomicWords(count: capacity)
+        state.store(0, 1 << 2 | PageTable.live)
+        freeTables = Mutex(Array((1..<capacity).reversed()))
+    }
+
+    /// Tables needed to map `pages` page numbers below `limit`, with slack for tables
+    /// waiting for a grace period.
+    public static func capacity(forPageLimit limit: Int, levels: Int, bitsPerLevel: Int) -> Int {
+        var total = 1, n = max(limit, 1)
+        for _ in 1..<levels { n = (n + (1 << bitsPerLevel) - 1) >> bitsPerLevel; total += n }
+        return 2 * total + 16
+    }
+
+    /// Page numbers the table can index.
+    public var span: Int { 1 << (bitsPerLevel * levels) }
+
+    @inline(__always) public func index(_ page: Int, level: Int) -> Int {
+        (page >> (bitsPerLevel * (levels - 1 - level))) & (entriesPerTable - 1)
+    }
+    @inline(__always) func slot(_ table: Int, _ i: Int) -> Int { table * entriesPerTable + i }
+    @inline(__always) static func child(_ e: UInt64) -> Int { Int((e >> 1) & 0x7FFF_FFFF) }
+    @inline(__always) static func generation(_ e: UInt64) -> UInt64 { e >> 32 }
+
+    // MARK: - table pages
+
+    /// Live tables, including the pgd (for memory accounting).
+    public var liveTables: Int { capacity - freeTables.withLock { $0.count } }
+    public var bytesPerTable: Int { entriesPerTable * 8 }
+
+    /// __get_free_page() for a table; nil when the arena is exhausted (-ENOMEM).
+    public func allocTable() -> Int? {
+        guard let t = freeTables.withLock({ $0.popLast() }) else { return nil }
+        for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), 0) }
+        let gen = (state.load(t) >> 2) &+ 1
+        state.store(t, gen << 2 | PageTable.live)
+        return t
+    }
+
+    /// Returns a never-linked table (an unused memory-cache object) to the pool.
+    public func freeUnlinkedTable(_ t: Int) { reclaim(t) }
+
+    /// pte_free_kernel() / pmd_free() for a table just unlinked by a writer:
+    /// reclaimed after a grace period.
+    func retire(_ t: Int) {
+        let s = state.load(t)
+        state.store(t, (s >> 2) << 2 | PageTable.retired)
+        if freeWithoutGracePeriod {
+            reclaim(t)
+        } else {
+            rcu.callRCU { [self] in reclaim(t) }
+        }
+    }
+
+    private func reclaim(_ t: Int) {
+        let s = state.load(t)
+        state.store(t, (s >> 2) << 2)   // free, same generation: a reader's link now mismatches state
+        for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), HostPages.poison) }
+        freeTables.withLock { $0.append(t) }
+    }
+
+    // MARK: - writers (owner's lock held)
+
+    /// kvm_mips_walk_pgd(): the leaf slot for `page`, allocating missing directory
+    /// levels from `cache` (nil: no allocation; returns nil if a level is missing).
+    public func walk(_ page: Int, cache: MMUMemoryCache?) -> Int? {
+        precondition(page >= 0 && page < span)
+        var table = 0
+        for level in 0..<(levels - 1) {
+            let s = slot(table, index(page, level: level))
+            let e = words.load(s)
+            if e == 0 {
+                guard let cache, let t = cache.alloc() else { return nil }
+                let gen = state.load(t) >> 2
+                words.store(s, gen << 32 | UInt64(t) << 1 | 1)    // pmd_populate: rcu_assign_pointer
+                table = t
+            } else {
+                table = PageTable.child(e)
+            }
+        }
+        return slot(table, index(page, level: levels - 1))
+    }
+
+    /// *ptep (writers and lock-free readers that already hold a slot).
+    @inline(__always) public func load(slot s: Int) -> PTE { PTE(raw: words.load(s)) }
+    /// set_pte().
+    @inline(__always) public func set(slot s: Int, _ p: PTE) { words.store(s, p.raw) }
+
+    /// The leaf entry for `page` without allocating (writers; tests).
+    public func lookup(_ page: Int) -> PTE {
+        guard let s = walk(page, cache: nil) else { return .none }
+        return load(slot: s)
+    }
+
+    /// kvm_mips_flush_{gpa,gva}_{pgd,pud,pmd,pte}(): clear entries for pages
+    /// `start ... end` (inclusive, as the kernel's), freeing every table the range
+    /// covers entirely. `clearCoveredLeaves`: the GPA flavour clears each present PTE
+    /// of a fully covered PTE table; the GVA flavour (kvm_mips_flush_gva_pte) leaves
+    /// them, since the parent frees the table anyway. Returns whether the pgd could
+    /// be freed (everything below it was).
+    @discardableResult
+    public func flushRange(_ start: Int, _ end: Int, clearCoveredLeaves: Bool) -> Bool {
+        flushLevel(table: 0, level: 0, start, end, clearCoveredLeaves)
+    }
+
+    private func flushLevel(table: Int, level: Int, _ start: Int, _ end: Int, _ clearCovered: Bool) -> Bool {
+        let iMin = index(start, level: level)
+        let iMax = index(end, level: level)
+        var safeToRemove = iMin == 0 && iMax == entriesPerTable - 1
+        if level == levels - 1 {
+            if safeToRemove && !clearCovered { return true }
+            for i in iMin...iMax where load(slot: slot(table, i)).isPresent {
+                set(slot: slot(table, i), .none)
+            }
+            return safeToRemove
+        }
+        var from = start
+        var to = Int.max
+        for i in iMin...iMax {
+            defer { from = 0 }
+            let s = slot(table, i)
+            let e = words.load(s)
+            if e == 0 { continue }
+            if i == iMax { to = end }
+            let c = PageTable.child(e)
+            if flushLevel(table: c, level: level + 1, from, to, clearCovered) {
+                words.store(s, 0)           // pmd_clear / pud_clear
+                retire(c)                   // pte_free_kernel / pmd_free, after a grace period
+            } else {
+                safeToRemove = false
+            }
+        }
+        return safeToRemove
+    }
+
+    /// BUILD_PTE_RANGE_OP(): apply `op` to present PTEs of pages `start ... end`
+    /// (inclusive); returns whether any entry changed.
+    @discardableResult
+    public func rangeOp(_ start: Int, _ end: Int, _ op: (PTE) -> PTE) -> Bool {
+        rangeLevel(table: 0, level: 0, start, end, op)
+    }
+
+    private func rangeLevel(table: Int, level: Int, _ start: Int, _ end: Int, _ op: (PTE) -> PTE) -> Bool {
+        let iMin = index(start, level: level)
+        let iMax = index(end, level: level)
+        var changed = false
+        if level == levels - 1 {
+            for i in iMin...iMax {
+                let old = load(slot: slot(table, i))
+                guard old.isPresent else { continue }
+                let new = op(old)
+                if new != old { set(slot: slot(table, i), new); changed = true }
+            }
+            return changed
+        }
+        var from = start
+        var to = Int.max
+        for i in iMin...iMax {
+            defer { from = 0 }
+            let e = words.load(slot(table, i))
+            if e == 0 { continue }
+            if i == iMax { to = end }
+            if rangeLevel(table: PageTable.child(e), level: level + 1, from, to, op) { changed = true }
+        }
+        return changed
+    }
+
+    /// Every present leaf (tests, oracles). Order: ascending page.
+    public func presentEntries() -> [(page: Int, pte: PTE)] {
+        var out: [(Int, PTE)] = []
+        func visit(_ t: Int, _ level: Int, _ prefix: Int) {
+            for i in 0..<entriesPerTable {
+                let e = words.load(slot(t, i))
+                if e == 0 { continue }
+                let page = prefix << bitsPerLevel | i
+                if level == levels - 1 { let p = PTE(raw: e); if p.isPresent { out.append((page, p)) } }
+                else { visit(PageTable.child(e), level + 1, page) }
+            }
+        }
+        visit(0, 0, 0)
+        return out
+    }
+
+    // MARK: - lock-free readers
+
+    /// A lock-free walk for `page`, to be called inside `rcu.read { }`. Between levels
+    /// the walker reaches a scheduling point (`point`), where writers may unlink and
+    /// (after a grace period) free the tables below. Each table is validated after it
+    /// is read: a freed or reused table is reported as `rcu-use-after-free` and the
+    /// walk returns `.none`.
+    public func lookupLockless(_ page: Int, point: StaticString) -> PTE {
+        var table = 0
+        var expectGen = state.load(0) >> 2
+        for level in 0..<levels {
+            let e = words.load(slot(table, index(page, level: level)))
+            if !tableValid(table, expectGen, page: page, level: level) { return .none }
+            if level == levels - 1 { return PTE(raw: e) }
+            if e == 0 { return .none }
+            table = PageTable.child(e)
+            expectGen = PageTable.generation(e)
+            engine.point(point)
+        }
+        return .none
+    }
+
+    private func tableValid(_ t: Int, _ gen: UInt64, page: Int, level: Int) -> Bool {
+        let s = state.load(t)
+        if s & 3 != 0 && s >> 2 == gen { return true }
+        engine.report(oracle: "rcu-use-after-free",
+                      "\(name) walker for page \(page) read level-\(level) table \(t) after it was freed\(s >> 2 != gen ? " and reused" : "") (no grace period between unlink and free)")
+        return false
+    }
+}
+
+/// `struct kvm_mmu_memory_cache`: tables a vcpu allocates before taking `mmu_lock`,
+/// so that the walk under the spinlock never sleeps.
+public final class MMUMemoryCache: @unchecked Sendable {
+    let table: PageTable
+    public private(set) var objects: [Int] = []
+    public init(table: PageTable) { self.table = table }
+
+    /// mmu_topup_memory_cache(cache, min, max): false is -ENOMEM.
+    public func topup(min: Int, max: Int) -> Bool {
+        if objects.count >= min { return true }
+        while objects.count < max {
+            guard let t = table.allocTable() else { return objects.count >= min }
+            objects.append(t)
+        }
+        return true
+    }
+
+    /// mmu_memory_cache_alloc().
+    func alloc() -> Int? { objects.popLast() }
+
+    /// mmu_free_memory_cache().
+    public func freeAll() { while let t = objects.popLast() { table.freeUnlinkedTable(t) } }
+}
