@@ -30,7 +30,11 @@ public final class HostMM: @unchecked Sendable {
     /// page kept in the swap cache by an extra reference.
     private let swapState: AtomicWords
     private let pageTableLock = Mutex<Void>(())
-    public private(set) var subscribers: [MMUNotifierSubscriber] = []
+    /// Registered secondary MMUs. Unowned: a subscriber (KVM) owns the HostMM, not
+    /// the other way round.
+    private var subscriberRefs: [Unowned] = []
+    private struct Unowned { unowned let s: MMUNotifierSubscriber }
+    public var subscribers: [MMUNotifierSubscriber] { subscriberRefs.map(\.s) }
     public weak var observer: HostMMObserver?
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int) {
@@ -45,7 +49,9 @@ public final class HostMM: @unchecked Sendable {
     }
 
     /// mmu_notifier_register(). Call before any actor runs.
-    public func register(_ s: MMUNotifierSubscriber) { subscribers.append(s) }
+    public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
+
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free() }
 
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }

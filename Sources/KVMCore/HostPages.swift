@@ -30,6 +30,8 @@ public final class HostPages: @unchecked Sendable {
         freeList = Mutex((Array(1..<max(capacity, 2)), 0))
     }
 
+    deinit { refcount.free(); inUse.free(); content.free(); frees.free() }
+
     /// alloc_page(): a zeroed page with one reference, or nil when memory is exhausted.
     public func alloc() -> Int? {
         let pfn: Int? = freeList.withLock { fl in

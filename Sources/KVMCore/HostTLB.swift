@@ -15,13 +15,18 @@ public final class HostTLB: @unchecked Sendable {
     private let entries: AtomicWords
     private let victim = AtomicWords(count: 1)
 
-    public struct Entry: Equatable, Sendable { public var tag: Int; public var gfn: Int; public var pfn: Int; public var dirty: Bool }
+    public struct Entry: Equatable, Sendable {
+        public var tag: Int, gfn: Int, pfn: Int, dirty: Bool
+        public init(tag: Int, gfn: Int, pfn: Int, dirty: Bool) { self.tag = tag; self.gfn = gfn; self.pfn = pfn; self.dirty = dirty }
+    }
 
     public init(cpu: Int, size: Int = 16) {
         self.cpu = cpu
         self.size = size
         entries = AtomicWords(count: size)
     }
+
+    deinit { entries.free(); victim.free() }
 
     static let gfnLimit = 1 << 24, pfnLimit = 1 << 24, tagLimit = 1 << 14
 

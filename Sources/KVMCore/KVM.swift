@@ -57,6 +57,8 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
         hostMM.observer = oracle
     }
 
+    deinit { notifierWords.free() }
+
     /// kvm_vm_ioctl_create_vcpu(). Call before any actor runs.
     @discardableResult
     public func createVCPU(cpu: Int) -> VCPUState {

@@ -41,6 +41,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     private var hostMM: HostMM { kvm.hostMM }
 
+    deinit { for w in [agedFlag, discardEpoch, lastWritten, lastWrittenEpoch] { w?.free() } }
+
     // MARK: - host side
 
     public func invalidateRangeStartReturned(_ range: Range<Int>) {

@@ -49,6 +49,8 @@ public final class PageTable: @unchecked Sendable {
         freeTables = Mutex(Array((1..<capacity).reversed()))
     }
 
+    deinit { words.free(); state.free() }
+
     /// Tables needed to map `pages` page numbers below `limit`, with slack for tables
     /// waiting for a grace period.
     public static func capacity(forPageLimit limit: Int, levels: Int, bitsPerLevel: Int) -> Int {

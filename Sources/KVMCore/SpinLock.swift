@@ -17,6 +17,8 @@ public final class SpinLock: @unchecked Sendable {
         self.engine = engine
     }
 
+    deinit { word.free() }
+
     /// spin_lock().
     public func lock() {
         while true {

@@ -19,6 +19,7 @@ public final class VCPUState: @unchecked Sendable {
     public static let reqTLBFlush: UInt64 = 1 << 0
 
     public init(id: Int, cpu: Int) { self.id = id; self.cpu = cpu }
+    deinit { words.free() }
 
     public var mode: Mode { Mode(rawValue: words.load(0)) ?? .outsideGuestMode }
     public var requests: UInt64 { words.load(1) }

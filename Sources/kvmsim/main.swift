@@ -1,1 +1,166 @@
-print("kvmsim")
+// SPDX-License-Identifier: GPL-2.0-only
+// kvmsim: the command line. Exit status 0: no violation; 1: violation; 2: bad input.
+import ArgumentParser
+import Foundation
+import Scenarios
+import SimExec
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct KVMSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvmsim",
+        abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
+        subcommands: [List.self, Run.self, Replay.self])
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    let data = try! enc.encode(value)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write("kvmsim: \(line)\n".data(using: .utf8)!)
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List scenarios, their variants and their oracles.")
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Entry: Encodable { var name, summary, docs: String; var variants, oracles: [String] }
+
+    func run() throws {
+        let entries = ScenarioRegistry.all.map { Entry(name: $0.name, summary: $0.summary, docs: $0.docs, variants: $0.variants, oracles: $0.oracles) }
+        if json { printJSON(["scenarios": entries]); return }
+        for e in entries {
+            print("\(e.name)\n  \(e.summary)\n  variants: \(e.variants.joined(separator: ", "))\n  oracles:  \(e.oracles.joined(separator: ", "))\n  docs:     \(e.docs)")
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a scenario and check its oracles.")
+    @Argument(help: "Scenario name (see `kvmsim list`).") var scenario: String
+    @Option(help: "Variant of the modelled kernel code.") var variant: String
+    @Option(help: "deterministic or parallel.") var mode: String = "deterministic"
+    @Option(help: "Seed of the run.") var seed: String = "1"
+    @Option(help: "Deterministic: schedules to run. Parallel: work units (guest ops + host events).") var schedules: Int?
+    @Option(help: "Stop after this many seconds.") var seconds: Double?
+    @Option(help: "random or pct.") var strategy: String = "random"
+    @Option(help: "PCT bug depth.") var depth: Int = 3
+    @Option(help: "Host CPUs.") var cpus: Int?
+    @Option(help: "Virtual CPUs.") var vcpus: Int?
+    @Option(help: "Guest pages.") var pages: Int?
+    @Flag(help: "Keep running after the first violation.") var keepGoing = false
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Write the first failing schedule to this trace file.") var traceOut: String?
+
+    func run() throws {
+        guard let m = ExecutionMode(rawValue: mode) else { throw InputError("--mode must be deterministic or parallel (got '\(mode)')") }
+        guard let st = StrategyKind(rawValue: strategy) else { throw InputError("--strategy must be random or pct (got '\(strategy)')") }
+        guard let sd = UInt64(seed) else { throw InputError("--seed must be a non-negative integer (got '\(seed)')") }
+        if schedules != nil && seconds != nil { throw InputError("give --schedules or --seconds, not both") }
+        let s = try ScenarioRegistry.named(scenario)
+        var config = s.defaultConfig(mode: m)
+        if let cpus { config.cpus = cpus; config.hostEventSources = min(config.hostEventSources, cpus) }
+        if let vcpus { config.vcpus = vcpus }
+        if let pages { config.pages = pages }
+        var o = RunOptions(scenario: scenario, variant: variant, config: config)
+        o.mode = m; o.seed = sd; o.schedules = schedules; o.seconds = seconds
+        o.strategy = st; o.depth = depth; o.keepGoing = keepGoing
+        let runner = try Runner(o)
+        installSignalHandlers()
+        let showProgress = !json && isatty(1) == 1 && isatty(2) == 1
+        if showProgress {
+            runner.progress = { done, total, elapsed in
+                guard elapsed > 1 else { return }
+                var line = "\r\(m == .deterministic ? "schedules" : "work") \(done)"
+                if let total { let f = Double(done) / Double(total); let n = Int(f * 30); line += "/\(total) [" + String(repeating: "#", count: n) + String(repeating: " ", count: 30 - n) + "]" }
+                line += String(format: " %.1fs", elapsed)
+                FileHandle.standardError.write(line.data(using: .utf8)!)
+            }
+        }
+        let report = runner.run()
+        if showProgress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        if let traceOut {
+            if let t = runner.failingTrace {
+                do { try t.write(to: traceOut) } catch { throw InputError("cannot write trace file '\(traceOut)': \(error.localizedDescription)") }
+            } else if !json {
+                print("no violation: no trace written")
+            }
+        }
+        if json { printJSON(report) } else { printHuman(report, trace: traceOut) }
+        let sig = interruptSignal.load(ordering: .relaxed)
+        if sig != 0 { throw ExitCode(128 + sig) }
+        if report.violations > 0 { throw ExitCode(1) }
+    }
+
+    func printHuman(_ r: RunReport, trace: String?) {
+        print("\(r.scenario) --variant \(r.variant) --mode \(r.mode.rawValue) --seed \(r.seed): \(r.schedules) \(r.mode == .deterministic ? "schedules" : "work units") in \(String(format: "%.2f", r.elapsedSeconds)) s\(r.interrupted ? " (interrupted)" : "")")
+        if let v = r.firstViolation {
+            print("VIOLATION \(v.oracle) in schedule \(r.firstViolationSchedule ?? 0), step \(v.step), \(v.actor): \(v.message)")
+            if let trace, r.mode == .deterministic { print("trace written to \(trace); see it with: kvmsim replay \(trace)") }
+        } else {
+            print("no violation")
+        }
+        if let h = r.traceHash { print("traceHash \(h)") }
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Replay a trace written by `run --trace-out`, with an account of the interleaving.")
+    @Argument(help: "Trace file.") var file: String
+    @Flag(help: "Also list every scheduling step.") var steps = false
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Out: Encodable { var violations: [Violation]; var events: [SimEvent]; var mismatchStep: Int? }
+
+    func run() throws {
+        let t = try TraceFile.load(from: file)
+        let r = try Runner.replay(t)
+        if let m = r.mismatchStep { throw InputError("trace '\(file)' does not match the model at step \(m): the model or the trace changed") }
+        if json {
+            printJSON(Out(violations: r.violations, events: r.events, mismatchStep: r.mismatchStep))
+        } else {
+            print("replay of \(t.scenario) --variant \(t.variant), seed \(t.seed), schedule \(t.schedule) (\(t.decisions.count) steps)")
+            if steps { for (i, s) in r.steps.enumerated() { print(String(format: "  step %4d  %@ resumes at %@", i, s.actor, s.point)) } }
+            for e in r.events { print(String(format: "  %4d  %-7@ %@", e.step, e.actor, e.text)) }
+            if let v = r.violations.first { print("VIOLATION \(v.oracle) at step \(v.step) by \(v.actor): \(v.message)") } else { print("no violation") }
+        }
+        if !r.violations.isEmpty { throw ExitCode(1) }
+    }
+}
+
+private func onSignal(_ sig: Int32) {
+    interruptSignal.store(sig, ordering: .relaxed)
+}
+
+func installSignalHandlers() {
+    signal(SIGINT, onSignal)
+    signal(SIGTERM, onSignal)
+}
+
+// Parse and run; bad input of any kind is one line on stderr and exit status 2.
+do {
+    var command = try KVMSim.parseAsRoot()
+    try command.run()
+} catch let e as InputError {
+    printError(e.message)
+    exit(2)
+} catch let e as ExitCode {
+    exit(e.rawValue)
+} catch {
+    let code = KVMSim.exitCode(for: error)
+    if code == .success {
+        print(KVMSim.fullMessage(for: error))
+        exit(0)
+    }
+    let message = KVMSim.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad input"
+    printError(message)
+    exit(2)
+}

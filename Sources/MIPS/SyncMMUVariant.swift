@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0-only
+
+/// Variants of MIPS GPA fault handling around seed 004
+/// ("KVM: MIPS/MMU: Implement KVM_CAP_SYNC_MMU").
+public enum SyncMMUVariant: String, CaseIterable, Sendable, Codable {
+    /// Before the commit: no MMU notifiers, `gfn_to_pfn()` (always a write fault),
+    /// every GPA PTE writable, young and dirty, and the page reference kept.
+    case preFix = "pre-fix"
+    /// The commit as written: notifiers, `gfn_to_pfn_prot()`, the
+    /// `mmu_notifier_seq` snapshot and `mmu_notifier_retry()` check, a fast path
+    /// that tracks young and dirty, references dropped after mapping.
+    case patched = "patched"
+    /// `patched` without the `mmu_notifier_retry()` check (a mutation).
+    case noRetry = "no-retry"
+
+    /// Whether KVM registers an MMU notifier (KVM_CAP_SYNC_MMU).
+    public var registersMMUNotifier: Bool { self != .preFix }
+}

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import Synchronization
+import SimExec
+
+/// Set by SIGINT / SIGTERM handlers: runs stop between schedules and report what ran.
+public let interruptSignal = Atomic<Int32>(0)
+
+/// What to run.
+public struct RunOptions: Sendable {
+    public var scenario: String
+    public var variant: String
+    public var mode: ExecutionMode = .deterministic
+    public var seed: UInt64 = 1
+    /// Deterministic: schedules to run. Parallel: work units (guest ops + host events).
+    public var schedules: Int?
+    public var seconds: Double?
+    public var strategy: StrategyKind = .random
+    public var depth: Int = 3
+    public var config: ScenarioConfig
+    /// Run every schedule even after a violation.
+    public var keepGoing = false
+
+    public init(scenario: String, variant: String, config: ScenarioConfig) {
+        self.scenario = scenario; self.variant = variant; self.config = config
+    }
+}
+
+/// What a run found; `--json` prints it.
+public struct RunReport: Codable, Sendable {
+    public var scenario: String
+    public var variant: String
+    public var mode: ExecutionMode
+    public var seed: UInt64
+    public var strategy: StrategyKind
+    public var schedules: Int
+    public var violations: Int
+    public var firstViolationSchedule: Int?
+    public var firstViolation: Violation?
+    public var elapsedSeconds: Double
+    /// Hash of every step of every schedule (deterministic mode), hex; nil in parallel mode.
+    public var traceHash: String?
+    public var config: ScenarioConfig
+    public var interrupted: Bool
+    public var steps: Int
+}
+
+/// Runs scenarios in either mode and records failing schedules as traces.
+public final class Runner {
+    public let options: RunOptions
+    public let scenario: any Scenario
+    /// Called now and then with (done, total or nil, elapsed seconds).
+    public var progress: ((Int, Int?, Double) -> Void)?
+    /// The trace of the first failing schedule (deterministic mode).
+    public private(set) var failingTrace: TraceFile?
+
+    public init(_ options: RunOptions) throws(InputError) {
+        scenario = try ScenarioRegistry.named(options.scenario)
+        guard scenario.variants.contains(options.variant) else {
+            throw InputError("scenario \(options.scenario) has no variant '\(options.variant)' (known: \(scenario.variants.joined(separator: ", ")))")
+        }
+        try options.config.validate()
+        if let s = options.schedules, s < 1 { throw InputError("--schedules must be at least 1 (got \(s))") }
+        if let s = options.seconds, !(s > 0 && s <= 7 * 24 * 3600) { throw InputError("--seconds must be greater than 0 and at most a week") }
+        guard (1...64).contains(options.depth) else { throw InputError("--depth must be between 1 and 64 (got \(options.depth))") }
+        self.options = options
+    }
+
+    public func run() -> RunReport {
+        options.mode == .deterministic ? runDeterministic() : runParallel()
+    }
+
+    private func makeStrategy() -> SchedulingStrategy {
+        options.strategy == .pct ? PCTStrategy(depth: options.depth) : RandomStrategy()
+    }
+
+    // MARK: deterministic
+
+    private func runDeterministic() -> RunReport {
+        let o = options
+        let names = scenario.actorNames(o.config)
+        var engine = SimEngine(mode: .deterministic, actorNames: names)
+        let strategy = makeStrategy()
+        let start = Date()
+        let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
+        var hash = FNV1a64()
+        var ran = 0, violations = 0, steps = 0
+        var first: (Int, Violation)?
+        var lastProgress = start
+        while ran < budget {
+            if interruptSignal.load(ordering: .relaxed) != 0 { break }
+            if let s = o.seconds, Date().timeIntervalSince(start) >= s { break }
+            let scheduleSeed = SplitMix64.derive(o.seed, UInt64(ran))
+            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+            steps += engine.decisions.count
+            (strategy as? PCTStrategy)?.observe(scheduleLength: engine.decisions.count)
+            hash.combine(engine.scheduleHash)
+            if !found.isEmpty {
+                violations += found.count
+                if first == nil {
+                    first = (ran, found[0])
+                    failingTrace = TraceFile(scenario: o.scenario, variant: o.variant, seed: o.seed, schedule: ran,
+                                             scheduleSeed: scheduleSeed, strategy: o.strategy, depth: o.depth, config: o.config,
+                                             actors: names, decisions: engine.decisions, violation: found[0])
+                }
+            }
+            ran += 1
+            if engine.wedged {
+                engine = SimEngine(mode: .deterministic, actorNames: names)
+            }
+            if first != nil && !o.keepGoing { break }
+            if let progress, ran & 63 == 0 {
+                let now = Date()
+                if now.timeIntervalSince(lastProgress) > 0.2 { lastProgress = now; progress(ran, o.schedules, now.timeIntervalSince(start)) }
+            }
+        }
+        engine.shutdown()
+        return RunReport(scenario: o.scenario, variant: o.variant, mode: .deterministic, seed: o.seed, strategy: o.strategy,
+                         schedules: ran, violations: violations, firstViolationSchedule: first?.0, firstViolation: first?.1,
+                         elapsedSeconds: Date().timeIntervalSince(start), traceHash: String(format: "%016llx", hash.value),
+                         config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps)
+    }
+
+    /// Runs one schedule on `engine` and returns its violations.
+    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64) -> [Violation] {
+        engine.beginSchedule(strategy: strategy, scheduleSeed: scheduleSeed)
+        let world = scenario.makeWorld(engine: engine, variant: options.variant, config: options.config, seed: scheduleSeed)
+        world.start(endless: false)
+        engine.runSchedule()
+        if !engine.deadlocked { world.finish() }
+        if engine.hung {
+            engine.report(oracle: "livelock", "the schedule ran \(engine.maxSteps) steps without finishing")
+        }
+        return engine.violations
+    }
+
+    // MARK: parallel
+
+    private func runParallel() -> RunReport {
+        let o = options
+        let engine = SimEngine(mode: .parallel, actorNames: scenario.actorNames(o.config))
+        let start = Date()
+        let world = scenario.makeWorld(engine: engine, variant: o.variant, config: o.config, seed: o.seed)
+        let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
+        world.start(endless: true)
+        while true {
+            usleep(20_000)
+            let elapsed = Date().timeIntervalSince(start)
+            let done = world.completedWork
+            if engine.stopRequested || interruptSignal.load(ordering: .relaxed) != 0 || elapsed >= seconds { break }
+            if let s = o.schedules, done >= s { break }
+            progress?(done, o.schedules, elapsed)
+        }
+        engine.requestStop()
+        engine.waitForTasks()
+        world.finish()
+        let v = engine.violations
+        let report = RunReport(scenario: o.scenario, variant: o.variant, mode: .parallel, seed: o.seed, strategy: o.strategy,
+                               schedules: world.completedWork, violations: v.count, firstViolationSchedule: v.isEmpty ? nil : 0,
+                               firstViolation: v.first, elapsedSeconds: Date().timeIntervalSince(start), traceHash: nil,
+                               config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: 0)
+        engine.shutdown()
+        return report
+    }
+
+    // MARK: replay
+
+    /// The result of replaying a trace: its narration, steps and violations.
+    public struct Replay: Sendable {
+        public var events: [SimEvent]
+        public var steps: [(actor: String, point: String)]
+        public var violations: [Violation]
+        /// Step at which the trace named an actor that could not run (model changed).
+        public var mismatchStep: Int?
+    }
+
+    /// Replays a trace step by step with narration on.
+    public static func replay(_ t: TraceFile) throws(InputError) -> Replay {
+        var o = RunOptions(scenario: t.scenario, variant: t.variant, config: t.config)
+        o.seed = t.seed
+        let runner = try Runner(o)
+        let engine = SimEngine(mode: .deterministic, actorNames: t.actors)
+        engine.recordEvents = true
+        engine.recordSteps = true
+        let strategy = ReplayStrategy(decisions: t.decisions)
+        let v = runner.runSchedule(engine: engine, strategy: strategy, scheduleSeed: t.scheduleSeed)
+        let steps = engine.stepLog.map { (t.actors[$0.actor], $0.point.description) }
+        let r = Replay(events: engine.events, steps: steps, violations: v, mismatchStep: strategy.mismatch?.step)
+        engine.shutdown()
+        return r
+    }
+}

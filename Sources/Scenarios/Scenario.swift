@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// Sizes and knobs of one scenario run. Every field has a scenario default; the
+/// CLI overrides `cpus`, `vcpus` and `pages`.
+public struct ScenarioConfig: Codable, Sendable, Equatable {
+    public var cpus: Int
+    public var vcpus: Int
+    public var pages: Int
+    /// Guest operations per vcpu in one deterministic schedule.
+    public var opsPerVCPU: Int
+    /// Host mm events per host event source in one deterministic schedule.
+    public var hostEventsPerSource: Int
+    /// Host CPUs that run a host event source (from cpu0 up).
+    public var hostEventSources: Int
+    /// Index bits per GPA page-table level (small values make table frees frequent).
+    public var tableBits: Int
+    public var tlbSize: Int
+
+    public init(cpus: Int, vcpus: Int, pages: Int, opsPerVCPU: Int, hostEventsPerSource: Int,
+                hostEventSources: Int, tableBits: Int, tlbSize: Int) {
+        self.cpus = cpus; self.vcpus = vcpus; self.pages = pages; self.opsPerVCPU = opsPerVCPU
+        self.hostEventsPerSource = hostEventsPerSource; self.hostEventSources = hostEventSources
+        self.tableBits = tableBits; self.tlbSize = tlbSize
+    }
+
+    /// Limits that keep a run meaningful; violations are bad input (exit 2).
+    public func validate() throws(InputError) {
+        guard (1...64).contains(cpus) else { throw InputError("--cpus must be between 1 and 64 (got \(cpus))") }
+        guard (1...256).contains(vcpus) else { throw InputError("--vcpus must be between 1 and 256 (got \(vcpus))") }
+        guard (1...(1 << 20)).contains(pages) else { throw InputError("--pages must be between 1 and 1048576 (got \(pages))") }
+        guard hostEventSources <= cpus else { throw InputError("host event sources (\(hostEventSources)) exceed --cpus \(cpus)") }
+        guard (1...12).contains(tableBits) else { throw InputError("table bits must be between 1 and 12") }
+    }
+}
+
+/// A bad flag, scenario file or trace file: one line for the user, exit status 2.
+public struct InputError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One world built for one schedule (deterministic) or one run (parallel).
+public protocol ScenarioWorld: AnyObject {
+    /// Spawns every actor's work on the engine. `budget`: nil runs each actor's
+    /// deterministic quota; otherwise actors loop until the engine is asked to stop.
+    func start(endless: Bool)
+    /// Work units done (guest operations plus host events).
+    var completedWork: Int { get }
+    /// Called after the run ends (e.g. to drain RCU callbacks).
+    func finish()
+}
+
+/// A scenario: a small model configuration with a workload and its oracles.
+public protocol Scenario: Sendable {
+    var name: String { get }
+    var summary: String { get }
+    var variants: [String] { get }
+    var oracles: [String] { get }
+    /// The mechanism's docs page.
+    var docs: String { get }
+    func defaultConfig(mode: ExecutionMode) -> ScenarioConfig
+    func actorNames(_ config: ScenarioConfig) -> [String]
+    func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld
+}
+
+/// Every scenario kvmsim knows, in listing order.
+public enum ScenarioRegistry {
+    public static let all: [any Scenario] = [
+        SyncMMUScenario.race,
+        SyncMMUScenario.stress,
+    ]
+
+    public static func named(_ name: String) throws(InputError) -> any Scenario {
+        guard let s = all.first(where: { $0.name == name }) else {
+            throw InputError("unknown scenario '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
+        }
+        return s
+    }
+}

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import RCU
+import KVMCore
+import MIPS
+
+/// Seed 004 scenarios: MIPS guest faults against host mm events through the MMU
+/// notifiers.
+///
+/// Actors: `cpu0...` (host CPUs; the first `hostEventSources` run a host event
+/// source: zap, swap-out/in, KSM merge, COW break, mprotect, aging) and `vcpu0...`
+/// (vcpu i loaded on cpu i % cpus; it owns, i.e. is the only writer of, gfns
+/// g with g % vcpus == i, and reads any gfn).
+public struct SyncMMUScenario: Scenario {
+    public let name: String
+    public let summary: String
+    let race: Bool
+
+    public static let race = SyncMMUScenario(
+        name: "sync-mmu-race",
+        summary: "2 host CPUs, 2 vcpus, a few pages, one host event source: the mmu_notifier_retry race (seed 004)",
+        race: true)
+    public static let stress = SyncMMUScenario(
+        name: "sync-mmu-stress",
+        summary: "vcpus fault, read and write random pages while every host CPU zaps, swaps, KSM-merges, COW-breaks, mprotects and ages (seed 004)",
+        race: false)
+
+    public var variants: [String] { SyncMMUVariant.allCases.map(\.rawValue) }
+    public var oracles: [String] { ["I1", "I2", "I3", "I4", "lost-write", "wp-write", "rcu-use-after-free", "deadlock", "livelock"] }
+    public var docs: String { "docs/mechanisms/sync-mmu.md" }
+
+    public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
+        race
+            ? ScenarioConfig(cpus: 2, vcpus: 2, pages: 4, opsPerVCPU: 4, hostEventsPerSource: 2, hostEventSources: 1, tableBits: 1, tlbSize: 4)
+            : ScenarioConfig(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2, tableBits: 3, tlbSize: 16)
+    }
+
+    public func actorNames(_ c: ScenarioConfig) -> [String] {
+        (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
+    }
+
+    public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
+        SyncMMUWorld(engine: engine, variant: SyncMMUVariant(rawValue: variant)!, config: config, seed: seed)
+    }
+}
+
+/// Host mm events a host event source draws from.
+enum HostEvent: CaseIterable {
+    case zap, swapOut, swapIn, ksmMerge, hostWrite, mprotectReadOnly, mprotectReadWrite, clearFlushYoung, clearYoung, testYoung
+}
+
+final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig
+    let seed: UInt64
+    let kvm: KVM
+    let mmu: MIPSMMU
+    let hostMM: HostMM
+    let hostCPUs: [HostCPU]
+    let vcpus: [VCPU]
+    let contexts: [MIPSVCPUContext]
+    let hostBase = 0x7F00_0000   // host virtual page of guest RAM
+    private var hostEventsDone: [Int]
+
+    init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig, seed: UInt64) {
+        self.engine = engine
+        self.config = c
+        self.seed = seed
+        let rcu = makeRCU(for: engine)
+        let pages = HostPages(capacity: 4 * c.pages + 64)
+        hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
+        let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
+        kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots, hostCPUs: c.cpus,
+                  tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3)
+        mmu = MIPSMMU(kvm: kvm, variant: variant)
+        let ex = engine.executors
+        hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        let cpuLocks = (0..<c.cpus).map { _ in SpinLock("vcpu_load(cpu)", engine: engine) }
+        var states: [VCPUState] = []
+        for v in 0..<c.vcpus { states.append(kvm.createVCPU(cpu: v % c.cpus)) }
+        vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
+        let n = c.vcpus
+        let mipsMMU = mmu
+        contexts = states.map { s in MIPSVCPUContext(vcpu: s, mmu: mipsMMU, cpuLock: cpuLocks[s.cpu], ownsGfn: { $0 % n == s.id }) }
+        hostEventsDone = Array(repeating: 0, count: c.cpus)
+    }
+
+    var completedWork: Int { contexts.reduce(0) { $0 + $1.completedOps } + hostEventsDone.reduce(0, +) }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            let actorSeed = SplitMix64.derive(seed, UInt64(i))
+            engine.spawn(on: cpu.executor) { [self] in
+                await cpu.run { [self] in
+                    var rng = SplitMix64(seed: actorSeed)
+                    var n = 0
+                    while !engine.stopRequested && (endless || n < c.hostEventsPerSource) {
+                        hostEvent(&rng)
+                        n += 1
+                        hostEventsDone[i] = n
+                    }
+                }
+            }
+        }
+        for (i, vcpu) in vcpus.enumerated() {
+            let actorSeed = SplitMix64.derive(seed, UInt64(1000 + i))
+            let ctx = contexts[i]
+            engine.spawn(on: vcpu.executor) { [self] in
+                await vcpu.run { [self] state in
+                    var rng = SplitMix64(seed: actorSeed)
+                    var n = 0
+                    while !engine.stopRequested && (endless || n < c.opsPerVCPU) {
+                        let gfn = rng.below(c.pages)
+                        let write = gfn % c.vcpus == state.id && rng.below(2) == 0
+                        ctx.runOp(GuestOp(gfn: gfn, write: write))
+                        n += 1
+                    }
+                    ctx.cache.freeAll()
+                }
+            }
+        }
+    }
+
+    func finish() { kvm.rcu.barrier() }
+
+    /// One host mm event on a random page (or pair, or range).
+    func hostEvent(_ rng: inout SplitMix64) {
+        let c = config
+        let h = hostBase + rng.below(c.pages)
+        let ev = HostEvent.allCases[rng.below(HostEvent.allCases.count)]
+        engine.point("host:event")
+        switch ev {
+        case .zap:
+            let len = 1 + rng.below(min(4, c.pages))
+            let start = min(h, hostBase + c.pages - len)
+            hostMM.zap(start..<(start + len))
+        case .swapOut: hostMM.swapOut(h)
+        case .swapIn: hostMM.swapIn(h)
+        case .ksmMerge: hostMM.ksmMerge(h, hostBase + rng.below(c.pages))
+        case .hostWrite: hostMM.touch(h, write: true)
+        case .mprotectReadOnly: hostMM.mprotect(h..<(h + 1), writable: false)
+        case .mprotectReadWrite: hostMM.mprotect(h..<(h + 1), writable: true)
+        case .clearFlushYoung: hostMM.clearYoung(hostMM.range, flush: true)
+        case .clearYoung: hostMM.clearYoung(h..<(h + 1), flush: false)
+        case .testYoung: _ = hostMM.testYoung(h)
+        }
+    }
+}
