@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: GPL-2.0-only
-import Synchronization
 import SimExec
 
 /// The VMM process's address space (`struct mm_struct`) over the guest RAM it maps,
@@ -29,7 +28,10 @@ public final class HostMM: @unchecked Sendable {
     /// 0: nothing swapped; 1: content on disk (`swapContent`); else pfn + 2 of a
     /// page kept in the swap cache by an extra reference.
     private let swapState: AtomicWords
-    private let pageTableLock = Mutex<Void>(())
+    /// The page table lock (`pte_lockptr()`); a modelled spinlock because
+    /// `set_pte_at_notify()` calls `change_pte` notifiers, which take `mmu_lock`,
+    /// while holding it.
+    private let pageTableLock: SpinLock
     /// Registered secondary MMUs. Unowned: a subscriber (KVM) owns the HostMM, not
     /// the other way round.
     private var subscriberRefs: [Unowned] = []
@@ -46,6 +48,7 @@ public final class HostMM: @unchecked Sendable {
         vmaWritable = AtomicWords(count: count, initial: 1)
         swapContent = AtomicWords(count: count)
         swapState = AtomicWords(count: count)
+        pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
     }
 
     /// mmu_notifier_register(). Call before any actor runs.
@@ -56,9 +59,9 @@ public final class HostMM: @unchecked Sendable {
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
 
-    /// spin_lock(&mm->page_table_lock) ... unlock. No scheduling point may run inside.
+    /// pte_offset_map_lock() ... pte_unmap_unlock().
     @inline(__always)
-    private func withPageTableLock<R>(_ body: () -> R) -> R { pageTableLock.withLock { _ in body() } }
+    private func withPageTableLock<R>(_ body: () -> R) -> R { pageTableLock.withLock { body() } }
 
     /// The host PTE of `hva` (oracle and test view).
     public func pte(_ hva: Int) -> PTE { PTE(raw: hostPTE.load(idx(hva))) }
@@ -102,11 +105,11 @@ public final class HostMM: @unchecked Sendable {
         engine.point("get_user_pages")
         while true {
             if write && vmaWritable.load(idx(hva)) == 0 { return nil }
-            var needCOW = false
+            var needCOW: PTE? = nil
             let got: (Int, Bool)? = withPageTableLock {
                 guard let p = faultInLocked(hva) else { return nil }
                 if write && !p.isWrite {
-                    if pages.refs(p.pfn) > 1 { needCOW = true; return nil }
+                    if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
                     // do_wp_page() reuse: the only user may write in place.
                     hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
                 }
@@ -115,7 +118,7 @@ public final class HostMM: @unchecked Sendable {
                 return (now.pfn, now.isWrite && pages.refs(now.pfn) <= 2)
             }
             if let got { return got }
-            if needCOW { breakCOW(hva); continue }
+            if let orig = needCOW { breakCOW(hva, orig: orig); continue }
             return nil
         }
     }
@@ -149,25 +152,27 @@ public final class HostMM: @unchecked Sendable {
         pages.put(r.pfn)
     }
 
-    /// wp_page_copy(): a write to a shared (KSM or COW) page copies it.
-    public func breakCOW(_ hva: Int) {
+    /// wp_page_copy(): a write fault on a shared (KSM or COW) page whose PTE was
+    /// `orig` copies it. In the kernel's order: allocate and copy, then
+    /// invalidate_range_start, then under the PTL check `pte_same(orig)` and
+    /// `set_pte_at_notify()` (change_pte notifiers, then the PTE), then release the
+    /// old page, then invalidate_range_end.
+    public func breakCOW(_ hva: Int, orig: PTE) {
         guard let newPfn = pages.alloc() else { return }
+        pages.content.store(newPfn, pages.content.load(orig.pfn))   // cow_user_page()
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("wp_page_copy:after_invalidate_range_start")
-        var old: PTE = .none
-        var newPTE: PTE = .none
-        withPageTableLock {
-            old = pte(hva)
-            guard old.isPresent else { return }
-            pages.content.store(newPfn, pages.content.load(old.pfn))
-            newPTE = PTE(pfn: newPfn, flags: PTE.present | PTE.read | PTE.write | PTE.dirty | PTE.young)
-            hostPTE.store(idx(hva), newPTE.raw)   // ptep_clear_flush_notify + set_pte_at_notify
+        let newPTE = PTE(pfn: newPfn, flags: PTE.present | PTE.read | PTE.write | PTE.dirty | PTE.young)
+        let replaced: Bool = withPageTableLock {
+            guard pte(hva) == orig else { return false }           // pte_same() failed: someone else changed it
+            changePTE(hva, newPTE)                                   // set_pte_at_notify(): notifiers first,
+            hostPTE.store(idx(hva), newPTE.raw)                      // then the PTE
+            return true
         }
-        if old.isPresent {
-            changePTE(hva, newPTE)
-            engine.event("host: COW break hva \(hva): pfn \(old.pfn) -> \(newPfn)")
-            pages.put(old.pfn)
+        if replaced {
+            engine.event("host: COW break hva \(hva): pfn \(orig.pfn) -> \(newPfn)")
+            pages.put(orig.pfn)
         } else {
             pages.put(newPfn)
         }
@@ -175,12 +180,14 @@ public final class HostMM: @unchecked Sendable {
         invalidateRangeEnd(r)
     }
 
+    /// A host write to `hva` (the VMM touching guest RAM): faults in, breaking COW.
+    public func hostWrite(_ hva: Int) { touch(hva, write: true) }
+
     // MARK: - host mm events
 
     /// MADV_DONTNEED / munmap of guest RAM (balloon inflation, memory hot-unplug):
     /// zap the pages; the next touch gets fresh zero pages.
     public func zap(_ r: Range<Int>) {
-        for h in r { observer?.contentDiscarded(hva: h) }
         invalidateRangeStart(r)
         engine.point("zap_page_range:after_invalidate_range_start")
         var toPut: [Int] = []
@@ -194,6 +201,7 @@ public final class HostMM: @unchecked Sendable {
                 swapState.store(idx(h), 0)
             }
         }
+        for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
         engine.event("host: zapped hva \(r.lowerBound)..<\(r.upperBound), releasing pfns \(toPut)")
         for pfn in toPut { pages.put(pfn) }
         engine.point("zap_page_range:before_invalidate_range_end")
@@ -204,14 +212,15 @@ public final class HostMM: @unchecked Sendable {
     /// page leaves the host page table; if nobody else holds a reference its content
     /// goes to swap and it is freed, otherwise it stays in the swap cache.
     public func swapOut(_ hva: Int) {
-        guard pte(hva).isPresent else { return }
+        let victim = pte(hva)                // the page reclaim picked from the LRU
+        guard victim.isPresent else { return }
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
         var freedPfn: Int? = nil
         withPageTableLock {
             let p = pte(hva)
-            guard p.isPresent else { return }
+            guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
             hostPTE.store(idx(hva), 0)
             if pages.refs(p.pfn) > 1 {
                 swapState.store(idx(hva), UInt64(p.pfn + 2))   // __remove_mapping fails: kept in swap cache
@@ -266,11 +275,11 @@ public final class HostMM: @unchecked Sendable {
                   pages.content.load(ka.pfn) == pages.content.load(old.pfn) else { return }
             pages.get(ka.pfn)
             kp = PTE(pfn: ka.pfn, flags: PTE.present | PTE.read | PTE.young)
+            changePTE(b, kp)                 // set_pte_at_notify()
             hostPTE.store(idx(b), kp.raw)
             merged = true
         }
         if merged {
-            changePTE(b, kp)
             engine.event("host: KSM merged hva \(b) (pfn \(old.pfn)) into pfn \(kp.pfn)")
             pages.put(old.pfn)
         }

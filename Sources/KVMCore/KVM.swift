@@ -40,6 +40,8 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     /// mmu_notifier_seq, mmu_notifier_count.
     private let notifierWords = AtomicWords(count: 2)
     public let oracle: MMUOracle
+    /// Whether KVM implements `.change_pte()` (true in every kernel that had it).
+    public var handlesChangePTE = true
 
     public init(engine: SimEngine, rcu: any RCUDomain, hostMM: HostMM, memslots: Memslots,
                 hostCPUs: Int, tlbSize: Int = 16, tableBits: Int = 9, tableLevels: Int = 3) {
@@ -133,6 +135,7 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
 
     /// kvm_mmu_notifier_change_pte().
     public func changePTE(hva: Int, pte: PTE) {
+        guard handlesChangePTE else { return }
         mmuLock.lock()
         notifierWords.add(0, 1)
         arch.setSpteHva(hva, pte)

@@ -81,7 +81,10 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
         }
     }
 
+    /// clear_flush_young aged `range`; when it found a young mapping it flushed
+    /// every TLB, so from now on each access to the range must fault first.
     public func agedWithFlush(_ range: Range<Int>, young: Bool) {
+        guard young else { return }
         for hva in range { if let gfn = kvm.memslots.hvaToGfn(hva) { agedFlag.store(gfn, 1) } }
     }
 

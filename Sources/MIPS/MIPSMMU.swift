@@ -30,6 +30,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         self.variant = variant
         cacheMinPages = kvm.gpaTable.levels - 1
         kvm.arch = self
+        kvm.handlesChangePTE = variant.handlesChangePTE
         if variant.registersMMUNotifier { kvm.registerMMUNotifier() }
     }
 

@@ -12,7 +12,15 @@ public enum SyncMMUVariant: String, CaseIterable, Sendable, Codable {
     case patched = "patched"
     /// `patched` without the `mmu_notifier_retry()` check (a mutation).
     case noRetry = "no-retry"
+    /// `patched` with KVM's `.change_pte()` notifier gone, as upstream later did:
+    /// a host PTE change is seen only through invalidate_range_start/end. This is
+    /// the form that closes the change_pte-during-invalidation race kvmsim finds
+    /// in `patched` (docs/mechanisms/sync-mmu.md).
+    case noChangePTE = "no-change-pte"
 
     /// Whether KVM registers an MMU notifier (KVM_CAP_SYNC_MMU).
     public var registersMMUNotifier: Bool { self != .preFix }
+
+    /// Whether KVM implements mmu_notifier_ops.change_pte.
+    public var handlesChangePTE: Bool { self != .noChangePTE }
 }

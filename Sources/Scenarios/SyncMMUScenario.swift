@@ -138,7 +138,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         case .swapOut: hostMM.swapOut(h)
         case .swapIn: hostMM.swapIn(h)
         case .ksmMerge: hostMM.ksmMerge(h, hostBase + rng.below(c.pages))
-        case .hostWrite: hostMM.touch(h, write: true)
+        case .hostWrite: hostMM.hostWrite(h)
         case .mprotectReadOnly: hostMM.mprotect(h..<(h + 1), writable: false)
         case .mprotectReadWrite: hostMM.mprotect(h..<(h + 1), writable: true)
         case .clearFlushYoung: hostMM.clearYoung(hostMM.range, flush: true)
