@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-import Synchronization
+import SimExec
 
 /// The host's physical pages: `struct page` reduced to what the protocols touch.
 ///
@@ -17,7 +17,7 @@ public final class HostPages: @unchecked Sendable {
     private let refcount: AtomicWords
     private let inUse: AtomicWords
     public let content: AtomicWords
-    private let freeList: Mutex<(items: [Int], head: Int)>
+    private let freeList: Locked<(items: [Int], head: Int)>
     /// Pages freed so far (for tests and narration).
     private let frees = AtomicWords(count: 1)
 
@@ -27,7 +27,7 @@ public final class HostPages: @unchecked Sendable {
         inUse = AtomicWords(count: capacity)
         content = AtomicWords(count: capacity, initial: HostPages.poison)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
-        freeList = Mutex((Array(1..<max(capacity, 2)), 0))
+        freeList = Locked((Array(1..<max(capacity, 2)), 0))
     }
 
     deinit { refcount.free(); inUse.free(); content.free(); frees.free() }

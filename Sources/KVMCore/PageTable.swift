@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: GPL-2.0-only
-import Synchronization
 import SimExec
 import RCU
 
@@ -27,7 +26,7 @@ public final class PageTable: @unchecked Sendable {
     let rcu: any RCUDomain
     private let words: AtomicWords
     private let state: AtomicWords
-    private let freeTables: Mutex<[Int]>
+    private let freeTables: Locked<[Int]>
     /// Mutation hook for oracle-strength testing: free unlinked tables at once,
     /// without waiting for a grace period.
     public var freeWithoutGracePeriod = false
@@ -46,7 +45,7 @@ public final class PageTable: @unchecked Sendable {
         words = AtomicWords(count: capacity * entriesPerTable)
         state = AtomicWords(count: capacity)
         state.store(0, 1 << 2 | PageTable.live)
-        freeTables = Mutex(Array((1..<capacity).reversed()))
+        freeTables = Locked(Array((1..<capacity).reversed()))
     }
 
     deinit { words.free(); state.free() }

@@ -32,9 +32,10 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     /// Whether this vcpu is the only writer of a gfn (the lost-write read-back check
     /// applies to the writer's own pages).
     let ownsGfn: (Int) -> Bool
-    public private(set) var completedOps = 0
-    public private(set) var faults = 0
-    public private(set) var retriesSeen = 0
+    /// Operations completed and GPA faults taken (atomics: the runner reads them).
+    private let counters = AtomicWords(count: 2)
+    public var completedOps: Int { Int(counters.load(0)) }
+    public var faults: Int { Int(counters.load(1)) }
 
     public init(vcpu: VCPUState, mmu: MIPSMMU, cpuLock: SpinLock, ownsGfn: @escaping (Int) -> Bool) {
         self.vcpu = vcpu
@@ -43,6 +44,8 @@ public final class MIPSVCPUContext: @unchecked Sendable {
         self.ownsGfn = ownsGfn
         cache = MMUMemoryCache(table: mmu.kvm.gpaTable)
     }
+
+    deinit { counters.free() }
 
     enum AccessResult { case done, fault }
 
@@ -100,14 +103,14 @@ public final class MIPSVCPUContext: @unchecked Sendable {
             guard vcpu.enterGuestMode() else { continue }
             let r = guestAccess(op)
             vcpu.exitGuestMode()
-            if r == .done { completedOps += 1; return }
-            faults += 1
+            if r == .done { counters.add(0, 1); return }
+            counters.add(1, 1)
             engine.point("kvm_mips_handle_exit:gpa_fault")
             switch mmu.kvmMipsMapPage(vcpu, cache: cache, gfn: op.gfn, write: op.write) {
             case .success:
                 tlb.invalidate(tag: vcpu.id, gfn: op.gfn)   // kvm_vz_host_tlb_inv()
             case .failure(.efault):
-                completedOps += 1                        // emulated as MMIO: nothing mapped
+                counters.add(0, 1)                        // emulated as MMIO: nothing mapped
                 engine.event("vcpu\(vcpu.id): gfn \(op.gfn) \(op.write ? "write" : "read") -> EFAULT, emulated as MMIO")
                 return
             case .failure(.enomem):

@@ -139,6 +139,7 @@ public final class Runner {
     private func runParallel() -> RunReport {
         let o = options
         let engine = SimEngine(mode: .parallel, actorNames: scenario.actorNames(o.config))
+        engine.stopOnViolation = !o.keepGoing
         let start = Date()
         let world = scenario.makeWorld(engine: engine, variant: o.variant, config: o.config, seed: o.seed)
         let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)

@@ -60,7 +60,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     let vcpus: [VCPU]
     let contexts: [MIPSVCPUContext]
     let hostBase = 0x7F00_0000   // host virtual page of guest RAM
-    private var hostEventsDone: [Int]
+    /// Host events done per host CPU (atomics: the runner reads them).
+    private let hostEventsDone: AtomicWords
 
     init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig, seed: UInt64) {
         self.engine = engine
@@ -82,10 +83,12 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         let n = c.vcpus
         let mipsMMU = mmu
         contexts = states.map { s in MIPSVCPUContext(vcpu: s, mmu: mipsMMU, cpuLock: cpuLocks[s.cpu], ownsGfn: { $0 % n == s.id }) }
-        hostEventsDone = Array(repeating: 0, count: c.cpus)
+        hostEventsDone = AtomicWords(count: c.cpus)
     }
 
-    var completedWork: Int { contexts.reduce(0) { $0 + $1.completedOps } + hostEventsDone.reduce(0, +) }
+    deinit { hostEventsDone.free() }
+
+    var completedWork: Int { contexts.reduce(0) { $0 + $1.completedOps } + (0..<config.cpus).reduce(0) { $0 + Int(hostEventsDone.load($1)) } }
 
     func start(endless: Bool) {
         let c = config
@@ -98,7 +101,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
                     while !engine.stopRequested && (endless || n < c.hostEventsPerSource) {
                         hostEvent(&rng)
                         n += 1
-                        hostEventsDone[i] = n
+                        hostEventsDone.store(i, UInt64(n))
                     }
                 }
             }

@@ -81,8 +81,8 @@ public final class SimEngine: @unchecked Sendable {
     // ---- shared by both modes ----
     private let stopFlag = Atomic<Bool>(false)
     private let activeTasks = Atomic<Int>(0)
-    private let violationLock = Mutex<[Violation]>([])
-    private let eventLock = Mutex<[SimEvent]>([])
+    private let violationLock = Locked<[Violation]>([])
+    private let eventLock = Locked<[SimEvent]>([])
     /// Record the narration (`event`). Off in long runs; on when a failing
     /// schedule is replayed.
     public var recordEvents = false

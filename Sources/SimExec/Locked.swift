@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A value behind a pthread mutex.
+///
+/// Used instead of `Synchronization.Mutex` because on Linux that one waits on
+/// raw futexes, which ThreadSanitizer does not see, so every access it protects
+/// shows up as a race; pthread mutexes are intercepted. Never reach a scheduling
+/// point while holding one (it is a real lock: a paused holder would block others
+/// outside the scheduler's view).
+public final class Locked<Value>: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var value: Value
+
+    public init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    @inline(__always)
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body(&value)
+    }
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import Foundation
+import SimExec
+import KVMCore
+import MIPS
+@testable import Scenarios
+
+func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
+         schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random,
+         configure: (inout ScenarioConfig) -> Void = { _ in }) throws -> (RunReport, Runner) {
+    let s = try ScenarioRegistry.named(scenario)
+    var c = s.defaultConfig(mode: mode)
+    configure(&c)
+    var o = RunOptions(scenario: scenario, variant: variant, config: c)
+    o.mode = mode; o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
+    let r = try Runner(o)
+    return (r.run(), r)
+}
+
+/// Seed 004 in deterministic mode: every pre-fix and mutated variant is caught
+/// within a fixed budget; the verdict of every variant is pinned.
+@Suite struct SyncMMURaceTests {
+    @Test(arguments: ["pre-fix", "no-retry"])
+    func brokenVariantsAreCaught(variant: String) throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("sync-mmu-race", variant, schedules: 2000, strategy: strategy)
+            #expect(r.violations > 0, "\(variant) with \(strategy) not caught in 2000 schedules")
+            #expect(r.firstViolationSchedule != nil)
+        }
+    }
+
+    @Test(arguments: ["patched", "no-change-pte"])
+    func fixedVariantsRunTheirBudgetClean(variant: String) throws {
+        let (r, _) = try run("sync-mmu-race", variant, schedules: 3000)
+        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+        #expect(r.schedules == 3000)
+    }
+
+    /// The no-retry race is the one the seed's retry check closes: a stale pfn
+    /// installed after an invalidation (I2 and I1 are both violated).
+    @Test func noRetryViolatesTheRetryInvariant() throws {
+        let (r, _) = try run("sync-mmu-race", "no-retry", schedules: 2000)
+        #expect(["I1", "I2"].contains(r.firstViolation?.oracle ?? ""))
+    }
+
+    @Test func sameSeedSameTraceHash() throws {
+        let (a, _) = try run("sync-mmu-race", "patched", seed: 7, schedules: 200)
+        let (b, _) = try run("sync-mmu-race", "patched", seed: 7, schedules: 200)
+        let (c, _) = try run("sync-mmu-race", "patched", seed: 8, schedules: 200)
+        #expect(a.traceHash == b.traceHash)
+        #expect(a.steps == b.steps)
+        #expect(a.traceHash != c.traceHash)
+    }
+
+    /// A written trace replays to the same violation, at the same step.
+    @Test(arguments: ["pre-fix", "no-retry"])
+    func traceReplaysToTheSameViolation(variant: String) throws {
+        let (r, runner) = try run("sync-mmu-race", variant, schedules: 2000)
+        let trace = try #require(runner.failingTrace)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-\(variant)-\(getpid()).trace.json").path
+        try trace.write(to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let loaded = try TraceFile.load(from: path)
+        #expect(loaded == trace)
+        let replay = try Runner.replay(loaded)
+        #expect(replay.mismatchStep == nil)
+        #expect(replay.violations.first == r.firstViolation)
+        #expect(!replay.events.isEmpty)
+    }
+}
+
+/// The finding in `patched`: KVM's change_pte handler installs a mapping while
+/// another invalidation of the same page is in progress (docs/mechanisms/sync-mmu.md).
+@Suite struct ChangePTERaceTests {
+    static func smallStress(_ c: inout ScenarioConfig) { c.pages = 2; c.vcpus = 1 }
+
+    @Test func patchedShowsTheChangePTERace() throws {
+        let (r, runner) = try run("sync-mmu-stress", "patched", seed: 3, schedules: 3000, configure: Self.smallStress)
+        #expect(r.violations > 0)
+        #expect(r.firstViolation?.oracle == "I1")
+        let replay = try Runner.replay(try #require(runner.failingTrace))
+        #expect(replay.events.contains { $0.text.contains("kvm_set_spte_hva") })
+    }
+
+    @Test func noChangePTEHoldsOnTheSameSchedules() throws {
+        let (r, _) = try run("sync-mmu-stress", "no-change-pte", seed: 3, schedules: 1500, configure: Self.smallStress)
+        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+    }
+}
+
+/// Real threads, real liburcu.
+@Suite(.serialized) struct SyncMMUParallelTests {
+    @Test func noChangePTEStressIsCleanOnRealThreads() throws {
+        let (r, _) = try run("sync-mmu-stress", "no-change-pte", mode: .parallel, seconds: 3)
+        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+        #expect(r.schedules > 1000)
+    }
+
+    @Test func noRetryIsFoundOnRealThreads() throws {
+        let (r, _) = try run("sync-mmu-stress", "no-retry", mode: .parallel, seconds: 20)
+        #expect(r.violations > 0)
+    }
+}
+
+/// Unit checks of the MIPS hooks against the kernel source.
+@Suite struct MIPSHookTests {
+    @Test func testAgeHvaAsWrittenNeverReportsYoung() throws {
+        let (r, _) = try run("sync-mmu-race", "patched", schedules: 1)
+        #expect(r.violations == 0)
+        // kvm_test_age_hva(kvm, hva) passes (hva, hva): an empty range.
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let mm = world.hostMM
+        let ctx = world.contexts[0]
+        ctx.runOp(GuestOp(gfn: 0, write: true))
+        #expect(world.kvm.gpaTable.lookup(0).isYoung)
+        #expect(world.mmu.testAgeHva(mm.base) == false)
+        #expect(world.mmu.ageHva(mm.base..<(mm.base + 1)) == true)
+        #expect(!world.kvm.gpaTable.lookup(0).isYoung)
+    }
+
+    /// kvm_set_spte_hva flushes only when replacing a present, young PTE with a
+    /// different one.
+    @Test func setSpteFlushRules() throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let ctx = world.contexts[0]
+        ctx.runOp(GuestOp(gfn: 0, write: false))
+        let v = world.kvm.vcpus[1]
+        _ = v.checkRequest(VCPUState.reqTLBFlush)
+        let old = world.kvm.gpaTable.lookup(0)
+        world.mmu.setSpteHva(world.hostMM.base, old)                  // same PTE: no flush
+        #expect(!v.checkRequest(VCPUState.reqTLBFlush))
+        world.mmu.setSpteHva(world.hostMM.base, PTE(pfn: old.pfn + 1, flags: PTE.present | PTE.young))
+        #expect(v.checkRequest(VCPUState.reqTLBFlush))               // other pfn: flush
+        world.mmu.setSpteHva(world.hostMM.base, PTE(pfn: old.pfn, flags: PTE.present))
+        #expect(v.checkRequest(VCPUState.reqTLBFlush))               // young -> old: flush
+        world.mmu.setSpteHva(world.hostMM.base, PTE(pfn: old.pfn + 2, flags: PTE.present | PTE.young))
+        #expect(!v.checkRequest(VCPUState.reqTLBFlush))              // replacing an old PTE: no flush
+    }
+
+    /// The GPA fault: a read maps read-only when the host page is shared, and a
+    /// later write breaks COW through the notifiers and retries.
+    @Test func writeFaultOnKSMPageBreaksCOW() throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let mm = world.hostMM, ctx = world.contexts[0]
+        ctx.runOp(GuestOp(gfn: 0, write: false))
+        ctx.runOp(GuestOp(gfn: 1, write: false))
+        mm.ksmMerge(mm.base, mm.base + 1)
+        #expect(mm.currentPfn(mm.base) == mm.currentPfn(mm.base + 1))
+        #expect(world.kvm.gpaTable.lookup(1) == .none)               // unmapped by the notifier
+        ctx.runOp(GuestOp(gfn: 1, write: false))
+        #expect(!world.kvm.gpaTable.lookup(1).isWrite)               // gfn_to_pfn_prot: not writable
+        ctx.runOp(GuestOp(gfn: 0, write: true))                      // vcpu0 owns even gfns
+        #expect(mm.currentPfn(mm.base) != mm.currentPfn(mm.base + 1))
+        #expect(world.kvm.gpaTable.lookup(0).isDirty)
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+    }
+}
