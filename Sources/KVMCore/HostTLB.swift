@@ -13,20 +13,27 @@ public final class HostTLB: @unchecked Sendable {
     public let cpu: Int
     public let size: Int
     private let entries: AtomicWords
+    /// When each entry was filled (`KVM.nextTLBFillStamp()`), for the aging oracle.
+    private let stamps: AtomicWords
     private let victim = AtomicWords(count: 1)
 
     public struct Entry: Equatable, Sendable {
         public var tag: Int, gfn: Int, pfn: Int, dirty: Bool
-        public init(tag: Int, gfn: Int, pfn: Int, dirty: Bool) { self.tag = tag; self.gfn = gfn; self.pfn = pfn; self.dirty = dirty }
+        /// Fill order (not part of the hardware entry).
+        public var stamp: UInt64 = 0
+        public init(tag: Int, gfn: Int, pfn: Int, dirty: Bool, stamp: UInt64 = 0) {
+            self.tag = tag; self.gfn = gfn; self.pfn = pfn; self.dirty = dirty; self.stamp = stamp
+        }
     }
 
     public init(cpu: Int, size: Int = 16) {
         self.cpu = cpu
         self.size = size
         entries = AtomicWords(count: size)
+        stamps = AtomicWords(count: size)
     }
 
-    deinit { entries.free(); victim.free() }
+    deinit { entries.free(); stamps.free(); victim.free() }
 
     static let gfnLimit = 1 << 24, pfnLimit = 1 << 24, tagLimit = 1 << 14
 
@@ -41,7 +48,10 @@ public final class HostTLB: @unchecked Sendable {
     /// TLB probe.
     public func lookup(tag: Int, gfn: Int) -> Entry? {
         for i in 0..<size {
-            if let e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn { return e }
+            if var e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn {
+                e.stamp = stamps.load(i)
+                return e
+            }
         }
         return nil
     }
@@ -51,6 +61,7 @@ public final class HostTLB: @unchecked Sendable {
         precondition(e.gfn < HostTLB.gfnLimit && e.pfn < HostTLB.pfnLimit && e.tag < HostTLB.tagLimit)
         invalidate(tag: e.tag, gfn: e.gfn)
         let v = Int(victim.add(0, 1) % UInt64(size))
+        stamps.store(v, e.stamp)
         entries.store(v, HostTLB.encode(e))
     }
 

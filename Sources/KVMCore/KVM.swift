@@ -37,8 +37,8 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     public private(set) var vcpus: [VCPUState] = []
     public let tlbs: [HostTLB]
     public var arch: KVMArchMMU!
-    /// mmu_notifier_seq, mmu_notifier_count.
-    private let notifierWords = AtomicWords(count: 2)
+    /// mmu_notifier_seq, mmu_notifier_count, and the TLB fill counter (model only).
+    private let notifierWords = AtomicWords(count: 3)
     public let oracle: MMUOracle
     /// Whether KVM implements `.change_pte()` (true in every kernel that had it).
     public var handlesChangePTE = true
@@ -74,6 +74,10 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
         hostMM.register(self)
         oracle.kvmSubscribed = true
     }
+
+    /// Orders TLB fills for the aging oracle (I4); not kernel state.
+    public func nextTLBFillStamp() -> UInt64 { notifierWords.add(2, 1) }
+    var currentTLBFillStamp: UInt64 { notifierWords.load(2) }
 
     public var mmuNotifierSeq: UInt64 { notifierWords.load(0) }
     public var mmuNotifierCount: UInt64 { notifierWords.load(1) }
@@ -145,9 +149,10 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     /// kvm_mmu_notifier_clear_flush_young().
     public func clearFlushYoung(_ range: Range<Int>) -> Bool {
         mmuLock.lock()
+        let wasYoung = oracle.youngGfns(range)
         let young = arch.ageHva(range)
         if young { flushRemoteTLBs() }
-        oracle.agedWithFlush(range, young: young)
+        oracle.agedWithFlush(wasYoung)
         mmuLock.unlock()
         return young
     }
@@ -156,7 +161,6 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     public func clearYoung(_ range: Range<Int>) -> Bool {
         mmuLock.lock()
         let young = arch.ageHva(range)
-        oracle.agedWithoutFlush(range)
         mmuLock.unlock()
         return young
     }

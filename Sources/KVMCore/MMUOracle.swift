@@ -25,7 +25,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// Set when KVM subscribed to the host's MMU notifiers (the I1 state check at
     /// `invalidate_range_start` return applies to subscribers only).
     public var kvmSubscribed = false
-    private var agedFlag: AtomicWords!
+    /// Per gfn: the TLB fill stamp at which clear_flush_young last aged it.
+    private var agedStamp: AtomicWords!
     private var discardEpoch: AtomicWords!
     private var lastWritten: AtomicWords!
     private var lastWrittenEpoch: AtomicWords!
@@ -33,7 +34,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     init(engine: SimEngine) { self.engine = engine }
 
     func prepare(maxGfn: Int) {
-        agedFlag = AtomicWords(count: maxGfn)
+        agedStamp = AtomicWords(count: maxGfn)
         discardEpoch = AtomicWords(count: maxGfn)
         lastWritten = AtomicWords(count: maxGfn)
         lastWrittenEpoch = AtomicWords(count: maxGfn)
@@ -41,7 +42,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     private var hostMM: HostMM { kvm.hostMM }
 
-    deinit { for w in [agedFlag, discardEpoch, lastWritten, lastWrittenEpoch] { w?.free() } }
+    deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch] { w?.free() } }
 
     // MARK: - host side
 
@@ -67,7 +68,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// mmu_lock held. `mmuSeq` is the snapshot the fault took (nil: none taken).
     public func installingGPAPTE(gfn: Int, pte: PTE, mmuSeq: UInt64?) {
         if let mmuSeq, kvm.mmuNotifierCount != 0 || kvm.mmuNotifierSeq != mmuSeq {
-            engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) with mmu_notifier_count = \(kvm.mmuNotifierCount), seq = \(kvm.mmuNotifierSeq) != snapshot \(mmuSeq)")
+            engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(kvm.mmuNotifierCount) and mmu_notifier_seq = \(kvm.mmuNotifierSeq) (snapshot \(mmuSeq))")
         }
         if let hva = kvm.memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
             engine.report(oracle: "I1", "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hva) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
@@ -81,15 +82,16 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
         }
     }
 
-    /// clear_flush_young aged `range`; when it found a young mapping it flushed
-    /// every TLB, so from now on each access to the range must fault first.
-    public func agedWithFlush(_ range: Range<Int>, young: Bool) {
-        guard young else { return }
-        for hva in range { if let gfn = kvm.memslots.hvaToGfn(hva) { agedFlag.store(gfn, 1) } }
+    /// Gfns of `range` whose GPA PTE is young (mmu_lock held), before aging.
+    func youngGfns(_ range: Range<Int>) -> [Int] {
+        range.compactMap { kvm.memslots.hvaToGfn($0) }.filter { kvm.gpaTable.lookup($0).isYoung }
     }
 
-    public func agedWithoutFlush(_ range: Range<Int>) {
-        for hva in range { if let gfn = kvm.memslots.hvaToGfn(hva) { agedFlag.store(gfn, 0) } }
+    /// clear_flush_young returned (mmu_lock still held): the pages in `wasYoung` that
+    /// it made old must not be reached through a TLB entry filled before now.
+    func agedWithFlush(_ wasYoung: [Int]) {
+        let now = kvm.currentTLBFillStamp
+        for gfn in wasYoung where !kvm.gpaTable.lookup(gfn).isYoung { agedStamp.store(gfn, now) }
     }
 
     // MARK: - guest side
@@ -97,7 +99,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// A guest access through a translation to `pfn` (`via`: where the translation
     /// came from, e.g. "TLB"). `write`: the value written, nil for a read.
     /// Returns the value read (for reads).
-    public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String) {
+    public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String, tlbStamp: UInt64? = nil) {
         let pages = hostMM.pages
         guard let hva = kvm.memslots.gfnToHva(gfn) else { return }
         let kind = write == nil ? "read" : "write"
@@ -120,16 +122,11 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
             if hp.isPresent && !hp.isWrite {
                 engine.report(oracle: "wp-write", "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hva)")
             }
-        } else if agedFlag.load(gfn) == 1 && via == "TLB" {
-            let p = kvm.gpaTable.lookup(gfn)
-            if p.isPresent && !p.isYoung {
-                engine.report(oracle: "I4", "vcpu\(vcpu) accessed gfn \(gfn) through a TLB entry after clear_flush_young aged it: the access was not tracked")
-            }
+        }
+        if let tlbStamp, tlbStamp < agedStamp.load(gfn) {
+            engine.report(oracle: "I4", "vcpu\(vcpu) \(kind) of gfn \(gfn) used a TLB entry filled before clear_flush_young aged the page: the access was not tracked")
         }
     }
-
-    /// The PTE for `gfn` became young again (a tracked access).
-    public func madeYoung(gfn: Int) { agedFlag.store(gfn, 0) }
 
     /// The guest's record of a completed write of `value` to `gfn` (by its only writer).
     public func recordWrite(gfn: Int, value: UInt64) {

@@ -54,30 +54,30 @@ public final class MIPSVCPUContext: @unchecked Sendable {
         for _ in 0..<2 {
             if let e = tlb.lookup(tag: vcpu.id, gfn: op.gfn) {
                 if op.write && !e.dirty { return .fault }    // TLB modified exception
-                perform(op, pfn: e.pfn, via: "TLB")
+                perform(op, pfn: e.pfn, via: "TLB", stamp: e.stamp)
                 return .done
             }
             // TLB refill: lock-free walk of the GPA table.
             let p = kvm.rcu.read { kvm.gpaTable.lookupLockless(op.gfn, point: "tlb_refill:walk") }
             guard p.isPresent && p.isYoung else { return .fault }   // TLB invalid exception
-            tlb.fill(.init(tag: vcpu.id, gfn: op.gfn, pfn: p.pfn, dirty: p.isDirty))
+            tlb.fill(.init(tag: vcpu.id, gfn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.nextTLBFillStamp()))
             engine.event("vcpu\(vcpu.id): TLB refill gfn \(op.gfn) -> pfn \(p.pfn)\(p.isDirty ? " D" : "")")
         }
         return .fault
     }
 
-    private func perform(_ op: GuestOp, pfn: Int, via: String) {
+    private func perform(_ op: GuestOp, pfn: Int, via: String, stamp: UInt64) {
         let pages = kvm.hostMM.pages
         if op.write {
             writeCounter += 1
             let value = UInt64(vcpu.id + 1) << 40 | writeCounter
-            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: value, via: via)
+            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: value, via: via, tlbStamp: stamp)
             guard pages.isInUse(pfn) else { return }
             pages.content.store(pfn, value)
             if ownsGfn(op.gfn) { kvm.oracle.recordWrite(gfn: op.gfn, value: value) }
             engine.event("vcpu\(vcpu.id): write gfn \(op.gfn) = \(value & 0xFF_FFFF) via pfn \(pfn)")
         } else {
-            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: nil, via: via)
+            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: nil, via: via, tlbStamp: stamp)
             let value = pages.content.load(pfn)
             if ownsGfn(op.gfn) { kvm.oracle.checkReadBack(vcpu: vcpu.id, gfn: op.gfn, value: value) }
             engine.event("vcpu\(vcpu.id): read gfn \(op.gfn) via pfn \(pfn)")

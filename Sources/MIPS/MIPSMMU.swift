@@ -135,7 +135,6 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         if !p.isYoung {
             p = p.mkyoung()
             table.set(slot: s, p)
-            kvm.oracle.madeYoung(gfn: gfn)
             engine.event("vcpu\(vcpu.id): map_page_fast: gfn \(gfn) made young")
         }
         if write && !p.isDirty {
@@ -200,7 +199,6 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
             let entry = PTE(pfn: got.pfn, flags: prot)
             kvm.oracle.installingGPAPTE(gfn: gfn, pte: entry, mmuSeq: mmuSeq)
             table.set(slot: s, entry)
-            kvm.oracle.madeYoung(gfn: gfn)
             engine.event("vcpu\(vcpu.id): map_page: set_pte(gfn \(gfn), \(entry))")
             engine.point("kvm_mips_map_page:before_unlock")
             kvm.mmuLock.unlock()

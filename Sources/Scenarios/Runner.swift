@@ -43,6 +43,31 @@ public struct RunReport: Codable, Sendable {
     public var config: ScenarioConfig
     public var interrupted: Bool
     public var steps: Int
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
+        case elapsedSeconds, traceHash, config, interrupted, steps
+    }
+
+    /// Like the synthesized encoder, but absent values are written as `null`, so
+    /// every key is always there for scripts.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scenario, forKey: .scenario)
+        try c.encode(variant, forKey: .variant)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(strategy, forKey: .strategy)
+        try c.encode(schedules, forKey: .schedules)
+        try c.encode(violations, forKey: .violations)
+        try c.encode(firstViolationSchedule, forKey: .firstViolationSchedule)
+        try c.encode(firstViolation, forKey: .firstViolation)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+        try c.encode(traceHash, forKey: .traceHash)
+        try c.encode(config, forKey: .config)
+        try c.encode(interrupted, forKey: .interrupted)
+        try c.encode(steps, forKey: .steps)
+    }
 }
 
 /// Runs scenarios in either mode and records failing schedules as traces.
