@@ -67,11 +67,13 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// Called right before `set_pte()` installs `pte` for `gfn` in the GPA table,
     /// mmu_lock held. `mmuSeq` is the snapshot the fault took (nil: none taken).
     public func installingGPAPTE(gfn: Int, pte: PTE, mmuSeq: UInt64?) {
-        if let mmuSeq, kvm.mmuNotifierCount != 0 || kvm.mmuNotifierSeq != mmuSeq {
-            engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(kvm.mmuNotifierCount) and mmu_notifier_seq = \(kvm.mmuNotifierSeq) (snapshot \(mmuSeq))")
-        }
+        // I1 first: a stale pfn is the harmful case; I2 alone is the protocol's
+        // (conservative) rule broken without harm yet.
         if let hva = kvm.memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
             engine.report(oracle: "I1", "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hva) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
+        }
+        if let mmuSeq, kvm.mmuNotifierCount != 0 || kvm.mmuNotifierSeq != mmuSeq {
+            engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(kvm.mmuNotifierCount) and mmu_notifier_seq = \(kvm.mmuNotifierSeq) (snapshot \(mmuSeq))")
         }
     }
 

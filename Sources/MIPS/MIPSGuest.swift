@@ -115,6 +115,8 @@ public final class MIPSVCPUContext: @unchecked Sendable {
                 return
             case .failure(.enomem):
                 continue
+            case .failure(.eintr):
+                return
             }
         }
     }

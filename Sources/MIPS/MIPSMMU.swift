@@ -9,6 +9,8 @@ public enum MapPageError: Error, Equatable, Sendable {
     case efault
     /// -ENOMEM: the page-table memory cache could not be topped up.
     case enomem
+    /// -EINTR: the run is stopping (the model's stand-in for a pending signal).
+    case eintr
 }
 
 /// KVM/MIPS GPA MMU (arch/mips/kvm/mmu.c after seed 004, and its pre-fix form).
@@ -169,7 +171,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         }
 
         while true {   // retry:
-            if engine.stopRequested { return .failure(.efault) }
+            if engine.stopRequested { return .failure(.eintr) }
             let mmuSeq = kvm.mmuNotifierSeq
             smp_rmb()
             engine.event("vcpu\(vcpu.id): map_page slow path: gfn \(gfn), mmu_notifier_seq snapshot \(mmuSeq)")

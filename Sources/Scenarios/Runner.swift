@@ -43,10 +43,12 @@ public struct RunReport: Codable, Sendable {
     public var config: ScenarioConfig
     public var interrupted: Bool
     public var steps: Int
+    /// Seconds from the start of the run to the first violation.
+    public var secondsToFirstViolation: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps
+        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -67,6 +69,7 @@ public struct RunReport: Codable, Sendable {
         try c.encode(config, forKey: .config)
         try c.encode(interrupted, forKey: .interrupted)
         try c.encode(steps, forKey: .steps)
+        try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)
     }
 }
 
@@ -111,6 +114,8 @@ public final class Runner {
         var hash = FNV1a64()
         var ran = 0, violations = 0, steps = 0
         var first: (Int, Violation)?
+        var firstAt: Double?
+        let t0 = SimEngine.monotonicSeconds()
         var lastProgress = start
         while ran < budget {
             if interruptSignal.load(ordering: .relaxed) != 0 { break }
@@ -124,6 +129,7 @@ public final class Runner {
                 violations += found.count
                 if first == nil {
                     first = (ran, found[0])
+                    firstAt = engine.firstViolationTime.map { $0 - t0 }
                     failingTrace = TraceFile(scenario: o.scenario, variant: o.variant, seed: o.seed, schedule: ran,
                                              scheduleSeed: scheduleSeed, strategy: o.strategy, depth: o.depth, config: o.config,
                                              actors: names, decisions: engine.decisions, violation: found[0])
@@ -143,7 +149,8 @@ public final class Runner {
         return RunReport(scenario: o.scenario, variant: o.variant, mode: .deterministic, seed: o.seed, strategy: o.strategy,
                          schedules: ran, violations: violations, firstViolationSchedule: first?.0, firstViolation: first?.1,
                          elapsedSeconds: Date().timeIntervalSince(start), traceHash: String(format: "%016llx", hash.value),
-                         config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps)
+                         config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps,
+                         secondsToFirstViolation: firstAt)
     }
 
     /// Runs one schedule on `engine` and returns its violations.
@@ -166,6 +173,7 @@ public final class Runner {
         let engine = SimEngine(mode: .parallel, actorNames: scenario.actorNames(o.config))
         engine.stopOnViolation = !o.keepGoing
         let start = Date()
+        let t0 = SimEngine.monotonicSeconds()
         let world = scenario.makeWorld(engine: engine, variant: o.variant, config: o.config, seed: o.seed)
         let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
         world.start(endless: true)
@@ -184,7 +192,8 @@ public final class Runner {
         let report = RunReport(scenario: o.scenario, variant: o.variant, mode: .parallel, seed: o.seed, strategy: o.strategy,
                                schedules: world.completedWork, violations: v.count, firstViolationSchedule: v.isEmpty ? nil : 0,
                                firstViolation: v.first, elapsedSeconds: Date().timeIntervalSince(start), traceHash: nil,
-                               config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: 0)
+                               config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: 0,
+                               secondsToFirstViolation: engine.firstViolationTime.map { $0 - t0 })
         engine.shutdown()
         return report
     }

@@ -82,6 +82,13 @@ public final class SimEngine: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let activeTasks = Atomic<Int>(0)
     private let violationLock = Locked<[Violation]>([])
+    /// Monotonic time (seconds) of the first violation reported since the engine was
+    /// made or the schedule began.
+    public private(set) var firstViolationTime: Double? {
+        get { firstViolationTimeLock.withLock { $0 } }
+        set { firstViolationTimeLock.withLock { $0 = newValue } }
+    }
+    private let firstViolationTimeLock = Locked<Double?>(nil)
     private let eventLock = Locked<[SimEvent]>([])
     /// Record the narration (`event`). Off in long runs; on when a failing
     /// schedule is replayed.
@@ -134,9 +141,17 @@ public final class SimEngine: @unchecked Sendable {
     /// Reports an invariant violation seen by an oracle.
     public func report(oracle: String, _ message: String) {
         let v = Violation(oracle: oracle, message: message, step: currentStep, actor: currentActorName)
-        violationLock.withLock { $0.append(v) }
+        let isFirst = violationLock.withLock { list in list.append(v); return list.count == 1 }
+        if isFirst { firstViolationTime = SimEngine.monotonicSeconds() }
         if recordEvents { event("VIOLATION [\(oracle)] \(message)") }
         if stopOnViolation { requestStop() }
+    }
+
+    /// CLOCK_MONOTONIC in seconds (wall time of runs; never used for decisions).
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// Adds a line to the narration of the run (only when `recordEvents`).
