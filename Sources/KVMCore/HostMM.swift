@@ -79,18 +79,18 @@ public final class HostMM: @unchecked Sendable {
     // MARK: - notifier fan-out (mm/mmu_notifier.c)
 
     func invalidateRangeStart(_ r: Range<Int>) {
-        engine.event("host: mmu_notifier_invalidate_range_start(hva \(r.lowerBound)..<\(r.upperBound))")
+        engine.event("host: mmu_notifier_invalidate_range_start(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
         for s in subscribers { s.invalidateRangeStart(r) }
         observer?.invalidateRangeStartReturned(r)
     }
 
     func invalidateRangeEnd(_ r: Range<Int>) {
-        engine.event("host: mmu_notifier_invalidate_range_end(hva \(r.lowerBound)..<\(r.upperBound))")
+        engine.event("host: mmu_notifier_invalidate_range_end(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
         for s in subscribers { s.invalidateRangeEnd(r) }
     }
 
     func changePTE(_ hva: Int, _ p: PTE) {
-        engine.event("host: mmu_notifier_change_pte(hva \(hva), \(p))")
+        engine.event("host: mmu_notifier_change_pte(hva \(hex(hva)), \(p))")
         for s in subscribers { s.changePTE(hva: hva, pte: p) }
     }
 
@@ -142,7 +142,7 @@ public final class HostMM: @unchecked Sendable {
         let writable = vmaWritable.load(i) == 1
         let np = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0))
         hostPTE.store(i, np.raw)
-        engine.event("host: fault-in hva \(hva) -> \(np)")
+        engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
         return np
     }
 
@@ -171,7 +171,7 @@ public final class HostMM: @unchecked Sendable {
             return true
         }
         if replaced {
-            engine.event("host: COW break hva \(hva): pfn \(orig.pfn) -> \(newPfn)")
+            engine.event("host: COW break hva \(hex(hva)): pfn \(orig.pfn) -> \(newPfn)")
             pages.put(orig.pfn)
         } else {
             pages.put(newPfn)
@@ -202,7 +202,7 @@ public final class HostMM: @unchecked Sendable {
             }
         }
         for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
-        engine.event("host: zapped hva \(r.lowerBound)..<\(r.upperBound), releasing pfns \(toPut)")
+        engine.event("host: zapped hva \(hex(r.lowerBound))..<\(hex(r.upperBound)), releasing pfns \(toPut)")
         for pfn in toPut { pages.put(pfn) }
         engine.point("zap_page_range:before_invalidate_range_end")
         invalidateRangeEnd(r)
@@ -231,10 +231,10 @@ public final class HostMM: @unchecked Sendable {
             }
         }
         if let pfn = freedPfn {
-            engine.event("host: swapped out hva \(hva), pfn \(pfn) freed")
+            engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
             pages.put(pfn)
         } else {
-            engine.event("host: hva \(hva) unmapped for swap, page kept in swap cache (extra reference)")
+            engine.event("host: hva \(hex(hva)) unmapped for swap, page kept in swap cache (extra reference)")
         }
         engine.point("try_to_unmap:before_invalidate_range_end")
         invalidateRangeEnd(r)
@@ -280,7 +280,7 @@ public final class HostMM: @unchecked Sendable {
             merged = true
         }
         if merged {
-            engine.event("host: KSM merged hva \(b) (pfn \(old.pfn)) into pfn \(kp.pfn)")
+            engine.event("host: KSM merged hva \(hex(b)) (pfn \(old.pfn)) into pfn \(kp.pfn)")
             pages.put(old.pfn)
         }
         invalidateRangeEnd(r)
@@ -297,7 +297,7 @@ public final class HostMM: @unchecked Sendable {
                 if p.isPresent && !writable { hostPTE.store(idx(h), p.wrprotect().raw) }
             }
         }
-        engine.event("host: mprotect hva \(r.lowerBound)..<\(r.upperBound) \(writable ? "read-write" : "read-only")")
+        engine.event("host: mprotect hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) \(writable ? "read-write" : "read-only")")
         invalidateRangeEnd(r)
     }
 
@@ -311,7 +311,7 @@ public final class HostMM: @unchecked Sendable {
             for h in r { let p = pte(h); if p.isPresent && p.isYoung { young = true; hostPTE.store(idx(h), p.mkold().raw) } }
         }
         for s in subscribers { young = (flush ? s.clearFlushYoung(r) : s.clearYoung(r)) || young }
-        engine.event("host: \(flush ? "clear_flush_young" : "clear_young")(hva \(r.lowerBound)..<\(r.upperBound)) -> \(young)")
+        engine.event("host: \(flush ? "clear_flush_young" : "clear_young")(hva \(hex(r.lowerBound))..<\(hex(r.upperBound))) -> \(young)")
         return young
     }
 

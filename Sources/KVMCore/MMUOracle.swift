@@ -52,7 +52,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
             guard let gfn = kvm.memslots.hvaToGfn(hva) else { continue }
             let p = kvm.gpaTable.lookup(gfn)
             if p.isPresent {
-                engine.report(oracle: "I1", "after invalidate_range_start(hva \(hva)) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+                engine.report(oracle: "I1", "after invalidate_range_start(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
             }
         }
     }
@@ -70,7 +70,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
         // I1 first: a stale pfn is the harmful case; I2 alone is the protocol's
         // (conservative) rule broken without harm yet.
         if let hva = kvm.memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
-            engine.report(oracle: "I1", "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hva) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
+            engine.report(oracle: "I1", "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hex(hva)) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
         }
         if let mmuSeq, kvm.mmuNotifierCount != 0 || kvm.mmuNotifierSeq != mmuSeq {
             engine.report(oracle: "I2", "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(kvm.mmuNotifierCount) and mmu_notifier_seq = \(kvm.mmuNotifierSeq) (snapshot \(mmuSeq))")
@@ -113,16 +113,16 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
         if current != pfn {
             let cur = current.map { "pfn \($0)" } ?? "no page"
             if write != nil {
-                engine.report(oracle: "lost-write", "vcpu\(vcpu) wrote gfn \(gfn) into pfn \(pfn) through \(via), but the host's page for hva \(hva) is \(cur): the write is lost")
+                engine.report(oracle: "lost-write", "vcpu\(vcpu) wrote gfn \(gfn) into pfn \(pfn) through \(via), but the host's page for hva \(hex(hva)) is \(cur): the write is lost")
             } else {
-                engine.report(oracle: "I1", "vcpu\(vcpu) read gfn \(gfn) through a stale \(via) translation to pfn \(pfn); the host's page for hva \(hva) is \(cur)")
+                engine.report(oracle: "I1", "vcpu\(vcpu) read gfn \(gfn) through a stale \(via) translation to pfn \(pfn); the host's page for hva \(hex(hva)) is \(cur)")
             }
             return
         }
         if write != nil {
             let hp = hostMM.pte(hva)
             if hp.isPresent && !hp.isWrite {
-                engine.report(oracle: "wp-write", "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hva)")
+                engine.report(oracle: "wp-write", "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hex(hva))")
             }
         }
         if let tlbStamp, tlbStamp < agedStamp.load(gfn) {

@@ -39,3 +39,6 @@ public struct PTE: Equatable, Hashable, Sendable, CustomStringConvertible {
         return "pfn \(pfn) [" + (isWrite ? "W" : "-") + (isDirty ? "D" : "-") + (isYoung ? "Y" : "-") + "]"
     }
 }
+
+/// A page number in hex, as kernel developers read addresses ("0x7f000002").
+public func hex(_ n: Int) -> String { "0x" + String(n, radix: 16) }
