@@ -4,13 +4,8 @@ import SimExec
 /// A host CPU: the execution context of host work scheduled on that CPU (kswapd,
 /// ksmd, the VMM's own threads: the sources of host mm events). It owns the CPU's
 /// TLB (`KVM.tlbs[index]`), which the vcpu loaded on it fills and flushes.
-///
-/// Each actor runs on its own `SimExecutor`, so the deterministic scheduler sees
-/// every step it takes; its work is synchronous kernel-style code whose scheduling
-/// points are explicit (`SimEngine.point`).
-public actor HostCPU {
+public actor HostCPU: SimActor {
     public nonisolated let executor: SimExecutor
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     public nonisolated let index: Int
 
     public init(index: Int, executor: SimExecutor) {
@@ -23,9 +18,8 @@ public actor HostCPU {
 }
 
 /// A vcpu thread (the task that calls KVM_RUN), loaded on a host CPU.
-public actor VCPU {
+public actor VCPU: SimActor {
     public nonisolated let executor: SimExecutor
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     public nonisolated let state: VCPUState
 
     public init(state: VCPUState, executor: SimExecutor) {

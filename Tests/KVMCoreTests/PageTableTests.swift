@@ -96,9 +96,8 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
     }
 }
 
-actor TableActor {
+actor TableActor: SimActor {
     nonisolated let executor: SimExecutor
-    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     init(_ e: SimExecutor) { executor = e }
     func run(_ body: @Sendable () -> Void) { body() }
 }

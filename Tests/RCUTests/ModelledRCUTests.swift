@@ -5,9 +5,8 @@ import SimExec
 @testable import RCU
 
 /// A reader and a writer actor on the deterministic engine.
-actor Probe {
+actor Probe: SimActor {
     nonisolated let executor: SimExecutor
-    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     init(_ e: SimExecutor) { executor = e }
     func run(_ body: @Sendable () -> Void) { body() }
 }

@@ -2,9 +2,8 @@ import Testing
 import Synchronization
 @testable import SimExec
 
-actor Worker {
+actor Worker: SimActor {
     nonisolated let executor: SimExecutor
-    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     init(executor: SimExecutor) { self.executor = executor }
     func run(engine: SimEngine, box: Box, n: Int) {
         for i in 0..<n {
