@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 
-/// One host CPU's TLB, holding guest translations gfn -> pfn.
+/// One host CPU's TLB, holding guest translations (virtual page -> pfn): gfn ->
+/// pfn for the VZ-style GPA mappings, guest virtual page -> pfn under trap and
+/// emulate.
 ///
 /// Entries are tagged with an address-space id (the vcpu's, standing for the
 /// host ASID of its guest mm). An entry has a D (dirty) bit: without it a write
 /// traps (TLB modified exception) even though the translation is valid.
 ///
-/// Word layout: bit 0 valid, bit 1 dirty, bits 2-15 tag, bits 16-39 gfn,
+/// Word layout: bit 0 valid, bit 1 dirty, bits 2-15 tag, bits 16-39 virtual page,
 /// bits 40-63 pfn. Locking: only the vcpu loaded on this CPU fills, uses and
 /// flushes it; oracles read it through atomics.
 public final class HostTLB: @unchecked Sendable {
@@ -15,14 +17,18 @@ public final class HostTLB: @unchecked Sendable {
     private let entries: AtomicWords
     /// When each entry was filled (`KVM.nextTLBFillStamp()`), for the aging oracle.
     private let stamps: AtomicWords
+    private let owners: AtomicWords
     private let victim = AtomicWords(count: 1)
 
     public struct Entry: Equatable, Sendable {
-        public var tag: Int, gfn: Int, pfn: Int, dirty: Bool
-        /// Fill order (not part of the hardware entry).
+        public var tag: Int, vpn: Int, pfn: Int, dirty: Bool
+        /// Fill order (model only, not part of the hardware entry).
         public var stamp: UInt64 = 0
-        public init(tag: Int, gfn: Int, pfn: Int, dirty: Bool, stamp: UInt64 = 0) {
-            self.tag = tag; self.gfn = gfn; self.pfn = pfn; self.dirty = dirty; self.stamp = stamp
+        /// Who filled it and for what (model only: an oracle's record, e.g. the
+        /// guest address space the translation belongs to).
+        public var owner: UInt64 = 0
+        public init(tag: Int, vpn: Int, pfn: Int, dirty: Bool, stamp: UInt64 = 0, owner: UInt64 = 0) {
+            self.tag = tag; self.vpn = vpn; self.pfn = pfn; self.dirty = dirty; self.stamp = stamp; self.owner = owner
         }
     }
 
@@ -31,25 +37,27 @@ public final class HostTLB: @unchecked Sendable {
         self.size = size
         entries = AtomicWords(count: size)
         stamps = AtomicWords(count: size)
+        owners = AtomicWords(count: size)
     }
 
-    deinit { entries.free(); stamps.free(); victim.free() }
+    deinit { entries.free(); stamps.free(); owners.free(); victim.free() }
 
-    static let gfnLimit = 1 << 24, pfnLimit = 1 << 24, tagLimit = 1 << 14
+    static let vpnLimit = 1 << 24, pfnLimit = 1 << 24, tagLimit = 1 << 14
 
     @inline(__always) static func encode(_ e: Entry) -> UInt64 {
-        1 | (e.dirty ? 2 : 0) | UInt64(e.tag) << 2 | UInt64(e.gfn) << 16 | UInt64(e.pfn) << 40
+        1 | (e.dirty ? 2 : 0) | UInt64(e.tag) << 2 | UInt64(e.vpn) << 16 | UInt64(e.pfn) << 40
     }
     @inline(__always) static func decode(_ w: UInt64) -> Entry? {
         guard w & 1 != 0 else { return nil }
-        return Entry(tag: Int((w >> 2) & 0x3FFF), gfn: Int((w >> 16) & 0xFF_FFFF), pfn: Int(w >> 40), dirty: w & 2 != 0)
+        return Entry(tag: Int((w >> 2) & 0x3FFF), vpn: Int((w >> 16) & 0xFF_FFFF), pfn: Int(w >> 40), dirty: w & 2 != 0)
     }
 
     /// TLB probe.
-    public func lookup(tag: Int, gfn: Int) -> Entry? {
+    public func lookup(tag: Int, vpn: Int) -> Entry? {
         for i in 0..<size {
-            if var e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn {
+            if var e = HostTLB.decode(entries.load(i)), e.tag == tag, e.vpn == vpn {
                 e.stamp = stamps.load(i)
+                e.owner = owners.load(i)
                 return e
             }
         }
@@ -58,17 +66,18 @@ public final class HostTLB: @unchecked Sendable {
 
     /// tlbwr: write a random (here round-robin) entry, after invalidating a matching one.
     public func fill(_ e: Entry) {
-        precondition(e.gfn < HostTLB.gfnLimit && e.pfn < HostTLB.pfnLimit && e.tag < HostTLB.tagLimit)
-        invalidate(tag: e.tag, gfn: e.gfn)
+        precondition(e.vpn < HostTLB.vpnLimit && e.pfn < HostTLB.pfnLimit && e.tag < HostTLB.tagLimit)
+        invalidate(tag: e.tag, vpn: e.vpn)
         let v = Int(victim.add(0, 1) % UInt64(size))
         stamps.store(v, e.stamp)
+        owners.store(v, e.owner)
         entries.store(v, HostTLB.encode(e))
     }
 
     /// kvm_mips_host_tlb_inv(): drop the entry for (tag, gfn).
-    public func invalidate(tag: Int, gfn: Int) {
+    public func invalidate(tag: Int, vpn: Int) {
         for i in 0..<size {
-            if let e = HostTLB.decode(entries.load(i)), e.tag == tag, e.gfn == gfn { entries.store(i, 0) }
+            if let e = HostTLB.decode(entries.load(i)), e.tag == tag, e.vpn == vpn { entries.store(i, 0) }
         }
     }
 

@@ -52,7 +52,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     /// A guest load or store in guest mode: TLB hit, or refill then hit, or a fault.
     func guestAccess(_ op: GuestOp) -> AccessResult {
         for _ in 0..<2 {
-            if let e = tlb.lookup(tag: vcpu.id, gfn: op.gfn) {
+            if let e = tlb.lookup(tag: vcpu.id, vpn: op.gfn) {
                 if op.write && !e.dirty { return .fault }    // TLB modified exception
                 perform(op, pfn: e.pfn, via: "TLB", stamp: e.stamp)
                 return .done
@@ -60,7 +60,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
             // TLB refill: lock-free walk of the GPA table.
             let p = kvm.rcu.read { kvm.gpaTable.lookupLockless(op.gfn, point: "tlb_refill:walk") }
             guard p.isPresent && p.isYoung else { return .fault }   // TLB invalid exception
-            tlb.fill(.init(tag: vcpu.id, gfn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.nextTLBFillStamp()))
+            tlb.fill(.init(tag: vcpu.id, vpn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.nextTLBFillStamp()))
             engine.event("vcpu\(vcpu.id): TLB refill gfn \(op.gfn) -> pfn \(p.pfn)\(p.isDirty ? " D" : "")")
         }
         return .fault
@@ -108,7 +108,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
             engine.point("kvm_mips_handle_exit:gpa_fault")
             switch mmu.kvmMipsMapPage(vcpu, cache: cache, gfn: op.gfn, write: op.write) {
             case .success:
-                tlb.invalidate(tag: vcpu.id, gfn: op.gfn)   // kvm_vz_host_tlb_inv()
+                tlb.invalidate(tag: vcpu.id, vpn: op.gfn)   // kvm_vz_host_tlb_inv()
             case .failure(.efault):
                 counters.add(0, 1)                        // emulated as MMIO: nothing mapped
                 engine.event("vcpu\(vcpu.id): gfn \(op.gfn) \(op.write ? "write" : "read") -> EFAULT, emulated as MMIO")

@@ -16,12 +16,16 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
     /// Index bits per GPA page-table level (small values make table frees frequent).
     public var tableBits: Int
     public var tlbSize: Int
+    /// Host ASID width (MIPS trap-and-emulate scenarios): small, so cycles wrap.
+    public var asidBits: Int
+    /// Guest processes (guest ASIDs 1...n) per vcpu (trap-and-emulate scenarios).
+    public var guestProcesses: Int
 
     public init(cpus: Int, vcpus: Int, pages: Int, opsPerVCPU: Int, hostEventsPerSource: Int,
-                hostEventSources: Int, tableBits: Int, tlbSize: Int) {
+                hostEventSources: Int, tableBits: Int, tlbSize: Int, asidBits: Int = 8, guestProcesses: Int = 2) {
         self.cpus = cpus; self.vcpus = vcpus; self.pages = pages; self.opsPerVCPU = opsPerVCPU
         self.hostEventsPerSource = hostEventsPerSource; self.hostEventSources = hostEventSources
-        self.tableBits = tableBits; self.tlbSize = tlbSize
+        self.tableBits = tableBits; self.tlbSize = tlbSize; self.asidBits = asidBits; self.guestProcesses = guestProcesses
     }
 
     /// Limits that keep a run meaningful; violations are bad input (exit 2).
@@ -31,6 +35,11 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
         guard (1...(1 << 20)).contains(pages) else { throw InputError("--pages must be between 1 and 1048576 (got \(pages))") }
         guard hostEventSources <= cpus else { throw InputError("host event sources (\(hostEventSources)) exceed --cpus \(cpus)") }
         guard (1...12).contains(tableBits) else { throw InputError("table bits must be between 1 and 12") }
+        guard (1...8).contains(asidBits) else { throw InputError("ASID bits must be between 1 and 8") }
+        guard (1...64).contains(guestProcesses) else { throw InputError("guest processes must be between 1 and 64") }
+        guard (1...(1 << 16)).contains(opsPerVCPU), (0...(1 << 16)).contains(hostEventsPerSource) else {
+            throw InputError("operations per actor out of range")
+        }
     }
 }
 
@@ -70,6 +79,7 @@ public enum ScenarioRegistry {
     public static let all: [any Scenario] = [
         SyncMMUScenario.race,
         SyncMMUScenario.stress,
+        ASIDScenario.lazyRegen,
     ]
 
     public static func named(_ name: String) throws(InputError) -> any Scenario {

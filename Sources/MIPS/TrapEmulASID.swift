@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import KVMCore
+import SimExec
+
+/// Variants of the lazy guest-user ASID regeneration around seed 000
+/// ("KVM: MIPS: Fix lazy user ASID regenerate for SMP").
+public enum ASIDVariant: String, CaseIterable, Sendable, Codable {
+    /// Before the commit (v4.10-rc): `kvm_mips_check_asids()` regenerates on the
+    /// current CPU only, and `kvm_arch_vcpu_load()` resets `last_user_gasid` when it
+    /// finds the user ASID stale.
+    case preFix = "pre-fix"
+    /// The seed's diff exactly as written: after regenerating, a loop over the
+    /// other CPUs zeroes `vcpu->arch.guest_user_asid[cpu]` (the current CPU's entry,
+    /// not `[i]`); the `vcpu_load` reset the message says it drops is not in the diff.
+    case patched = "patched"
+    /// What the commit message describes: zero `guest_user_asid[i]` on the other
+    /// CPUs, and no `last_user_gasid` reset in `kvm_arch_vcpu_load()`.
+    case patchedIntended = "patched-intended"
+    /// v4.11: `kvm_trap_emul_vcpu_reenter()` with the mm's own `cpu_context()` in
+    /// place of the per-vcpu ASID arrays (every CPU's user context zeroed, then the
+    /// usual staleness check).
+    case upstream411 = "upstream-4.11"
+    /// Half of the fix: propagate the regeneration to the other CPUs (`[i]`), keep
+    /// the `vcpu_load` reset. Leaves hole (b) alone, so it isolates it.
+    case propagateOnly = "propagate-only"
+    /// The other half: drop the `vcpu_load` reset, do not propagate. Isolates hole (a).
+    case noCancelOnly = "no-cancel-only"
+
+    var usesPerVCPUArrays: Bool { self != .upstream411 }
+
+    /// What `kvm_mips_check_asids()` does to the other CPUs' `guest_user_asid[]`
+    /// after regenerating on this one.
+    enum Propagation { case none, zeroCurrentCPU, zeroOtherCPUs }
+    var propagation: Propagation {
+        switch self {
+        case .preFix, .noCancelOnly, .upstream411: return .none
+        case .patched: return .zeroCurrentCPU
+        case .patchedIntended, .propagateOnly: return .zeroOtherCPUs
+        }
+    }
+
+    /// Whether `kvm_arch_vcpu_load()` sets `last_user_gasid` when it regenerates a
+    /// stale user ASID (cancelling a pending lazy regeneration everywhere).
+    var vcpuLoadResetsLastUserGASID: Bool {
+        switch self {
+        case .preFix, .patched, .propagateOnly: return true
+        case .patchedIntended, .noCancelOnly, .upstream411: return false
+        }
+    }
+}
+
+/// Who filled a TLB entry (the oracle's record, not hardware state).
+public enum TLBOwner: Equatable, Sendable, CustomStringConvertible {
+    case none
+    case guestUser(vcpu: Int, guestASID: Int, gfn: Int)
+    case hostProcess(Int)
+
+    public var raw: UInt64 {
+        switch self {
+        case .none: return 0
+        case let .guestUser(v, a, g): return 1 | UInt64(v) << 4 | UInt64(a) << 16 | UInt64(g) << 32
+        case let .hostProcess(p): return 2 | UInt64(p) << 4
+        }
+    }
+
+    public init(raw: UInt64) {
+        switch raw & 0xF {
+        case 1: self = .guestUser(vcpu: Int((raw >> 4) & 0xFFF), guestASID: Int((raw >> 16) & 0xFFFF), gfn: Int(raw >> 32))
+        case 2: self = .hostProcess(Int((raw >> 4) & 0xFFF))
+        default: self = .none
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: return "nobody"
+        case let .guestUser(v, a, g): return "vcpu\(v) guest ASID \(a) (gfn \(g))"
+        case let .hostProcess(p): return "host process \(p)"
+        }
+    }
+}
+
+/// MIPS trap-and-emulate guest address translation for one vcpu (arch/mips/kvm
+/// mips.c, mmu.c, emulate.c, trap_emul.c, v4.10 and v4.11): the guest's EntryHi
+/// ASID and its own TLB, the guest kernel and user host mms with their host
+/// ASIDs per CPU, the lazy user-ASID regeneration, vcpu load/put and migration.
+///
+/// Guest memory: guest process with ASID `a` maps user virtual page `v` to gfn
+/// `a * pagesPerProcess + v`, so a translation borrowed from another process
+/// lands on another gfn.
+///
+/// Locking: everything here is touched by the vcpu's own thread while it holds
+/// its current host CPU (`cpuLocks[cpu]`), like kernel code running with
+/// preemption disabled; oracles read atomics.
+public final class TrapEmulVCPU: @unchecked Sendable {
+    public let id: Int
+    public let variant: ASIDVariant
+    public let asids: ASIDAllocator
+    public let tlbs: [HostTLB]
+    let engine: SimEngine
+    public let guestKernelMM: MipsMM
+    public let guestUserMM: MipsMM
+    /// vcpu->arch.guest_kernel_asid[], guest_user_asid[] (v4.10).
+    private let kernelASIDs: AtomicWords
+    private let userASIDs: AtomicWords
+    /// vcpu->arch.last_user_gasid.
+    public private(set) var lastUserGASID: Int = 0
+    /// Guest CP0 EntryHi.ASID: the running guest process.
+    public private(set) var entryHiASID: Int
+    /// KVM_GUEST_KERNEL_MODE(vcpu).
+    public private(set) var guestKernelMode = false
+    /// vcpu->cpu (the host CPU it is loaded on or will be loaded on next).
+    public private(set) var cpu: Int
+    public let pagesPerProcess: Int
+    /// The emulated guest TLB (vcpu->arch.guest_tlb): (vpn, asid) pairs, FIFO replacement.
+    private var guestTLB: [(vpn: Int, asid: Int)] = []
+    let guestTLBSize: Int
+    private let counters = AtomicWords(count: 2)   // user accesses, host-ASID regenerations
+
+    public init(id: Int, variant: ASIDVariant, asids: ASIDAllocator, tlbs: [HostTLB], engine: SimEngine,
+                startCPU: Int, startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4) {
+        self.id = id
+        self.variant = variant
+        self.asids = asids
+        self.tlbs = tlbs
+        self.engine = engine
+        guestKernelMM = MipsMM(name: "vcpu\(id) guest_kernel_mm", cpus: asids.cpus)
+        guestUserMM = MipsMM(name: "vcpu\(id) guest_user_mm", cpus: asids.cpus)
+        kernelASIDs = AtomicWords(count: asids.cpus)
+        userASIDs = AtomicWords(count: asids.cpus)
+        cpu = startCPU
+        entryHiASID = startASID
+        lastUserGASID = startASID
+        self.pagesPerProcess = pagesPerProcess
+        self.guestTLBSize = guestTLBSize
+    }
+
+    deinit { kernelASIDs.free(); userASIDs.free(); counters.free() }
+
+    public var userAccesses: Int { Int(counters.load(0)) }
+
+    /// The gfn guest process `asid` maps user page `vpn` to.
+    public func guestMapping(asid: Int, vpn: Int) -> Int { asid * pagesPerProcess + vpn }
+    /// The host pfn behind a gfn (guest RAM is pinned and linear in this scenario).
+    public func pfn(forGfn gfn: Int) -> Int { gfn + 1 }
+
+    var tlb: HostTLB { tlbs[cpu] }
+
+    /// kvm_get_new_mmu_context(mm, cpu, vcpu) (v4.10, arch/mips/kvm/mmu.c).
+    func kvmGetNewMMUContext(_ mm: MipsMM) {
+        mm.getNewMMUContext(cpu: cpu, asids: asids, tlb: tlb)
+        counters.add(1, 1)
+        engine.event("vcpu\(id): cpu\(cpu) new ASID \(mm.cpuContext(cpu) & asids.asidMask) (version \(mm.cpuContext(cpu) >> asids.bits)) for \(mm.name)")
+    }
+
+    // MARK: - load / put / migration
+
+    /// kvm_arch_vcpu_load() (v4.10 mmu.c) / kvm_trap_emul_vcpu_load() (v4.11):
+    /// restore the ASIDs on `newCPU`, regenerating stale ones.
+    public func kvmArchVCPULoad(_ newCPU: Int) {
+        cpu = newCPU
+        if variant.usesPerVCPUArrays {
+            if asids.isStale(kernelASIDs.load(cpu), cpu: cpu) {
+                kvmGetNewMMUContext(guestKernelMM)
+                kernelASIDs.store(cpu, guestKernelMM.cpuContext(cpu))
+            }
+            if asids.isStale(userASIDs.load(cpu), cpu: cpu) {
+                let gasid = entryHiASID
+                kvmGetNewMMUContext(guestUserMM)
+                userASIDs.store(cpu, guestUserMM.cpuContext(cpu))
+                if variant.vcpuLoadResetsLastUserGASID {
+                    lastUserGASID = gasid      // cancels a pending lazy regeneration (hole b)
+                    engine.event("vcpu\(id): vcpu_load on cpu\(cpu): last_user_gasid = \(gasid)")
+                }
+            }
+        } else {
+            let mm = guestKernelMode ? guestKernelMM : guestUserMM
+            if asids.isStale(mm.cpuContext(cpu), cpu: cpu) { kvmGetNewMMUContext(mm) }
+        }
+    }
+
+    /// kvm_arch_vcpu_put(): remember the CPU (vcpu->arch.last_sched_cpu).
+    public func kvmArchVCPUPut() {}
+
+    /// Moves the vcpu thread to another host CPU (the host scheduler's decision);
+    /// the next `kvmArchVCPULoad` runs there.
+    public func migrate(to newCPU: Int) {
+        engine.event("vcpu\(id): migrates cpu\(cpu) -> cpu\(newCPU)")
+        cpu = newCPU
+    }
+
+    // MARK: - lazy user ASID regeneration before guest entry
+
+    /// kvm_mips_check_asids() (v4.10, arch/mips/kvm/mips.c), or for upstream-4.11
+    /// kvm_trap_emul_vcpu_reenter() (arch/mips/kvm/trap_emul.c). Runs before every
+    /// guest entry, preemption disabled.
+    public func checkASIDs() {
+        if variant == .upstream411 {
+            let mm: MipsMM
+            if guestKernelMode {
+                mm = guestKernelMM
+            } else {
+                mm = guestUserMM
+                let gasid = entryHiASID
+                if gasid != lastUserGASID {
+                    for i in 0..<asids.cpus { guestUserMM.setCPUContext(i, 0) }
+                    lastUserGASID = gasid
+                    engine.event("vcpu\(id): reenter: guest ASID now \(gasid): user cpu_context zeroed on every CPU")
+                }
+            }
+            if asids.isStale(mm.cpuContext(cpu), cpu: cpu) { kvmGetNewMMUContext(mm) }
+            return
+        }
+        guard !guestKernelMode else { return }
+        let gasid = entryHiASID
+        guard gasid != lastUserGASID else { return }
+        kvmGetNewMMUContext(guestUserMM)
+        userASIDs.store(cpu, guestUserMM.cpuContext(cpu))
+        switch variant.propagation {
+        case .none:
+            break
+        case .zeroCurrentCPU:
+            for i in 0..<asids.cpus where i != cpu { userASIDs.store(cpu, 0) }    // guest_user_asid[cpu], as written
+        case .zeroOtherCPUs:
+            for i in 0..<asids.cpus where i != cpu { userASIDs.store(i, 0) }
+        }
+        lastUserGASID = gasid
+        engine.event("vcpu\(id): check_asids on cpu\(cpu): guest ASID \(gasid) != last_user_gasid: regenerated; guest_user_asid = \(perCPU(userASIDs))")
+    }
+
+    private func perCPU(_ w: AtomicWords) -> String {
+        "[" + (0..<asids.cpus).map { String(w.load($0) & asids.asidMask) + "/v" + String(w.load($0) >> asids.bits) }.joined(separator: ", ") + "]"
+    }
+
+    /// The host ASID the guest runs with on this CPU (EntryHi.ASID on guest entry).
+    public var hostUserASID: Int {
+        let ctx = variant.usesPerVCPUArrays ? userASIDs.load(cpu) : guestUserMM.cpuContext(cpu)
+        return Int(ctx & asids.asidMask)
+    }
+
+    // MARK: - guest kernel: context switch
+
+    /// The guest kernel switches process: an emulated `mtc0 EntryHi` with a new ASID
+    /// (kvm_mips_emulate_CP0(), arch/mips/kvm/emulate.c), in guest kernel mode. The
+    /// kernel host ASID is regenerated at once; the user one lazily on re-entry.
+    public func guestContextSwitch(to newASID: Int) {
+        guestKernelMode = true                                  // exception: guest kernel mode
+        engine.point("guest:kernel_mode")
+        if entryHiASID != newASID {
+            if variant.usesPerVCPUArrays {
+                kvmGetNewMMUContext(guestKernelMM)
+                kernelASIDs.store(cpu, guestKernelMM.cpuContext(cpu))
+                for i in 0..<asids.cpus where i != cpu { kernelASIDs.store(i, 0) }
+            } else {
+                kvmGetNewMMUContext(guestKernelMM)
+                for i in 0..<asids.cpus where i != cpu { guestKernelMM.setCPUContext(i, 0) }
+            }
+            engine.event("vcpu\(id): guest mtc0 EntryHi: ASID \(entryHiASID) -> \(newASID)")
+            entryHiASID = newASID
+        }
+        guestKernelMode = false                                 // eret to guest user mode
+    }
+
+    // MARK: - guest user accesses
+
+    /// A guest user-mode load from virtual page `vpn` of the running process: enter
+    /// the guest (check ASIDs), host TLB lookup with the user host ASID, and on a miss
+    /// exit to KVM (kvm_mips_handle_tlbmiss), which refills the guest TLB if needed
+    /// (the guest's refill handler, emulated tlbwr) and writes the host TLB
+    /// (kvm_mips_handle_mapped_seg_tlb_fault, v4.10), then re-enters.
+    /// `check` is called with the entry the access used.
+    public func guestUserAccess(vpn: Int, check: (TrapEmulVCPU, HostTLB.Entry) -> Void) {
+        for _ in 0..<3 {
+            checkASIDs()
+            engine.point("vcpu:enter_guest")
+            let tag = hostUserASID
+            if let e = tlb.lookup(tag: tag, vpn: vpn) {
+                counters.add(0, 1)
+                check(self, e)
+                engine.event("vcpu\(id): guest ASID \(entryHiASID) user read of page \(vpn) on cpu\(cpu) (host ASID \(tag)) -> pfn \(e.pfn), filled by \(TLBOwner(raw: e.owner))")
+                return
+            }
+            engine.point("exit:tlb_miss")
+            handleTLBMiss(vpn: vpn, tag: tag)
+        }
+    }
+
+    /// kvm_mips_handle_tlbmiss() for a guest user address.
+    private func handleTLBMiss(vpn: Int, tag: Int) {
+        let asid = entryHiASID
+        if !guestTLB.contains(where: { $0.vpn == vpn && $0.asid == asid }) {
+            // The guest's TLB refill handler runs and writes the guest TLB (tlbwr).
+            if guestTLB.count >= guestTLBSize {
+                let old = guestTLB.removeFirst()
+                // kvm_mips_emulate_tlbwr(): drop the host entry shadowing the replaced one (this CPU only).
+                tlb.invalidate(tag: hostUserASID, vpn: old.vpn)
+            }
+            guestTLB.append((vpn, asid))
+        }
+        let gfn = guestMapping(asid: asid, vpn: vpn)
+        tlb.fill(.init(tag: tag, vpn: vpn, pfn: pfn(forGfn: gfn), dirty: false,
+                       owner: TLBOwner.guestUser(vcpu: id, guestASID: asid, gfn: gfn).raw))
+        engine.event("vcpu\(id): TLB miss page \(vpn): host TLB cpu\(cpu) <- (ASID \(tag), page \(vpn)) for guest ASID \(asid), gfn \(gfn)")
+    }
+}
+
+/// A host process that runs on host CPUs between vcpus and uses ASIDs from the same
+/// allocator: the source of ASID cycles.
+public final class HostProcess: @unchecked Sendable {
+    public let id: Int
+    public let mm: MipsMM
+    public init(id: Int, cpus: Int) {
+        self.id = id
+        mm = MipsMM(name: "host process \(id)", cpus: cpus)
+    }
+
+    /// switch_mm() to this process on `cpu`, then a user access that fills a TLB entry.
+    public func run(cpu: Int, asids: ASIDAllocator, tlb: HostTLB, vpn: Int, engine: SimEngine) {
+        mm.checkMMUContext(cpu: cpu, asids: asids, tlb: tlb)
+        let asid = Int(mm.cpuContext(cpu) & asids.asidMask)
+        tlb.fill(.init(tag: asid, vpn: vpn, pfn: 1_000_000 + id, dirty: false, owner: TLBOwner.hostProcess(id).raw))
+        engine.event("host process \(id) runs on cpu\(cpu) with ASID \(asid) (version \(mm.cpuContext(cpu) >> asids.bits))")
+    }
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import MIPS
+
+/// Seed 000 scenario: lazy guest-user ASID regeneration on an SMP host.
+///
+/// Actors: `cpu0...` run host processes (each switch_mm() may take a new ASID
+/// and so start new ASID cycles; the ASID width is tiny), `vcpu0...` run a guest
+/// that reads user pages of its current process, switches process (a guest
+/// kernel EntryHi write) and migrates between host CPUs.
+///
+/// Oracle `stale-asid`: a guest user access translates only through a host TLB
+/// entry filled for this vcpu, the running guest process and the page it maps.
+public struct ASIDScenario: Scenario {
+    public let name: String
+    public let summary: String
+
+    public static let lazyRegen = ASIDScenario(
+        name: "asid-lazy-regen",
+        summary: "MIPS trap-and-emulate guest user ASIDs on an SMP host: process switches, vcpu migration, host ASID cycles (seed 000)")
+
+    public var variants: [String] { ASIDVariant.allCases.map(\.rawValue) }
+    public var oracles: [String] { ["stale-asid", "deadlock", "livelock"] }
+    public var docs: String { "docs/mechanisms/asid.md" }
+
+    public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
+        mode == .deterministic
+            ? ScenarioConfig(cpus: 2, vcpus: 1, pages: 2, opsPerVCPU: 10, hostEventsPerSource: 3, hostEventSources: 2,
+                             tableBits: 1, tlbSize: 8, asidBits: 2, guestProcesses: 2)
+            : ScenarioConfig(cpus: 2, vcpus: 2, pages: 4, opsPerVCPU: 10, hostEventsPerSource: 3, hostEventSources: 2,
+                             tableBits: 1, tlbSize: 16, asidBits: 3, guestProcesses: 3)
+    }
+
+    public func actorNames(_ c: ScenarioConfig) -> [String] {
+        (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
+    }
+
+    public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
+        ASIDWorld(engine: engine, variant: ASIDVariant(rawValue: variant)!, config: config, seed: seed)
+    }
+}
+
+final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig
+    let seed: UInt64
+    let asids: ASIDAllocator
+    let tlbs: [HostTLB]
+    let cpuLocks: [SpinLock]
+    let hostCPUs: [HostCPU]
+    let vcpus: [VCPU]
+    let teVCPUs: [TrapEmulVCPU]
+    let hostProcesses: [HostProcess]
+    private let work: AtomicWords
+
+    init(engine: SimEngine, variant: ASIDVariant, config c: ScenarioConfig, seed: UInt64) {
+        self.engine = engine
+        self.config = c
+        self.seed = seed
+        asids = ASIDAllocator(bits: c.asidBits, cpus: c.cpus)
+        tlbs = (0..<c.cpus).map { HostTLB(cpu: $0, size: c.tlbSize) }
+        cpuLocks = (0..<c.cpus).map { _ in SpinLock("run_on_cpu", engine: engine) }
+        let ex = engine.executors
+        hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        let states = (0..<c.vcpus).map { VCPUState(id: $0, cpu: $0 % c.cpus) }
+        vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
+        let (asids, tlbs) = (asids, tlbs)
+        teVCPUs = states.map {
+            TrapEmulVCPU(id: $0.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
+                         startCPU: $0.cpu, startASID: 1, pagesPerProcess: c.pages)
+        }
+        hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
+        work = AtomicWords(count: 1)
+    }
+
+    deinit { work.free() }
+
+    var completedWork: Int { Int(work.load(0)) }
+    func finish() {}
+
+    /// The oracle: the entry must belong to this vcpu, its running guest process,
+    /// and the page that process maps.
+    func checkUserAccess(_ v: TrapEmulVCPU, _ e: HostTLB.Entry) {
+        let g = v.entryHiASID
+        let want = TLBOwner.guestUser(vcpu: v.id, guestASID: g, gfn: v.guestMapping(asid: g, vpn: e.vpn))
+        let got = TLBOwner(raw: e.owner)
+        if got != want {
+            engine.report(oracle: "stale-asid",
+                          "vcpu\(v.id) guest process ASID \(g) read user page \(e.vpn) on cpu\(v.cpu) through host ASID \(e.tag), an entry filled for \(got)")
+        }
+    }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            let actorSeed = SplitMix64.derive(seed, UInt64(i))
+            engine.spawn(on: cpu.executor) { [self] in
+                await cpu.run { [self] in
+                    var rng = SplitMix64(seed: actorSeed)
+                    var n = 0
+                    while !engine.stopRequested && (endless || n < c.hostEventsPerSource) {
+                        engine.point("host:schedule")
+                        let p = hostProcesses[rng.below(hostProcesses.count)]
+                        cpuLocks[i].withLock {
+                            p.run(cpu: i, asids: asids, tlb: tlbs[i], vpn: rng.below(c.pages), engine: engine)
+                        }
+                        n += 1
+                        work.add(0, 1)
+                    }
+                }
+            }
+        }
+        for (i, vcpu) in vcpus.enumerated() {
+            let actorSeed = SplitMix64.derive(seed, UInt64(1000 + i))
+            let te = teVCPUs[i]
+            engine.spawn(on: vcpu.executor) { [self] in
+                await vcpu.run { [self] _ in
+                    var rng = SplitMix64(seed: actorSeed)
+                    var n = 0
+                    while !engine.stopRequested && (endless || n < c.opsPerVCPU) {
+                        let cpu = te.cpu
+                        cpuLocks[cpu].withLock {
+                            te.kvmArchVCPULoad(cpu)                     // vcpu_load (sched in)
+                            switch rng.below(3) {
+                            case 0:
+                                te.guestContextSwitch(to: 1 + rng.below(c.guestProcesses))
+                            default:
+                                te.guestUserAccess(vpn: rng.below(c.pages)) { checkUserAccess($0, $1) }
+                            }
+                            te.kvmArchVCPUPut()                         // vcpu_put (sched out)
+                        }
+                        if c.cpus > 1 && rng.below(3) == 0 {
+                            te.migrate(to: (cpu + 1 + rng.below(c.cpus - 1)) % c.cpus)
+                        }
+                        n += 1
+                        work.add(0, 1)
+                    }
+                }
+            }
+        }
+    }
+}

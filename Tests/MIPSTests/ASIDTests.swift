@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+import KVMCore
+import MIPS
+@testable import Scenarios
+
+/// Seed 000: every variant's verdict in deterministic mode, pinned.
+@Suite struct ASIDLazyRegenTests {
+    /// Variants with a hole are caught within a fixed budget, with both strategies.
+    @Test(arguments: ["pre-fix", "patched", "propagate-only", "no-cancel-only"])
+    func holesAreCaught(variant: String) throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("asid-lazy-regen", variant, schedules: 2000, strategy: strategy)
+            #expect(r.violations > 0, "\(variant) with \(strategy) not caught")
+            #expect(r.firstViolation?.oracle == "stale-asid")
+        }
+    }
+
+    @Test(arguments: ["patched-intended", "upstream-4.11"])
+    func fixesHold(variant: String) throws {
+        let (r, _) = try run("asid-lazy-regen", variant, schedules: 5000)
+        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+    }
+
+    /// Interleaving (b): the vcpu_load of a CPU that started a new ASID cycle cancels
+    /// the pending lazy regeneration. `propagate-only` has only this hole.
+    @Test func holeBIsReachable() throws {
+        let (_, runner) = try run("asid-lazy-regen", "propagate-only", schedules: 2000, strategy: .pct)
+        let replay = try Runner.replay(try #require(runner.failingTrace))
+        let texts = replay.events.map(\.text)
+        #expect(texts.contains { $0.contains("vcpu_load on cpu") && $0.contains("last_user_gasid") })
+        #expect(texts.contains { $0.contains("version 2") })    // a new ASID cycle happened
+        #expect(replay.violations.first?.oracle == "stale-asid")
+    }
+
+    /// Interleaving (a): the regeneration was not propagated to the CPU the vcpu
+    /// comes back to. `no-cancel-only` has only this hole.
+    @Test func holeAIsReachable() throws {
+        let (_, runner) = try run("asid-lazy-regen", "no-cancel-only", schedules: 2000)
+        let replay = try Runner.replay(try #require(runner.failingTrace))
+        let texts = replay.events.map(\.text)
+        #expect(texts.contains { $0.contains("check_asids on cpu") })
+        #expect(texts.contains { $0.contains("migrates") })
+        #expect(!texts.contains { $0.contains("vcpu_load on cpu") && $0.contains("last_user_gasid") })   // no reset in this variant
+        #expect(replay.violations.first?.oracle == "stale-asid")
+    }
+
+    @Test func parallelModeRunsOnRealThreads() throws {
+        let (clean, _) = try run("asid-lazy-regen", "upstream-4.11", mode: .parallel, seconds: 2)
+        #expect(clean.violations == 0)
+        let (bad, _) = try run("asid-lazy-regen", "pre-fix", mode: .parallel, seconds: 10)
+        #expect(bad.violations > 0)
+    }
+}
+
+/// The ASID allocator against arch/mips/include/asm/mmu_context.h.
+@Suite struct ASIDAllocatorTests {
+    @Test func cyclesWrapAndFlush() {
+        let asids = ASIDAllocator(bits: 2, cpus: 1)
+        let tlb = HostTLB(cpu: 0, size: 4)
+        let mm = MipsMM(name: "mm", cpus: 1)
+        #expect(asids.isStale(0, cpu: 0))                   // a zero context is always stale
+        #expect(asids.asidCache(0) == 4)                    // asid_first_version
+        mm.getNewMMUContext(cpu: 0, asids: asids, tlb: tlb)
+        #expect(mm.cpuContext(0) == 5 && !asids.isStale(5, cpu: 0))
+        tlb.fill(.init(tag: 1, vpn: 7, pfn: 9, dirty: false))
+        for _ in 0..<2 { mm.getNewMMUContext(cpu: 0, asids: asids, tlb: tlb) }
+        #expect(asids.newCycles(0) == 0 && tlb.validEntries.count == 1)
+        mm.getNewMMUContext(cpu: 0, asids: asids, tlb: tlb)  // 8: ASID 0 of version 2, new cycle
+        #expect(mm.cpuContext(0) == 8)
+        #expect(asids.newCycles(0) == 1)
+        #expect(tlb.validEntries.isEmpty)                    // whole TLB flushed
+        #expect(asids.isStale(5, cpu: 0))                    // old version stale now
+    }
+}
