@@ -27,13 +27,17 @@ public final class PageTable: @unchecked Sendable {
     private let words: AtomicWords
     private let state: AtomicWords
     private let freeTables: Locked<[Int]>
-    /// Mutation hook for oracle-strength testing: free unlinked tables at once,
-    /// without waiting for a grace period.
+    /// Free unlinked tables at once, without waiting for a grace period: right for a
+    /// table only its owner walks (the GVA tables), a mutation for the GPA table.
     public var freeWithoutGracePeriod = false
+    /// Per leaf slot, who filled it (model only: an oracle's record, like
+    /// `HostTLB.Entry.owner`). Allocated only with `recordOwners`.
+    private let owners: AtomicWords?
 
     static let live: UInt64 = 1, retired: UInt64 = 2
 
-    public init(name: String, levels: Int = 3, bitsPerLevel: Int = 9, capacity: Int, engine: SimEngine, rcu: any RCUDomain) {
+    public init(name: String, levels: Int = 3, bitsPerLevel: Int = 9, capacity: Int, engine: SimEngine, rcu: any RCUDomain,
+                recordOwners: Bool = false) {
         precondition(levels >= 2 && bitsPerLevel >= 1 && capacity >= 2)
         self.name = name
         self.levels = levels
@@ -43,12 +47,13 @@ public final class PageTable: @unchecked Sendable {
         self.engine = engine
         self.rcu = rcu
         words = AtomicWords(count: capacity * entriesPerTable)
+        owners = recordOwners ? AtomicWords(count: capacity * entriesPerTable) : nil
         state = AtomicWords(count: capacity)
         state.store(0, 1 << 2 | PageTable.live)
         freeTables = Locked(Array((1..<capacity).reversed()))
     }
 
-    deinit { words.free(); state.free() }
+    deinit { words.free(); state.free(); owners?.free() }
 
     /// Tables needed to map `pages` page numbers below `limit`, with slack for tables
     /// waiting for a grace period.
@@ -131,6 +136,10 @@ public final class PageTable: @unchecked Sendable {
     @inline(__always) public func load(slot s: Int) -> PTE { PTE(raw: words.load(s)) }
     /// set_pte().
     @inline(__always) public func set(slot s: Int, _ p: PTE) { words.store(s, p.raw) }
+    /// set_pte() with the oracle's record of who the entry is for.
+    public func set(slot s: Int, _ p: PTE, owner: UInt64) { owners?.store(s, owner); words.store(s, p.raw) }
+    /// The record stored with `set(slot:_:owner:)` (0 if none).
+    public func owner(slot s: Int) -> UInt64 { owners?.load(s) ?? 0 }
 
     /// The leaf entry for `page` without allocating (writers; tests).
     public func lookup(_ page: Int) -> PTE {
@@ -235,18 +244,24 @@ public final class PageTable: @unchecked Sendable {
     /// is read: a freed or reused table is reported as `rcu-use-after-free` and the
     /// walk returns `.none`.
     public func lookupLockless(_ page: Int, point: StaticString) -> PTE {
+        lookupLocklessSlot(page, point: point).pte
+    }
+
+    /// `lookupLockless`, also giving the leaf slot it read (nil when a level is missing).
+    public func lookupLocklessSlot(_ page: Int, point: StaticString) -> (pte: PTE, slot: Int?) {
         var table = 0
         var expectGen = state.load(0) >> 2
         for level in 0..<levels {
-            let e = words.load(slot(table, index(page, level: level)))
-            if !tableValid(table, expectGen, page: page, level: level) { return .none }
-            if level == levels - 1 { return PTE(raw: e) }
-            if e == 0 { return .none }
+            let s = slot(table, index(page, level: level))
+            let e = words.load(s)
+            if !tableValid(table, expectGen, page: page, level: level) { return (.none, nil) }
+            if level == levels - 1 { return (PTE(raw: e), s) }
+            if e == 0 { return (.none, nil) }
             table = PageTable.child(e)
             expectGen = PageTable.generation(e)
             engine.point(point)
         }
-        return .none
+        return (.none, nil)
     }
 
     private func tableValid(_ t: Int, _ gen: UInt64, page: Int, level: Int) -> Bool {

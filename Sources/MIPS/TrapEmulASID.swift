@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import KVMCore
 import SimExec
+import RCU
 
 /// Variants of the lazy guest-user ASID regeneration around seed 000
 /// ("KVM: MIPS: Fix lazy user ASID regenerate for SMP").
@@ -46,6 +47,33 @@ public enum ASIDVariant: String, CaseIterable, Sendable, Codable {
         case .preFix, .patched, .propagateOnly: return true
         case .patchedIntended, .noCancelOnly, .upstream411: return false
         }
+    }
+}
+
+/// Variants of seed 001 ("KVM: MIPS/MMU: Invalidate GVA PTs on ASID changes"),
+/// on top of the v4.11 ASID code.
+public enum GVAFlushVariant: String, CaseIterable, Sendable, Codable {
+    /// GVA page tables that nothing flushes when the guest ASID changes.
+    case preFix = "pre-fix"
+    /// The seed: flush the kernel GVA table (KMF_KERN) on a guest kernel EntryHi
+    /// ASID change, the user one (KMF_USER) lazily on re-entry to guest user mode.
+    case patched = "patched"
+}
+
+/// The GVA page tables of one vcpu and their allocation caches.
+public final class VCPUGVATables: @unchecked Sendable {
+    public let kernel: PageTable
+    public let user: PageTable
+    let kernelCache: MMUMemoryCache
+    let userCache: MMUMemoryCache
+    public let variant: GVAFlushVariant
+
+    public init(vcpu: Int, variant: GVAFlushVariant, engine: SimEngine, rcu: any RCUDomain) {
+        kernel = GVAPageTables.makeTable(name: "vcpu\(vcpu) guest_kernel_mm.pgd", engine: engine, rcu: rcu)
+        user = GVAPageTables.makeTable(name: "vcpu\(vcpu) guest_user_mm.pgd", engine: engine, rcu: rcu)
+        kernelCache = MMUMemoryCache(table: kernel)
+        userCache = MMUMemoryCache(table: user)
+        self.variant = variant
     }
 }
 
@@ -116,9 +144,13 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     private var guestTLB: [(vpn: Int, asid: Int)] = []
     let guestTLBSize: Int
     private let counters = AtomicWords(count: 2)   // user accesses, host-ASID regenerations
+    /// The GVA page tables (seed 001), or nil for the v4.10 direct host TLB writes.
+    public let gva: VCPUGVATables?
 
     public init(id: Int, variant: ASIDVariant, asids: ASIDAllocator, tlbs: [HostTLB], engine: SimEngine,
-                startCPU: Int, startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4) {
+                startCPU: Int, startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4, gva: VCPUGVATables? = nil) {
+        precondition(gva == nil || variant == .upstream411, "GVA page tables come with the v4.11 ASID code")
+        self.gva = gva
         self.id = id
         self.variant = variant
         self.asids = asids
@@ -203,6 +235,10 @@ public final class TrapEmulVCPU: @unchecked Sendable {
                 mm = guestUserMM
                 let gasid = entryHiASID
                 if gasid != lastUserGASID {
+                    if let gva, gva.variant == .patched {
+                        GVAPageTables.kvmMipsFlushGvaPt(gva.user, .user)
+                        engine.event("vcpu\(id): reenter: kvm_mips_flush_gva_pt(user_mm->pgd, KMF_USER)")
+                    }
                     for i in 0..<asids.cpus { guestUserMM.setCPUContext(i, 0) }
                     lastUserGASID = gasid
                     engine.event("vcpu\(id): reenter: guest ASID now \(gasid): user cpu_context zeroed on every CPU")
@@ -247,6 +283,10 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         guestKernelMode = true                                  // exception: guest kernel mode
         engine.point("guest:kernel_mode")
         if entryHiASID != newASID {
+            if let gva, gva.variant == .patched {
+                GVAPageTables.kvmMipsFlushGvaPt(gva.kernel, .kern)
+                engine.event("vcpu\(id): mtc0 EntryHi: kvm_mips_flush_gva_pt(kern_mm->pgd, KMF_KERN)")
+            }
             if variant.usesPerVCPUArrays {
                 kvmGetNewMMUContext(guestKernelMM)
                 kernelASIDs.store(cpu, guestKernelMM.cpuContext(cpu))
@@ -270,7 +310,7 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// (kvm_mips_handle_mapped_seg_tlb_fault, v4.10), then re-enters.
     /// `check` is called with the entry the access used.
     public func guestUserAccess(vpn: Int, check: (TrapEmulVCPU, HostTLB.Entry) -> Void) {
-        for _ in 0..<3 {
+        for _ in 0..<4 {
             checkASIDs()
             engine.point("vcpu:enter_guest")
             let tag = hostUserASID
@@ -279,6 +319,15 @@ public final class TrapEmulVCPU: @unchecked Sendable {
                 check(self, e)
                 engine.event("vcpu\(id): guest ASID \(entryHiASID) user read of page \(vpn) on cpu\(cpu) (host ASID \(tag)) -> pfn \(e.pfn), filled by \(TLBOwner(raw: e.owner))")
                 return
+            }
+            if let gva {
+                // The host TLB refill handler walks the running mm's GVA table.
+                let (p, slot) = gva.user.lookupLocklessSlot(vpn, point: "tlb_refill:gva_walk")
+                if p.isPresent, let slot {
+                    tlb.fill(.init(tag: tag, vpn: vpn, pfn: p.pfn, dirty: false, owner: gva.user.owner(slot: slot)))
+                    engine.event("vcpu\(id): TLB refill from GVA PT: (ASID \(tag), page \(vpn)) -> pfn \(p.pfn), filled for \(TLBOwner(raw: gva.user.owner(slot: slot)))")
+                    continue
+                }
             }
             engine.point("exit:tlb_miss")
             handleTLBMiss(vpn: vpn, tag: tag)
@@ -292,14 +341,29 @@ public final class TrapEmulVCPU: @unchecked Sendable {
             // The guest's TLB refill handler runs and writes the guest TLB (tlbwr).
             if guestTLB.count >= guestTLBSize {
                 let old = guestTLB.removeFirst()
-                // kvm_mips_emulate_tlbwr(): drop the host entry shadowing the replaced one (this CPU only).
+                // kvm_mips_emulate_tlbwr(): drop the host entry shadowing the replaced one (this CPU only),
+                // and (v4.11) its GVA PTEs: kvm_trap_emul_invalidate_gva().
                 tlb.invalidate(tag: hostUserASID, vpn: old.vpn)
+                if let gva {
+                    for t in [gva.kernel, gva.user] { if let s = t.walk(old.vpn, cache: nil) { t.set(slot: s, .none, owner: 0) } }
+                }
             }
             guestTLB.append((vpn, asid))
         }
         let gfn = guestMapping(asid: asid, vpn: vpn)
-        tlb.fill(.init(tag: tag, vpn: vpn, pfn: pfn(forGfn: gfn), dirty: false,
-                       owner: TLBOwner.guestUser(vcpu: id, guestASID: asid, gfn: gfn).raw))
+        let owner = TLBOwner.guestUser(vcpu: id, guestASID: asid, gfn: gfn).raw
+        if let gva {
+            // kvm_mips_handle_mapped_seg_tlb_fault() (v4.11): write the GVA PTE, then
+            // drop the host TLB entry so that the refill handler loads the new one.
+            _ = gva.userCache.topup(min: 2, max: 4)
+            if let s = gva.user.walk(vpn, cache: gva.userCache) {
+                gva.user.set(slot: s, PTE(pfn: pfn(forGfn: gfn), flags: PTE.present | PTE.young), owner: owner)
+            }
+            tlb.invalidate(tag: tag, vpn: vpn)
+            engine.event("vcpu\(id): TLB miss page \(vpn): GVA PT <- pfn \(pfn(forGfn: gfn)) for guest ASID \(asid), gfn \(gfn)")
+            return
+        }
+        tlb.fill(.init(tag: tag, vpn: vpn, pfn: pfn(forGfn: gfn), dirty: false, owner: owner))
         engine.event("vcpu\(id): TLB miss page \(vpn): host TLB cpu\(cpu) <- (ASID \(tag), page \(vpn)) for guest ASID \(asid), gfn \(gfn)")
     }
 }

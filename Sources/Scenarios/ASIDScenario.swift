@@ -2,6 +2,7 @@
 import SimExec
 import KVMCore
 import MIPS
+import RCU
 
 /// Seed 000 scenario: lazy guest-user ASID regeneration on an SMP host.
 ///
@@ -15,14 +16,24 @@ import MIPS
 public struct ASIDScenario: Scenario {
     public let name: String
     public let summary: String
+    /// Seed 001's scenario: the same world on the v4.11 ASID code, with GVA page
+    /// tables filled on guest TLB misses and walked by the host TLB refill handler.
+    let gvaPageTables: Bool
 
     public static let lazyRegen = ASIDScenario(
         name: "asid-lazy-regen",
-        summary: "MIPS trap-and-emulate guest user ASIDs on an SMP host: process switches, vcpu migration, host ASID cycles (seed 000)")
+        summary: "MIPS trap-and-emulate guest user ASIDs on an SMP host: process switches, vcpu migration, host ASID cycles (seed 000)",
+        gvaPageTables: false)
+    public static let gvaFlush = ASIDScenario(
+        name: "gva-flush",
+        summary: "MIPS trap-and-emulate GVA page tables across guest ASID changes (seed 001, on the v4.11 ASID code)",
+        gvaPageTables: true)
 
-    public var variants: [String] { ASIDVariant.allCases.map(\.rawValue) }
-    public var oracles: [String] { ["stale-asid", "deadlock", "livelock"] }
-    public var docs: String { "docs/mechanisms/asid.md" }
+    public var variants: [String] {
+        gvaPageTables ? GVAFlushVariant.allCases.map(\.rawValue) : ASIDVariant.allCases.map(\.rawValue)
+    }
+    public var oracles: [String] { ["stale-asid", "rcu-use-after-free", "deadlock", "livelock"] }
+    public var docs: String { gvaPageTables ? "docs/mechanisms/gva-page-tables.md" : "docs/mechanisms/asid.md" }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         mode == .deterministic
@@ -37,7 +48,9 @@ public struct ASIDScenario: Scenario {
     }
 
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
-        ASIDWorld(engine: engine, variant: ASIDVariant(rawValue: variant)!, config: config, seed: seed)
+        gvaPageTables
+            ? ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: GVAFlushVariant(rawValue: variant)!, config: config, seed: seed)
+            : ASIDWorld(engine: engine, variant: ASIDVariant(rawValue: variant)!, gvaVariant: nil, config: config, seed: seed)
     }
 }
 
@@ -54,7 +67,7 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     let hostProcesses: [HostProcess]
     private let work: AtomicWords
 
-    init(engine: SimEngine, variant: ASIDVariant, config c: ScenarioConfig, seed: UInt64) {
+    init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig, seed: UInt64) {
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -66,9 +79,11 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         let states = (0..<c.vcpus).map { VCPUState(id: $0, cpu: $0 % c.cpus) }
         vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
         let (asids, tlbs) = (asids, tlbs)
-        teVCPUs = states.map {
-            TrapEmulVCPU(id: $0.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
-                         startCPU: $0.cpu, startASID: 1, pagesPerProcess: c.pages)
+        let rcu = makeRCU(for: engine)
+        teVCPUs = states.map { s in
+            TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
+                         startCPU: s.cpu, startASID: 1, pagesPerProcess: c.pages,
+                         gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) })
         }
         hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
         work = AtomicWords(count: 1)

@@ -80,6 +80,7 @@ public enum ScenarioRegistry {
         SyncMMUScenario.race,
         SyncMMUScenario.stress,
         ASIDScenario.lazyRegen,
+        ASIDScenario.gvaFlush,
     ]
 
     public static func named(_ name: String) throws(InputError) -> any Scenario {
