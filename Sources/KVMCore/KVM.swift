@@ -2,6 +2,23 @@
 import SimExec
 import RCU
 
+/// kvm_make_all_cpus_request() (virt/kvm/kvm_main.c): set `req` on every vcpu,
+/// then wait until each vcpu that was in guest mode has left it (the IPI ack).
+/// A vcpu handles the request before it enters the guest again.
+public func kvmMakeAllCPUsRequest(_ vcpus: [VCPUState], _ req: UInt64, engine: SimEngine) {
+    var waitFor: [(VCPUState, UInt64)] = []
+    for v in vcpus {
+        v.makeRequest(req)
+        smp_mb()
+        let exits = v.exits
+        if v.exitingGuestMode() != .outsideGuestMode { waitFor.append((v, exits)) }
+    }
+    guard !waitFor.isEmpty else { return }
+    engine.waitUntil("kvm_make_all_cpus_request:wait_for_ack") {
+        waitFor.allSatisfy { $0.0.mode == .outsideGuestMode || $0.0.exits != $0.1 }
+    }
+}
+
 /// The architecture's MMU-notifier hooks (`kvm_arch_*` / `kvm_*_hva*` in
 /// arch/<arch>/kvm). All are called with `kvm->mmu_lock` held. Page ranges are
 /// host virtual page numbers.
@@ -101,17 +118,7 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
 
     /// kvm_make_all_cpus_request().
     public func makeAllCPUsRequest(_ req: UInt64) {
-        var waitFor: [(VCPUState, UInt64)] = []
-        for v in vcpus {
-            v.makeRequest(req)
-            smp_mb()
-            let exits = v.exits
-            if v.exitingGuestMode() != .outsideGuestMode { waitFor.append((v, exits)) }
-        }
-        guard !waitFor.isEmpty else { return }
-        engine.waitUntil("kvm_make_all_cpus_request:wait_for_ack") {
-            waitFor.allSatisfy { $0.0.mode == .outsideGuestMode || $0.0.exits != $0.1 }
-        }
+        kvmMakeAllCPUsRequest(vcpus, req, engine: engine)
     }
 
     // MARK: - MMU notifier callbacks (virt/kvm/kvm_main.c)

@@ -60,6 +60,29 @@ public enum GVAFlushVariant: String, CaseIterable, Sendable, Codable {
     case patched = "patched"
 }
 
+/// Guest RAM of the trap-and-emulate scenarios: gfn -> host pfn.
+///
+/// Fixed for now: the trap-and-emulate scenarios do not yet run the host mm
+/// events of the SYNC_MMU model. Moving a page needs the whole GPA fault
+/// protocol (`kvm_mips_map_page()` with the `mmu_notifier_seq` retry) under the
+/// GVA fill path; a shortcut without it showed the seed-004 retry race instead of
+/// anything about GVA tables (see the note in docs/mechanisms/gva-page-tables.md).
+public final class TrapEmulGuestRAM: @unchecked Sendable {
+    private let pfns: AtomicWords
+    public let gfns: Int
+
+    public init(gfns: Int) {
+        self.gfns = gfns
+        pfns = AtomicWords(count: gfns)
+        for g in 0..<gfns { pfns.store(g, UInt64(g + 1)) }
+    }
+
+    deinit { pfns.free() }
+
+    /// The host pfn backing `gfn` now.
+    public func pfn(_ gfn: Int) -> Int { Int(pfns.load(gfn)) }
+}
+
 /// The GVA page tables of one vcpu and their allocation caches.
 public final class VCPUGVATables: @unchecked Sendable {
     public let kernel: PageTable
@@ -146,9 +169,16 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     private let counters = AtomicWords(count: 2)   // user accesses, host-ASID regenerations
     /// The GVA page tables (seed 001), or nil for the v4.10 direct host TLB writes.
     public let gva: VCPUGVATables?
+    /// vcpu->mode and vcpu->requests.
+    public let state: VCPUState
+    public let guestRAM: TrapEmulGuestRAM
 
     public init(id: Int, variant: ASIDVariant, asids: ASIDAllocator, tlbs: [HostTLB], engine: SimEngine,
-                startCPU: Int, startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4, gva: VCPUGVATables? = nil) {
+                state: VCPUState, guestRAM: TrapEmulGuestRAM,
+                startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4, gva: VCPUGVATables? = nil) {
+        self.state = state
+        self.guestRAM = guestRAM
+        let startCPU = state.cpu
         precondition(gva == nil || variant == .upstream411, "GVA page tables come with the v4.11 ASID code")
         self.gva = gva
         self.id = id
@@ -173,8 +203,8 @@ public final class TrapEmulVCPU: @unchecked Sendable {
 
     /// The gfn guest process `asid` maps user page `vpn` to.
     public func guestMapping(asid: Int, vpn: Int) -> Int { asid * pagesPerProcess + vpn }
-    /// The host pfn behind a gfn (guest RAM is pinned and linear in this scenario).
-    public func pfn(forGfn gfn: Int) -> Int { gfn + 1 }
+    /// The host pfn behind a gfn now.
+    public func pfn(forGfn gfn: Int) -> Int { guestRAM.pfn(gfn) }
 
     var tlb: HostTLB { tlbs[cpu] }
 
@@ -228,6 +258,7 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// guest entry, preemption disabled.
     public func checkASIDs() {
         if variant == .upstream411 {
+            kvmTrapEmulCheckRequests()
             let mm: MipsMM
             if guestKernelMode {
                 mm = guestKernelMM
@@ -262,6 +293,22 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         }
         lastUserGASID = gasid
         engine.event("vcpu\(id): check_asids on cpu\(cpu): guest ASID \(gasid) != last_user_gasid: regenerated; guest_user_asid = \(perCPU(userASIDs))")
+    }
+
+    /// kvm_trap_emul_check_requests(vcpu, cpu, false) (v4.11 trap_emul.c):
+    /// KVM_REQ_TLB_FLUSH flushes both GVA tables (KMF_GPA) and zeroes both mms'
+    /// contexts on every CPU, so the staleness check that follows takes new ASIDs.
+    func kvmTrapEmulCheckRequests() {
+        guard state.checkRequest(VCPUState.reqTLBFlush) else { return }
+        if let gva {
+            GVAPageTables.kvmMipsFlushGvaPt(gva.kernel, [.gpa, .kern])
+            GVAPageTables.kvmMipsFlushGvaPt(gva.user, [.gpa, .user])
+        }
+        for i in 0..<asids.cpus {
+            guestKernelMM.setCPUContext(i, 0)
+            guestUserMM.setCPUContext(i, 0)
+        }
+        engine.event("vcpu\(id): KVM_REQ_TLB_FLUSH: GVA tables flushed (KMF_GPA), contexts zeroed")
     }
 
     private func perCPU(_ w: AtomicWords) -> String {
@@ -310,13 +357,15 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// (kvm_mips_handle_mapped_seg_tlb_fault, v4.10), then re-enters.
     /// `check` is called with the entry the access used.
     public func guestUserAccess(vpn: Int, check: (TrapEmulVCPU, HostTLB.Entry) -> Void) {
-        for _ in 0..<4 {
+        for _ in 0..<8 {
             checkASIDs()
             engine.point("vcpu:enter_guest")
+            guard state.enterGuestMode() else { continue }      // a request came in: handle it first
             let tag = hostUserASID
             if let e = tlb.lookup(tag: tag, vpn: vpn) {
                 counters.add(0, 1)
                 check(self, e)
+                state.exitGuestMode()
                 engine.event("vcpu\(id): guest ASID \(entryHiASID) user read of page \(vpn) on cpu\(cpu) (host ASID \(tag)) -> pfn \(e.pfn), filled by \(TLBOwner(raw: e.owner))")
                 return
             }
@@ -326,9 +375,11 @@ public final class TrapEmulVCPU: @unchecked Sendable {
                 if p.isPresent, let slot {
                     tlb.fill(.init(tag: tag, vpn: vpn, pfn: p.pfn, dirty: false, owner: gva.user.owner(slot: slot)))
                     engine.event("vcpu\(id): TLB refill from GVA PT: (ASID \(tag), page \(vpn)) -> pfn \(p.pfn), filled for \(TLBOwner(raw: gva.user.owner(slot: slot)))")
+                    state.exitGuestMode()
                     continue
                 }
             }
+            state.exitGuestMode()
             engine.point("exit:tlb_miss")
             handleTLBMiss(vpn: vpn, tag: tag)
         }

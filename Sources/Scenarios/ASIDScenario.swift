@@ -65,6 +65,7 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     let vcpus: [VCPU]
     let teVCPUs: [TrapEmulVCPU]
     let hostProcesses: [HostProcess]
+    let guestRAM: TrapEmulGuestRAM
     private let work: AtomicWords
 
     init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig, seed: UInt64) {
@@ -80,9 +81,11 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
         let (asids, tlbs) = (asids, tlbs)
         let rcu = makeRCU(for: engine)
+        let ram = TrapEmulGuestRAM(gfns: (c.guestProcesses + 1) * c.pages)
+        guestRAM = ram
         teVCPUs = states.map { s in
             TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
-                         startCPU: s.cpu, startASID: 1, pagesPerProcess: c.pages,
+                         state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages,
                          gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) })
         }
         hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
@@ -103,6 +106,9 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         if got != want {
             engine.report(oracle: "stale-asid",
                           "vcpu\(v.id) guest process ASID \(g) read user page \(e.vpn) on cpu\(v.cpu) through host ASID \(e.tag), an entry filled for \(got)")
+        } else if case let .guestUser(_, _, gfn) = got, e.pfn != guestRAM.pfn(gfn) {
+            engine.report(oracle: "I1",
+                          "vcpu\(v.id) read gfn \(gfn) through a translation to pfn \(e.pfn), but the host moved it to pfn \(guestRAM.pfn(gfn))")
         }
     }
 

@@ -105,3 +105,30 @@ import KVMCore
         #expect(p.violations == 0)
     }
 }
+
+/// kvm_trap_emul_check_requests(): KVM_REQ_TLB_FLUSH flushes both GVA tables
+/// (KMF_GPA) and zeroes both mms' contexts, so the next entry takes new ASIDs.
+@Suite struct TrapEmulRequestTests {
+    @Test func tlbFlushRequestFlushesGVATablesAndContexts() {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let asids = ASIDAllocator(bits: 3, cpus: 2)
+        let tlbs = [HostTLB(cpu: 0), HostTLB(cpu: 1)]
+        let state = VCPUState(id: 0, cpu: 0)
+        let gva = VCPUGVATables(vcpu: 0, variant: .patched, engine: engine, rcu: ModelledRCU(engine: engine))
+        let v = TrapEmulVCPU(id: 0, variant: .upstream411, asids: asids, tlbs: tlbs, engine: engine, state: state,
+                             guestRAM: TrapEmulGuestRAM(gfns: 8), startASID: 1, pagesPerProcess: 2, gva: gva)
+        v.kvmArchVCPULoad(0)
+        var seen: [TLBOwner] = []
+        v.guestUserAccess(vpn: 1) { _, e in seen.append(TLBOwner(raw: e.owner)) }
+        #expect(seen == [.guestUser(vcpu: 0, guestASID: 1, gfn: 3)])
+        #expect(gva.user.lookup(1).isPresent)
+        let asidBefore = v.hostUserASID
+        state.makeRequest(VCPUState.reqTLBFlush)
+        v.checkASIDs()
+        #expect(!gva.user.lookup(1).isPresent)
+        #expect(v.hostUserASID != asidBefore)
+        #expect(v.guestUserMM.cpuContext(1) == 0)
+    }
+}
