@@ -43,10 +43,6 @@ public struct ASIDScenario: Scenario {
                              tableBits: 1, tlbSize: 16, asidBits: 3, guestProcesses: 3)
     }
 
-    public func actorNames(_ c: ScenarioConfig) -> [String] {
-        (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
-    }
-
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         gvaPageTables
             ? ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: GVAFlushVariant(rawValue: variant)!, config: config, seed: seed)

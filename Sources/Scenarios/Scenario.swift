@@ -74,6 +74,13 @@ public protocol Scenario: Sendable {
     func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld
 }
 
+extension Scenario {
+    /// Host CPUs first (`cpu0...`), then vcpus (`vcpu0...`): one executor each.
+    public func actorNames(_ c: ScenarioConfig) -> [String] {
+        (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
+    }
+}
+
 /// Every scenario kvmsim knows, in listing order.
 public enum ScenarioRegistry {
     public static let all: [any Scenario] = [

@@ -35,10 +35,6 @@ public struct SyncMMUScenario: Scenario {
             : ScenarioConfig(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2, tableBits: 3, tlbSize: 16)
     }
 
-    public func actorNames(_ c: ScenarioConfig) -> [String] {
-        (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
-    }
-
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: SyncMMUVariant(rawValue: variant)!, config: config, seed: seed)
     }
