@@ -114,8 +114,10 @@ public final class HostMM: @unchecked Sendable {
                     hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
                 }
                 pages.get(p.pfn)
+                // hva_to_pfn(): writable when the host PTE allows writes (the
+                // FOLL_WRITE gup, or __get_user_pages_fast(write=1) for a read fault).
                 let now = pte(hva)
-                return (now.pfn, now.isWrite && pages.refs(now.pfn) <= 2)
+                return (now.pfn, now.isWrite)
             }
             if let got { return got }
             if let orig = needCOW { breakCOW(hva, orig: orig); continue }

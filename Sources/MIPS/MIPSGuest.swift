@@ -100,7 +100,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
         while !engine.stopRequested {
             checkRequests()
             engine.point("vcpu_enter_guest")
-            guard vcpu.enterGuestMode() else { continue }
+            guard vcpu.enterGuestMode() else { engine.yieldPoint("vcpu_enter_guest:cancelled"); continue }
             let r = guestAccess(op)
             vcpu.exitGuestMode()
             if r == .done { counters.add(0, 1); return }
@@ -114,6 +114,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
                 engine.event("vcpu\(vcpu.id): gfn \(op.gfn) \(op.write ? "write" : "read") -> EFAULT, emulated as MMIO")
                 return
             case .failure(.enomem):
+                engine.yieldPoint("kvm_mips_map_page:enomem")
                 continue
             case .failure(.eintr):
                 return

@@ -186,6 +186,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
                 engine.event("vcpu\(vcpu.id): mmu_notifier_retry(seq \(mmuSeq)) -> retry")
                 kvm.mmuLock.unlock()
                 kvm.hostMM.pages.put(got.pfn)   // kvm_release_pfn_clean()
+                engine.yieldPoint("kvm_mips_map_page:retry")
                 continue
             }
             guard let s = table.walk(gfn, cache: cache) else {

@@ -172,10 +172,17 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// vcpu->mode and vcpu->requests.
     public let state: VCPUState
     public let guestRAM: TrapEmulGuestRAM
+    /// The GPA side (v4.11 with SYNC_MMU): GVA PTEs are filled from
+    /// `kvm_mips_map_page()`; nil: guest RAM is `guestRAM`, fixed.
+    public let gpaMMU: MIPSMMU?
+    private let gpaCache: MMUMemoryCache?
 
     public init(id: Int, variant: ASIDVariant, asids: ASIDAllocator, tlbs: [HostTLB], engine: SimEngine,
                 state: VCPUState, guestRAM: TrapEmulGuestRAM,
-                startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4, gva: VCPUGVATables? = nil) {
+                startASID: Int, pagesPerProcess: Int, guestTLBSize: Int = 4, gva: VCPUGVATables? = nil,
+                gpaMMU: MIPSMMU? = nil) {
+        self.gpaMMU = gpaMMU
+        gpaCache = gpaMMU.map { MMUMemoryCache(table: $0.kvm.gpaTable) }
         self.state = state
         self.guestRAM = guestRAM
         let startCPU = state.cpu
@@ -360,7 +367,10 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         for _ in 0..<8 {
             checkASIDs()
             engine.point("vcpu:enter_guest")
-            guard state.enterGuestMode() else { continue }      // a request came in: handle it first
+            guard state.enterGuestMode() else {                 // a request came in: handle it first
+                engine.yieldPoint("vcpu_enter_guest:cancelled")
+                continue
+            }
             let tag = hostUserASID
             if let e = tlb.lookup(tag: tag, vpn: vpn) {
                 counters.add(0, 1)
@@ -403,6 +413,21 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         }
         let gfn = guestMapping(asid: asid, vpn: vpn)
         let owner = TLBOwner.guestUser(vcpu: id, guestASID: asid, gfn: gfn).raw
+        if let gpaMMU, let gpaCache, let gva {
+            // kvm_mips_handle_mapped_seg_tlb_fault() (v4.11): the GPA PTE from
+            // kvm_mips_map_page() (outside mmu_lock afterwards, like the kernel),
+            // copied into the GVA PTE; a flush that raced with it reaches this vcpu
+            // as KVM_REQ_TLB_FLUSH before it enters the guest again.
+            guard case .success(let gpaPTE) = gpaMMU.kvmMipsMapPage(state, cache: gpaCache, gfn: gfn, write: false) else { return }
+            engine.point("kvm_mips_handle_mapped_seg_tlb_fault:after_map_page")
+            _ = gva.userCache.topup(min: 2, max: 4)
+            if let s = gva.user.walk(vpn, cache: gva.userCache) {
+                gva.user.set(slot: s, PTE(pfn: gpaPTE.pfn, flags: PTE.present | PTE.young), owner: owner)
+            }
+            tlb.invalidate(tag: tag, vpn: vpn)
+            engine.event("vcpu\(id): TLB miss page \(vpn): GVA PT <- pfn \(gpaPTE.pfn) for guest ASID \(asid), gfn \(gfn)")
+            return
+        }
         if let gva {
             // kvm_mips_handle_mapped_seg_tlb_fault() (v4.11): write the GVA PTE, then
             // drop the host TLB entry so that the refill handler loads the new one.

@@ -124,25 +124,30 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     func finish() { kvm.rcu.barrier() }
 
     /// One host mm event on a random page (or pair, or range).
-    func hostEvent(_ rng: inout SplitMix64) {
-        let c = config
-        let h = hostBase + rng.below(c.pages)
+    func hostEvent(_ rng: inout SplitMix64) { hostMM.randomEvent(&rng) }
+}
+
+extension HostMM {
+    /// One random host mm event on a random page (or pair, or range) of the
+    /// region: the workload of a host event source.
+    func randomEvent(_ rng: inout SplitMix64) {
+        let h = base + rng.below(count)
         let ev = HostEvent.allCases[rng.below(HostEvent.allCases.count)]
         engine.point("host:event")
         switch ev {
         case .zap:
-            let len = 1 + rng.below(min(4, c.pages))
-            let start = min(h, hostBase + c.pages - len)
-            hostMM.zap(start..<(start + len))
-        case .swapOut: hostMM.swapOut(h)
-        case .swapIn: hostMM.swapIn(h)
-        case .ksmMerge: hostMM.ksmMerge(h, hostBase + rng.below(c.pages))
-        case .hostWrite: hostMM.hostWrite(h)
-        case .mprotectReadOnly: hostMM.mprotect(h..<(h + 1), writable: false)
-        case .mprotectReadWrite: hostMM.mprotect(h..<(h + 1), writable: true)
-        case .clearFlushYoung: hostMM.clearYoung(hostMM.range, flush: true)
-        case .clearYoung: hostMM.clearYoung(h..<(h + 1), flush: false)
-        case .testYoung: _ = hostMM.testYoung(h)
+            let len = 1 + rng.below(min(4, count))
+            let start = min(h, base + count - len)
+            zap(start..<(start + len))
+        case .swapOut: swapOut(h)
+        case .swapIn: swapIn(h)
+        case .ksmMerge: ksmMerge(h, base + rng.below(count))
+        case .hostWrite: hostWrite(h)
+        case .mprotectReadOnly: mprotect(h..<(h + 1), writable: false)
+        case .mprotectReadWrite: mprotect(h..<(h + 1), writable: true)
+        case .clearFlushYoung: clearYoung(range, flush: true)
+        case .clearYoung: clearYoung(h..<(h + 1), flush: false)
+        case .testYoung: _ = testYoung(h)
         }
     }
 }

@@ -19,6 +19,13 @@ public enum StrategyKind: String, Sendable, CaseIterable, Codable {
 public protocol SchedulingStrategy: AnyObject {
     func reset(scheduleSeed: UInt64, actorCount: Int)
     func choose(runnable: [Int], step: Int, previous: Int) -> Int
+    /// The actor reached a yield point (it is retrying or spinning and cannot make
+    /// progress until someone else runs).
+    func yielded(_ actor: Int)
+}
+
+extension SchedulingStrategy {
+    public func yielded(_ actor: Int) {}
 }
 
 public final class RandomStrategy: SchedulingStrategy {
@@ -37,6 +44,7 @@ public final class PCTStrategy: SchedulingStrategy {
     public private(set) var estimatedSteps: Int
     private var priorities: [Int] = []
     private var changePoints: [Int: Int] = [:]
+    private var lowest = 0
     private var rng = SplitMix64(seed: 0)
 
     public init(depth: Int, estimatedSteps: Int = 200) {
@@ -56,11 +64,20 @@ public final class PCTStrategy: SchedulingStrategy {
             }
         }
         changePoints = [:]
+        lowest = 0
         var i = 1
         while i < depth {
             let s = 1 + rng.below(estimatedSteps)
             if changePoints[s] == nil { changePoints[s] = depth - i; i += 1 }
         }
+    }
+
+    /// A yielding actor drops below every other (so a retry loop cannot starve the
+    /// actor it waits for, which plain PCT would allow forever).
+    public func yielded(_ actor: Int) {
+        guard actor >= 0 && actor < priorities.count else { return }
+        lowest -= 1
+        priorities[actor] = lowest
     }
 
     public func choose(runnable: [Int], step: Int, previous: Int) -> Int {

@@ -235,6 +235,17 @@ public final class SimEngine: @unchecked Sendable {
         pause(me, at: name, until: nil)
     }
 
+    /// A scheduling point where the caller retries or spins without progress
+    /// (a `goto retry`, a cancelled guest entry). Deterministic strategies use it
+    /// for fairness: PCT drops the caller's priority below everyone else's.
+    public func yieldPoint(_ name: StaticString) {
+        guard mode == .deterministic, let me = SimExecutor.current else { return }
+        pthread_mutex_lock(&mutex)
+        strategy.yielded(me.id)
+        pthread_mutex_unlock(&mutex)
+        pause(me, at: name, until: nil)
+    }
+
     /// Blocks until `condition` holds. The condition must read only shared state that
     /// other actors change (atomics, locks' words). Deterministic mode: the caller is
     /// not picked while the condition is false. Parallel mode: spins with sched_yield.

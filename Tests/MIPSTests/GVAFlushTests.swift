@@ -99,8 +99,10 @@ import KVMCore
     }
 
     @Test func patchedHolds() throws {
-        let (r, _) = try run("gva-flush", "patched", schedules: 5000)
-        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("gva-flush", "patched", schedules: 3000, strategy: strategy)
+            #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
+        }
         let (p, _) = try run("gva-flush", "patched", mode: .parallel, seconds: 2)
         #expect(p.violations == 0)
     }

@@ -32,9 +32,11 @@ func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .determini
 
     @Test(arguments: ["patched", "no-change-pte"])
     func fixedVariantsRunTheirBudgetClean(variant: String) throws {
-        let (r, _) = try run("sync-mmu-race", variant, schedules: 3000)
-        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
-        #expect(r.schedules == 3000)
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("sync-mmu-race", variant, schedules: 3000, strategy: strategy)
+            #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
+            #expect(r.schedules == 3000)
+        }
     }
 
     /// The no-retry race is the one the seed's retry check closes: a stale pfn
