@@ -28,5 +28,5 @@ public actor VCPU: SimActor {
     }
 
     /// Runs the vcpu's loop (kvm_arch_vcpu_ioctl_run) until it returns.
-    public func run(_ loop: @Sendable (VCPUState) -> Void) { loop(state) }
+    public func run(_ loop: @Sendable () -> Void) { loop() }
 }

@@ -134,55 +134,37 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     func start(endless: Bool) {
         let c = config
         for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
-            let actorSeed = SplitMix64.derive(seed, UInt64(i))
-            engine.spawn(on: cpu.executor) { [self] in
-                await cpu.run { [self] in
-                    var rng = SplitMix64(seed: actorSeed)
-                    var n = 0
-                    while !engine.stopRequested && (endless || n < c.hostEventsPerSource) {
-                        engine.point("host:schedule")
-                        if i == 0, let kvm, rng.below(2) == 0 {
-                            kvm.hostMM.randomEvent(&rng)
-                            n += 1
-                            work.add(0, 1)
-                            continue
-                        }
-                        let p = hostProcesses[rng.below(hostProcesses.count)]
-                        cpuLocks[i].withLock {
-                            p.run(cpu: i, asids: asids, tlb: tlbs[i], vpn: rng.below(c.pages), engine: engine)
-                        }
-                        n += 1
-                        work.add(0, 1)
-                    }
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, _ in
+                engine.point("host:schedule")
+                defer { work.add(0, 1) }
+                if i == 0, let kvm, rng.below(2) == 0 {
+                    kvm.hostMM.randomEvent(&rng)                    // gva-flush: host mm events on cpu0
+                    return
+                }
+                let p = hostProcesses[rng.below(hostProcesses.count)]
+                cpuLocks[i].withLock {
+                    p.run(cpu: i, asids: asids, tlb: tlbs[i], vpn: rng.below(c.pages), engine: engine)
                 }
             }
         }
         for (i, vcpu) in vcpus.enumerated() {
-            let actorSeed = SplitMix64.derive(seed, UInt64(1000 + i))
             let te = teVCPUs[i]
-            engine.spawn(on: vcpu.executor) { [self] in
-                await vcpu.run { [self] _ in
-                    var rng = SplitMix64(seed: actorSeed)
-                    var n = 0
-                    while !engine.stopRequested && (endless || n < c.opsPerVCPU) {
-                        let cpu = te.cpu
-                        cpuLocks[cpu].withLock {
-                            te.kvmArchVCPULoad(cpu)                     // vcpu_load (sched in)
-                            switch rng.below(3) {
-                            case 0:
-                                te.guestContextSwitch(to: 1 + rng.below(c.guestProcesses))
-                            default:
-                                te.guestUserAccess(vpn: rng.below(c.pages)) { checkUserAccess($0, $1) }
-                            }
-                            te.kvmArchVCPUPut()                         // vcpu_put (sched out)
-                        }
-                        if c.cpus > 1 && rng.below(3) == 0 {
-                            te.migrate(to: (cpu + 1 + rng.below(c.cpus - 1)) % c.cpus)
-                        }
-                        n += 1
-                        work.add(0, 1)
+            engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, _ in
+                let cpu = te.cpu
+                cpuLocks[cpu].withLock {
+                    te.kvmArchVCPULoad(cpu)                         // vcpu_load (sched in)
+                    switch rng.below(3) {
+                    case 0:
+                        te.guestContextSwitch(to: 1 + rng.below(c.guestProcesses))
+                    default:
+                        te.guestUserAccess(vpn: rng.below(c.pages)) { checkUserAccess($0, $1) }
                     }
+                    te.kvmArchVCPUPut()                             // vcpu_put (sched out)
                 }
+                if c.cpus > 1 && rng.below(3) == 0 {
+                    te.migrate(to: (cpu + 1 + rng.below(c.cpus - 1)) % c.cpus)
+                }
+                work.add(0, 1)
             }
         }
     }

@@ -89,35 +89,19 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     func start(endless: Bool) {
         let c = config
         for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
-            let actorSeed = SplitMix64.derive(seed, UInt64(i))
-            engine.spawn(on: cpu.executor) { [self] in
-                await cpu.run { [self] in
-                    var rng = SplitMix64(seed: actorSeed)
-                    var n = 0
-                    while !engine.stopRequested && (endless || n < c.hostEventsPerSource) {
-                        hostEvent(&rng)
-                        n += 1
-                        hostEventsDone.store(i, UInt64(n))
-                    }
-                }
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
+                hostEvent(&rng)
+                hostEventsDone.store(i, UInt64(n + 1))
             }
         }
         for (i, vcpu) in vcpus.enumerated() {
-            let actorSeed = SplitMix64.derive(seed, UInt64(1000 + i))
             let ctx = contexts[i]
-            engine.spawn(on: vcpu.executor) { [self] in
-                await vcpu.run { [self] state in
-                    var rng = SplitMix64(seed: actorSeed)
-                    var n = 0
-                    while !engine.stopRequested && (endless || n < c.opsPerVCPU) {
-                        let gfn = rng.below(c.pages)
-                        let write = gfn % c.vcpus == state.id && rng.below(2) == 0
-                        ctx.runOp(GuestOp(gfn: gfn, write: write))
-                        n += 1
-                    }
-                    ctx.cache.freeAll()
-                }
-            }
+            let id = vcpu.state.id
+            engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU, { rng, _ in
+                let gfn = rng.below(c.pages)
+                let write = gfn % c.vcpus == id && rng.below(2) == 0
+                ctx.runOp(GuestOp(gfn: gfn, write: write))
+            }, done: { ctx.cache.freeAll() })
         }
     }
 
