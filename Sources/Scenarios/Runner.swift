@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     public var config: ScenarioConfig
     /// Run every schedule even after a violation.
     public var keepGoing = false
+    /// Run each deterministic schedule twice and compare the traces.
+    public var checkDeterminism = false
 
     public init(scenario: String, variant: String, config: ScenarioConfig) {
         self.scenario = scenario; self.variant = variant; self.config = config
@@ -45,10 +47,13 @@ public struct RunReport: Codable, Sendable {
     public var steps: Int
     /// Seconds from the start of the run to the first violation.
     public var secondsToFirstViolation: Double?
+    /// With `--check-determinism`: the first difference between two runs of one
+    /// schedule, or nil when every schedule ran the same twice.
+    public var determinismMismatch: DeterminismMismatch?
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation
+        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -70,6 +75,19 @@ public struct RunReport: Codable, Sendable {
         try c.encode(interrupted, forKey: .interrupted)
         try c.encode(steps, forKey: .steps)
         try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)
+        if determinismMismatch != nil { try c.encode(determinismMismatch, forKey: .determinismMismatch) }
+    }
+}
+
+/// Where two runs of the same schedule first went different ways.
+public struct DeterminismMismatch: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var schedule: Int
+    public var step: Int
+    /// The actor chosen at `step` in each run (nil: that run had ended).
+    public var first: String?
+    public var second: String?
+    public var description: String {
+        "schedule \(schedule) differs at step \(step): first run chose \(first ?? "(end)"), second \(second ?? "(end)")"
     }
 }
 
@@ -91,6 +109,9 @@ public final class Runner {
         if let s = options.schedules, s < 1 { throw InputError("--schedules must be at least 1 (got \(s))") }
         if let s = options.seconds, !(s > 0 && s <= 7 * 24 * 3600) { throw InputError("--seconds must be greater than 0 and at most a week") }
         guard (1...64).contains(options.depth) else { throw InputError("--depth must be between 1 and 64 (got \(options.depth))") }
+        if options.checkDeterminism && options.mode != .deterministic {
+            throw InputError("--check-determinism needs --mode deterministic")
+        }
         self.options = options
     }
 
@@ -115,6 +136,7 @@ public final class Runner {
         var ran = 0, violations = 0, steps = 0
         var first: (Int, Violation)?
         var firstAt: Double?
+        var mismatch: DeterminismMismatch?
         let t0 = SimEngine.monotonicSeconds()
         var lastProgress = start
         while ran < budget {
@@ -122,6 +144,17 @@ public final class Runner {
             if let s = o.seconds, Date().timeIntervalSince(start) >= s { break }
             let scheduleSeed = SplitMix64.derive(o.seed, UInt64(ran))
             let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+            if o.checkDeterminism && !engine.wedged {
+                let (d1, h1) = (engine.decisions, engine.scheduleHash)
+                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+                if engine.decisions != d1 || engine.scheduleHash != h1 {
+                    let d2 = engine.decisions
+                    let at = (0..<min(d1.count, d2.count)).first { d1[$0] != d2[$0] } ?? min(d1.count, d2.count)
+                    mismatch = DeterminismMismatch(schedule: ran, step: at,
+                                                   first: at < d1.count ? names[Int(d1[at])] : nil,
+                                                   second: at < d2.count ? names[Int(d2[at])] : nil)
+                }
+            }
             steps += engine.decisions.count
             (strategy as? PCTStrategy)?.observe(scheduleLength: engine.decisions.count)
             hash.combine(engine.scheduleHash)
@@ -139,7 +172,7 @@ public final class Runner {
             if engine.wedged {
                 engine = SimEngine(mode: .deterministic, actorNames: names)
             }
-            if first != nil && !o.keepGoing { break }
+            if (first != nil && !o.keepGoing) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {
                 let now = Date()
                 if now.timeIntervalSince(lastProgress) > 0.2 { lastProgress = now; progress(ran, o.schedules, now.timeIntervalSince(start)) }
@@ -150,7 +183,7 @@ public final class Runner {
                          schedules: ran, violations: violations, firstViolationSchedule: first?.0, firstViolation: first?.1,
                          elapsedSeconds: Date().timeIntervalSince(start), traceHash: String(format: "%016llx", hash.value),
                          config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps,
-                         secondsToFirstViolation: firstAt)
+                         secondsToFirstViolation: firstAt, determinismMismatch: mismatch)
     }
 
     /// Runs one schedule on `engine` and returns its violations.

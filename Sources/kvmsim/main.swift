@@ -57,6 +57,7 @@ struct Run: ParsableCommand {
     @Option(help: "Virtual CPUs.") var vcpus: Int?
     @Option(help: "Guest pages.") var pages: Int?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
+    @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Write the first failing schedule to this trace file.") var traceOut: String?
 
@@ -72,7 +73,7 @@ struct Run: ParsableCommand {
         if let pages { config.pages = pages }
         var o = RunOptions(scenario: scenario, variant: variant, config: config)
         o.mode = m; o.seed = sd; o.schedules = schedules; o.seconds = seconds
-        o.strategy = st; o.depth = depth; o.keepGoing = keepGoing
+        o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
         let runner = try Runner(o)
         installSignalHandlers()
         let showProgress = !json && isatty(1) == 1 && isatty(2) == 1
@@ -97,6 +98,10 @@ struct Run: ParsableCommand {
         if json { printJSON(report) } else { printHuman(report, trace: traceOut) }
         let sig = interruptSignal.load(ordering: .relaxed)
         if sig != 0 { throw ExitCode(128 + sig) }
+        if let m = report.determinismMismatch {
+            if !json { print("NOT DETERMINISTIC: \(m)") }
+            throw ExitCode(1)
+        }
         if report.violations > 0 { throw ExitCode(1) }
     }
 

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+@testable import Scenarios
+
+/// The same seed gives the same run: every scenario, 1000 schedule seeds, each
+/// schedule run twice and compared step by step (`--check-determinism`).
+@Suite(.serialized) struct DeterminismSweepTests {
+    @Test(arguments: ScenarioRegistry.all.map(\.name))
+    func everyScheduleRunsTheSameTwice(scenario: String) throws {
+        let s = try ScenarioRegistry.named(scenario)
+        for strategy in [StrategyKind.random, .pct] {
+            var o = RunOptions(scenario: scenario, variant: s.variants[0], config: s.defaultConfig(mode: .deterministic))
+            o.schedules = strategy == .random ? 1000 : 200
+            o.seed = 7
+            o.strategy = strategy
+            o.keepGoing = true
+            o.checkDeterminism = true
+            let r = try Runner(o).run()
+            #expect(r.determinismMismatch == nil, "\(scenario) \(strategy): \(r.determinismMismatch?.description ?? "")")
+            #expect(r.schedules == o.schedules)
+        }
+    }
+
+    @Test func checkDeterminismNeedsDeterministicMode() {
+        var o = RunOptions(scenario: "sync-mmu-race", variant: "patched", config: SyncMMUScenario.race.defaultConfig(mode: .parallel))
+        o.mode = .parallel
+        o.checkDeterminism = true
+        #expect(throws: InputError.self) { try Runner(o) }
+    }
+}
