@@ -248,7 +248,9 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         }
     }
 
-    /// kvm_arch_vcpu_put(): remember the CPU (vcpu->arch.last_sched_cpu).
+    /// kvm_arch_vcpu_put(). The kernel records `last_sched_cpu` (for timer
+    /// migration) and saves guest state; none of that affects ASIDs, so the model
+    /// keeps the call only to mark where the vcpu leaves its CPU.
     public func kvmArchVCPUPut() {}
 
     /// Moves the vcpu thread to another host CPU (the host scheduler's decision);
