@@ -26,6 +26,7 @@ public struct AtomicWords: @unchecked Sendable {
     @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) { kvmsim_store_relaxed(base + i, v) }
     @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, v) &+ v }
     @inline(__always) @discardableResult public func sub(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, 0 &- v) &- v }
+    @inline(__always) @discardableResult public func fetchOr(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_or(base + i, v) }
     @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { kvmsim_cas(base + i, expected, desired) }
 }
 

@@ -18,8 +18,6 @@ public final class HostPages: @unchecked Sendable {
     private let inUse: AtomicWords
     public let content: AtomicWords
     private let freeList: Locked<(items: [Int], head: Int)>
-    /// Pages freed so far (for tests and narration).
-    private let frees = AtomicWords(count: 1)
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -30,7 +28,7 @@ public final class HostPages: @unchecked Sendable {
         freeList = Locked((Array(1..<max(capacity, 2)), 0))
     }
 
-    deinit { refcount.free(); inUse.free(); content.free(); frees.free() }
+    deinit { refcount.free(); inUse.free(); content.free() }
 
     /// alloc_page(): a zeroed page with one reference, or nil when memory is exhausted.
     public func alloc() -> Int? {
@@ -65,12 +63,10 @@ public final class HostPages: @unchecked Sendable {
         guard left == 0 else { return false }
         content.store(pfn, HostPages.poison)
         inUse.store(pfn, 0)
-        frees.add(0, 1)
         freeList.withLock { $0.items.append(pfn) }
         return true
     }
 
     public func isInUse(_ pfn: Int) -> Bool { pfn > 0 && pfn < capacity && inUse.load(pfn) == 1 }
     public func refs(_ pfn: Int) -> Int { Int(refcount.load(pfn)) }
-    public var freedCount: Int { Int(frees.load(0)) }
 }

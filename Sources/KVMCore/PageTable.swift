@@ -77,7 +77,6 @@ public final class PageTable: @unchecked Sendable {
 
     /// Live tables, including the pgd (for memory accounting).
     public var liveTables: Int { capacity - freeTables.withLock { $0.count } }
-    public var bytesPerTable: Int { entriesPerTable * 8 }
 
     /// __get_free_page() for a table; nil when the arena is exhausted (-ENOMEM).
     public func allocTable() -> Int? {

@@ -27,7 +27,7 @@ public final class VCPUState: @unchecked Sendable {
     public var exits: UInt64 { words.load(2) }
 
     /// kvm_make_request().
-    public func makeRequest(_ r: UInt64) { kvmsim_fetch_or_words(words, 1, r) }
+    public func makeRequest(_ r: UInt64) { words.fetchOr(1, r) }
 
     /// kvm_check_request(): test and clear.
     public func checkRequest(_ r: UInt64) -> Bool {
@@ -63,6 +63,3 @@ public final class VCPUState: @unchecked Sendable {
         return Mode(rawValue: cur) ?? .outsideGuestMode
     }
 }
-
-import CURCU
-@inline(__always) func kvmsim_fetch_or_words(_ w: AtomicWords, _ i: Int, _ v: UInt64) { _ = kvmsim_fetch_or(w.base + i, v) }

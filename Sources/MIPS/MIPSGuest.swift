@@ -32,10 +32,9 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     /// Whether this vcpu is the only writer of a gfn (the lost-write read-back check
     /// applies to the writer's own pages).
     let ownsGfn: (Int) -> Bool
-    /// Operations completed and GPA faults taken (atomics: the runner reads them).
-    private let counters = AtomicWords(count: 2)
+    /// Operations completed (an atomic: the runner reads it).
+    private let counters = AtomicWords(count: 1)
     public var completedOps: Int { Int(counters.load(0)) }
-    public var faults: Int { Int(counters.load(1)) }
 
     public init(vcpu: VCPUState, mmu: MIPSMMU, cpuLock: SpinLock, ownsGfn: @escaping (Int) -> Bool) {
         self.vcpu = vcpu
@@ -104,7 +103,6 @@ public final class MIPSVCPUContext: @unchecked Sendable {
             let r = guestAccess(op)
             vcpu.exitGuestMode()
             if r == .done { counters.add(0, 1); return }
-            counters.add(1, 1)
             engine.point("kvm_mips_handle_exit:gpa_fault")
             switch mmu.kvmMipsMapPage(vcpu, cache: cache, gfn: op.gfn, write: op.write) {
             case .success:

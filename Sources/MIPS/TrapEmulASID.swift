@@ -166,7 +166,6 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// The emulated guest TLB (vcpu->arch.guest_tlb): (vpn, asid) pairs, FIFO replacement.
     private var guestTLB: [(vpn: Int, asid: Int)] = []
     let guestTLBSize: Int
-    private let counters = AtomicWords(count: 2)   // user accesses, host-ASID regenerations
     /// The GVA page tables (seed 001), or nil for the v4.10 direct host TLB writes.
     public let gva: VCPUGVATables?
     /// vcpu->mode and vcpu->requests.
@@ -204,9 +203,7 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         self.guestTLBSize = guestTLBSize
     }
 
-    deinit { kernelASIDs.free(); userASIDs.free(); counters.free() }
-
-    public var userAccesses: Int { Int(counters.load(0)) }
+    deinit { kernelASIDs.free(); userASIDs.free() }
 
     /// The gfn guest process `asid` maps user page `vpn` to.
     public func guestMapping(asid: Int, vpn: Int) -> Int { asid * pagesPerProcess + vpn }
@@ -218,7 +215,6 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// kvm_get_new_mmu_context(mm, cpu, vcpu) (v4.10, arch/mips/kvm/mmu.c).
     func kvmGetNewMMUContext(_ mm: MipsMM) {
         mm.getNewMMUContext(cpu: cpu, asids: asids, tlb: tlb)
-        counters.add(1, 1)
         engine.event("vcpu\(id): cpu\(cpu) new ASID \(mm.cpuContext(cpu) & asids.asidMask) (version \(mm.cpuContext(cpu) >> asids.bits)) for \(mm.name)")
     }
 
@@ -375,7 +371,6 @@ public final class TrapEmulVCPU: @unchecked Sendable {
             }
             let tag = hostUserASID
             if let e = tlb.lookup(tag: tag, vpn: vpn) {
-                counters.add(0, 1)
                 check(self, e)
                 state.exitGuestMode()
                 engine.event("vcpu\(id): guest ASID \(entryHiASID) user read of page \(vpn) on cpu\(cpu) (host ASID \(tag)) -> pfn \(e.pfn), filled by \(TLBOwner(raw: e.owner))")

@@ -90,7 +90,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         let c = config
         for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
             engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
-                hostEvent(&rng)
+                hostMM.randomEvent(&rng)
                 hostEventsDone.store(i, UInt64(n + 1))
             }
         }
@@ -106,9 +106,6 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     }
 
     func finish() { kvm.rcu.barrier() }
-
-    /// One host mm event on a random page (or pair, or range).
-    func hostEvent(_ rng: inout SplitMix64) { hostMM.randomEvent(&rng) }
 }
 
 extension HostMM {
