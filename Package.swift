@@ -29,8 +29,10 @@ let package = Package(
         .target(name: "KVMCore", dependencies: ["RCU", "SimExec", "CURCU"]),
         // MIPS KVM (arch/mips/kvm): seed 004 (KVM_CAP_SYNC_MMU).
         .target(name: "MIPS", dependencies: ["KVMCore", "RCU", "SimExec"]),
+        // PPC Book3S HV KVM (arch/powerpc/kvm): seed 002 (local vs. global TLB invalidation), seed 003 (VPA registration).
+        .target(name: "PPC", dependencies: ["KVMCore", "SimExec"]),
         // Scenario registry, runner, reports and trace files (used by the CLI and the tests).
-        .target(name: "Scenarios", dependencies: ["MIPS", "KVMCore", "RCU", "SimExec"]),
+        .target(name: "Scenarios", dependencies: ["MIPS", "PPC", "KVMCore", "RCU", "SimExec"]),
         .executableTarget(
             name: "kvmsim",
             dependencies: ["Scenarios", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -39,6 +41,7 @@ let package = Package(
         .testTarget(name: "SimExecTests", dependencies: ["SimExec"]),
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec"]),
         .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Scenarios"]),
+        .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Scenarios"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios"]),
     ]
 )

@@ -50,10 +50,12 @@ public struct RunReport: Codable, Sendable {
     /// With `--check-determinism`: the first difference between two runs of one
     /// schedule, or nil when every schedule ran the same twice.
     public var determinismMismatch: DeterminismMismatch?
+    /// The scenario's protocol counters, summed over every schedule (or the run).
+    public var counters: [String: Int] = [:]
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch
+        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -75,6 +77,7 @@ public struct RunReport: Codable, Sendable {
         try c.encode(interrupted, forKey: .interrupted)
         try c.encode(steps, forKey: .steps)
         try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)
+        try c.encode(counters, forKey: .counters)
         if determinismMismatch != nil { try c.encode(determinismMismatch, forKey: .determinismMismatch) }
     }
 }
@@ -99,6 +102,8 @@ public final class Runner {
     public var progress: ((Int, Int?, Double) -> Void)?
     /// The trace of the first failing schedule (deterministic mode).
     public private(set) var failingTrace: TraceFile?
+    /// Protocol counters summed over the schedules run so far.
+    private var counterTotals: [String: Int] = [:]
 
     public init(_ options: RunOptions) throws(InputError) {
         scenario = try ScenarioRegistry.named(options.scenario)
@@ -106,6 +111,7 @@ public final class Runner {
             throw InputError("scenario \(options.scenario) has no variant '\(options.variant)' (known: \(scenario.variants.joined(separator: ", ")))")
         }
         try options.config.validate()
+        try scenario.validate(options.config)
         if let s = options.schedules, s < 1 { throw InputError("--schedules must be at least 1 (got \(s))") }
         if let s = options.seconds, !(s > 0 && s <= 7 * 24 * 3600) { throw InputError("--seconds must be greater than 0 and at most a week") }
         guard (1...64).contains(options.depth) else { throw InputError("--depth must be between 1 and 64 (got \(options.depth))") }
@@ -179,11 +185,13 @@ public final class Runner {
             }
         }
         engine.shutdown()
-        return RunReport(scenario: o.scenario, variant: o.variant, mode: .deterministic, seed: o.seed, strategy: o.strategy,
-                         schedules: ran, violations: violations, firstViolationSchedule: first?.0, firstViolation: first?.1,
-                         elapsedSeconds: Date().timeIntervalSince(start), traceHash: String(format: "%016llx", hash.value),
-                         config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps,
-                         secondsToFirstViolation: firstAt, determinismMismatch: mismatch)
+        var report = RunReport(scenario: o.scenario, variant: o.variant, mode: .deterministic, seed: o.seed, strategy: o.strategy,
+                               schedules: ran, violations: violations, firstViolationSchedule: first?.0, firstViolation: first?.1,
+                               elapsedSeconds: Date().timeIntervalSince(start), traceHash: String(format: "%016llx", hash.value),
+                               config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps,
+                               secondsToFirstViolation: firstAt, determinismMismatch: mismatch)
+        report.counters = counterTotals
+        return report
     }
 
     /// Runs one schedule on `engine` and returns its violations.
@@ -193,6 +201,7 @@ public final class Runner {
         world.start(endless: false)
         engine.runSchedule()
         if !engine.deadlocked { world.finish() }
+        counterTotals.merge(world.counters, uniquingKeysWith: +)
         if engine.hung {
             engine.report(oracle: "livelock", "the schedule ran \(engine.maxSteps) steps without finishing")
         }
@@ -222,11 +231,12 @@ public final class Runner {
         engine.waitForTasks()
         world.finish()
         let v = engine.violations
-        let report = RunReport(scenario: o.scenario, variant: o.variant, mode: .parallel, seed: o.seed, strategy: o.strategy,
+        var report = RunReport(scenario: o.scenario, variant: o.variant, mode: .parallel, seed: o.seed, strategy: o.strategy,
                                schedules: world.completedWork, violations: v.count, firstViolationSchedule: v.isEmpty ? nil : 0,
                                firstViolation: v.first, elapsedSeconds: Date().timeIntervalSince(start), traceHash: nil,
                                config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: 0,
                                secondsToFirstViolation: engine.firstViolationTime.map { $0 - t0 })
+        report.counters = world.counters
         engine.shutdown()
         return report
     }

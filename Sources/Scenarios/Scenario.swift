@@ -20,12 +20,40 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
     public var asidBits: Int
     /// Guest processes (guest ASIDs 1...n) per vcpu (trap-and-emulate scenarios).
     public var guestProcesses: Int
+    /// Hardware threads per physical core sharing one TLB (PPC scenarios; `cpus`
+    /// counts threads, so there are `cpus / threadsPerCore` cores).
+    public var threadsPerCore: Int
+    /// Vcpus per vcore, the guest's threads per core (PPC scenarios).
+    public var vcpusPerVcore: Int
+    /// Percent of the guest's invalidating hcalls that carry H_LOCAL (PPC scenarios).
+    public var hLocalPercent: Int
 
     public init(cpus: Int, vcpus: Int, pages: Int, opsPerVCPU: Int, hostEventsPerSource: Int,
-                hostEventSources: Int, tableBits: Int, tlbSize: Int, asidBits: Int = 8, guestProcesses: Int = 2) {
+                hostEventSources: Int, tableBits: Int, tlbSize: Int, asidBits: Int = 8, guestProcesses: Int = 2,
+                threadsPerCore: Int = 4, vcpusPerVcore: Int = 1, hLocalPercent: Int = 0) {
         self.cpus = cpus; self.vcpus = vcpus; self.pages = pages; self.opsPerVCPU = opsPerVCPU
         self.hostEventsPerSource = hostEventsPerSource; self.hostEventSources = hostEventSources
         self.tableBits = tableBits; self.tlbSize = tlbSize; self.asidBits = asidBits; self.guestProcesses = guestProcesses
+        self.threadsPerCore = threadsPerCore; self.vcpusPerVcore = vcpusPerVcore; self.hLocalPercent = hLocalPercent
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case cpus, vcpus, pages, opsPerVCPU, hostEventsPerSource, hostEventSources, tableBits, tlbSize, asidBits, guestProcesses
+        case threadsPerCore, vcpusPerVcore, hLocalPercent
+    }
+
+    /// Decodes trace files written before the PPC fields existed (they default).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(cpus: try c.decode(Int.self, forKey: .cpus), vcpus: try c.decode(Int.self, forKey: .vcpus),
+                  pages: try c.decode(Int.self, forKey: .pages), opsPerVCPU: try c.decode(Int.self, forKey: .opsPerVCPU),
+                  hostEventsPerSource: try c.decode(Int.self, forKey: .hostEventsPerSource),
+                  hostEventSources: try c.decode(Int.self, forKey: .hostEventSources),
+                  tableBits: try c.decode(Int.self, forKey: .tableBits), tlbSize: try c.decode(Int.self, forKey: .tlbSize),
+                  asidBits: try c.decode(Int.self, forKey: .asidBits), guestProcesses: try c.decode(Int.self, forKey: .guestProcesses),
+                  threadsPerCore: try c.decodeIfPresent(Int.self, forKey: .threadsPerCore) ?? 4,
+                  vcpusPerVcore: try c.decodeIfPresent(Int.self, forKey: .vcpusPerVcore) ?? 1,
+                  hLocalPercent: try c.decodeIfPresent(Int.self, forKey: .hLocalPercent) ?? 0)
     }
 
     /// Limits that keep a run meaningful; violations are bad input (exit 2).
@@ -37,6 +65,11 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
         guard (1...12).contains(tableBits) else { throw InputError("table bits must be between 1 and 12") }
         guard (1...8).contains(asidBits) else { throw InputError("ASID bits must be between 1 and 8") }
         guard (1...64).contains(guestProcesses) else { throw InputError("guest processes must be between 1 and 64") }
+        guard (1...8).contains(threadsPerCore) else { throw InputError("--threads-per-core must be between 1 and 8 (got \(threadsPerCore))") }
+        guard (1...threadsPerCore).contains(vcpusPerVcore) else {
+            throw InputError("--vcpus-per-vcore must be between 1 and --threads-per-core \(threadsPerCore) (got \(vcpusPerVcore))")
+        }
+        guard (0...100).contains(hLocalPercent) else { throw InputError("--h-local-percent must be between 0 and 100 (got \(hLocalPercent))") }
         guard (1...(1 << 16)).contains(opsPerVCPU), (0...(1 << 16)).contains(hostEventsPerSource) else {
             throw InputError("operations per actor out of range")
         }
@@ -59,6 +92,12 @@ public protocol ScenarioWorld: AnyObject {
     var completedWork: Int { get }
     /// Called after the run ends (e.g. to drain RCU callbacks).
     func finish()
+    /// Named protocol counters of this world (e.g. TLB flushes), summed by the runner.
+    var counters: [String: Int] { get }
+}
+
+extension ScenarioWorld {
+    public var counters: [String: Int] { [:] }
 }
 
 /// A scenario: a small model configuration with a workload and its oracles.
@@ -72,9 +111,13 @@ public protocol Scenario: Sendable {
     func defaultConfig(mode: ExecutionMode) -> ScenarioConfig
     func actorNames(_ config: ScenarioConfig) -> [String]
     func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld
+    /// Checks scenario-specific limits on a configuration (bad input: exit 2).
+    func validate(_ config: ScenarioConfig) throws(InputError)
 }
 
 extension Scenario {
+    public func validate(_ config: ScenarioConfig) throws(InputError) {}
+
     /// Host CPUs first (`cpu0...`), then vcpus (`vcpu0...`): one executor each.
     public func actorNames(_ c: ScenarioConfig) -> [String] {
         (0..<c.cpus).map { "cpu\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
@@ -88,6 +131,8 @@ public enum ScenarioRegistry {
         SyncMMUScenario.stress,
         ASIDScenario.lazyRegen,
         ASIDScenario.gvaFlush,
+        PPCTLBScenario.local,
+        PPCTLBScenario.stress,
     ]
 
     public static func named(_ name: String) throws(InputError) -> any Scenario {

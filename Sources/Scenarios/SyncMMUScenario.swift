@@ -111,9 +111,9 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
 extension HostMM {
     /// One random host mm event on a random page (or pair, or range) of the
     /// region: the workload of a host event source.
-    func randomEvent(_ rng: inout SplitMix64) {
+    func randomEvent(_ rng: inout SplitMix64, from events: [HostEvent] = HostEvent.allCases) {
         let h = base + rng.below(count)
-        let ev = HostEvent.allCases[rng.below(HostEvent.allCases.count)]
+        let ev = events[rng.below(events.count)]
         engine.point("host:event")
         switch ev {
         case .zap:

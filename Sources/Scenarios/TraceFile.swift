@@ -46,6 +46,7 @@ public struct TraceFile: Codable, Sendable, Equatable {
         let scenario = try ScenarioRegistry.named(t.scenario)
         guard scenario.variants.contains(t.variant) else { throw InputError("trace file '\(path)': scenario \(t.scenario) has no variant '\(t.variant)'") }
         try t.config.validate()
+        try scenario.validate(t.config)
         guard t.actors == scenario.actorNames(t.config) else { throw InputError("trace file '\(path)': actor list does not match the scenario's configuration") }
         guard t.decisions.allSatisfy({ Int($0) < t.actors.count }) else { throw InputError("trace file '\(path)': a decision names an actor that does not exist") }
         return t

@@ -56,6 +56,9 @@ struct Run: ParsableCommand {
     @Option(help: "Host CPUs.") var cpus: Int?
     @Option(help: "Virtual CPUs.") var vcpus: Int?
     @Option(help: "Guest pages.") var pages: Int?
+    @Option(help: "PPC: hardware threads per core (sharing one TLB).") var threadsPerCore: Int?
+    @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
+    @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -71,6 +74,9 @@ struct Run: ParsableCommand {
         if let cpus { config.cpus = cpus; config.hostEventSources = min(config.hostEventSources, cpus) }
         if let vcpus { config.vcpus = vcpus }
         if let pages { config.pages = pages }
+        if let threadsPerCore { config.threadsPerCore = threadsPerCore }
+        if let vcpusPerVcore { config.vcpusPerVcore = vcpusPerVcore }
+        if let hLocalPercent { config.hLocalPercent = hLocalPercent }
         var o = RunOptions(scenario: scenario, variant: variant, config: config)
         o.mode = m; o.seed = sd; o.schedules = schedules; o.seconds = seconds
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
@@ -112,6 +118,9 @@ struct Run: ParsableCommand {
             if let trace, r.mode == .deterministic { print("trace written to \(trace); see it with: kvmsim replay \(trace)") }
         } else {
             print("no violation")
+        }
+        if !r.counters.isEmpty {
+            print("counters: " + r.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         if let h = r.traceHash { print("traceHash \(h)") }
     }
