@@ -133,6 +133,8 @@ public enum ScenarioRegistry {
         ASIDScenario.gvaFlush,
         PPCTLBScenario.local,
         PPCTLBScenario.stress,
+        VPAScenario.crossRegister,
+        VPAScenario.stress,
     ]
 
     public static func named(_ name: String) throws(InputError) -> any Scenario {

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+import KVMCore
+@testable import PPC
+@testable import Scenarios
+
+/// Two vcpus and 4 guest pages, built on the test thread.
+func makeVPA(_ variant: VPAVariant) -> (SimEngine, VPARegistration) {
+    let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
+    engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+    let mm = HostMM(engine: engine, pages: HostPages(capacity: 32), base: 2000, count: 4)
+    let reg = VPARegistration(engine: engine, variant: variant, vcpus: 2, hostMM: mm,
+                              memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 4, userspaceAddr: 2000)]))
+    return (engine, reg)
+}
+
+extension VPARegistration {
+    /// The guest writes `len` into the buffer at `gpa` and registers it.
+    func call(_ sub: VPASubfunc, caller: Int = 0, target: Int = 1, gpa: Int = 0, len: Int = 0) -> HCallStatus {
+        if sub.isRegister { guestSetLength(gpa: gpa, len) }
+        return hRegisterVPA(caller: caller, subfunc: sub.rawValue, target: target, gpa: gpa)
+    }
+}
+
+/// H_REGISTER_VPA's rules (seed 003's do_h_register_vpa()), one test each.
+@Suite struct HRegisterVPARuleTests {
+    let page = PAPR.pageSize
+
+    @Test func unknownVcpuOrSubfunctionIsParameter() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.hRegisterVPA(caller: 0, subfunc: 1, target: 7, gpa: page) == .parameter)
+        #expect(r.hRegisterVPA(caller: 0, subfunc: 0, target: 1, gpa: page) == .parameter)
+        #expect(r.hRegisterVPA(caller: 0, subfunc: 4, target: 1, gpa: page) == .parameter)
+    }
+
+    @Test func misalignedOrZeroAddressIsParameter() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page + 64, len: 640) == .parameter)
+        #expect(r.call(.regVPA, gpa: 0, len: 640) == .parameter)
+    }
+
+    @Test func lengthBeyondThePageOrBelowRegVPAIsParameter() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page + 3968, len: 640) == .parameter)   // 128 bytes left in the page
+        #expect(r.call(.regSLB, gpa: page, len: 4) == .parameter)
+    }
+
+    @Test func shortVPAOrDTLIsParameter() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page, len: 639) == .parameter)
+        #expect(r.call(.regVPA, gpa: page, len: 640) == .success)
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 47) == .parameter)
+    }
+
+    @Test func dtlLengthIsRoundedDownToWholeEntries() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page, len: 640) == .success)
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 100) == .success)
+        #expect(r.vcpus[1].load(r.vcpus[1].area(.dtl).len) == 96)
+    }
+
+    @Test func dtlOrSLBWithoutAVPAIsResource() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 96) == .resource)
+        #expect(r.call(.regSLB, gpa: 3 * page, len: 64) == .resource)
+    }
+
+    @Test func deregisteringTheVPAIsJudgedOnPendingState() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page, len: 640) == .success)           // pending: counts as registered
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 96) == .success)
+        #expect(r.call(.deregVPA) == .resource)                             // a DTL is (pending) registered
+        #expect(r.call(.deregDTL) == .success)                              // pending deregistration
+        #expect(r.call(.deregVPA) == .success)
+        r.updateVPAs(r.vcpus[1])
+        #expect(r.oracle.installedArea(owner: 1, .vpa) == nil)
+    }
+
+    @Test func preFixChecksTheInstalledPointers() {
+        let (e, r) = makeVPA(.preFix); defer { e.shutdown() }
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 96) == .resource)
+        #expect(r.call(.regVPA, gpa: page, len: 640) == .success)
+        #expect(r.oracle.installedArea(owner: 1, .vpa) != nil)              // set at once, by the caller
+        #expect(r.call(.regDTL, gpa: 2 * page, len: 96) == .success)
+        #expect(r.call(.deregVPA) == .resource)
+    }
+}
+
+/// The owner's side: updates land only in kvmppc_update_vpas(); DTL entries wrap
+/// at pinned_end and dtl_idx follows the entry.
+@Suite struct VPAUpdateTests {
+    @Test func theTargetSwitchesAreasItself() {
+        let (e, r) = makeVPA(.patched); defer { e.shutdown() }
+        let t = r.vcpus[1]
+        #expect(r.call(.regVPA, gpa: PAPR.pageSize, len: 640) == .success)
+        #expect(r.call(.regDTL, gpa: 2 * PAPR.pageSize, len: 96) == .success)
+        #expect(r.oracle.installedArea(owner: 1, .dtl) == nil)              // nothing pinned yet
+        r.runGuest(t)                                                        // update, then one entry
+        let dtl = try! #require(r.oracle.installedArea(owner: 1, .dtl))
+        #expect(dtl.count == 96)
+        r.runGuest(t)
+        r.runGuest(t)                                                        // third entry wraps
+        #expect(t.load(VPAVCPU.dtlPtr) == dtl.lowerBound + PAPR.dtlEntrySize)
+        #expect(t.load(VPAVCPU.dtlIndex) == 3)
+        #expect(r.call(.regDTL, gpa: 3 * PAPR.pageSize, len: 48) == .success)
+        #expect(r.oracle.installedArea(owner: 1, .dtl) == dtl)              // still the old one
+        r.updateVPAs(t)
+        #expect(r.oracle.installedArea(owner: 1, .dtl)?.count == 48)
+        r.oracle.checkBalance()
+        #expect(e.violations.isEmpty, "\(e.violations)")
+    }
+}
+
+/// Seed 003's verdicts, pinned.
+@Suite struct VPAScenarioTests {
+    @Test func preFixIsCaughtAndReplays() throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, runner) = try runPPC("vpa-cross-register", "pre-fix", schedules: 2000, strategy: strategy)
+            #expect(r.violations > 0, "\(strategy)")
+            let trace = try #require(runner.failingTrace)
+            #expect(try Runner.replay(trace).violations.first == trace.violation)
+        }
+    }
+
+    @Test func preFixWritesIntoAnUnpinnedDTL() throws {
+        // Seed 3: vcpu0's deregistration unpins vcpu1's DTL while vcpu1 writes an entry.
+        let (_, runner) = try runPPC("vpa-cross-register", "pre-fix", seed: 3, schedules: 100)
+        let replay = try Runner.replay(try #require(runner.failingTrace))
+        #expect(replay.violations.contains { $0.oracle == "vpa-unpinned-write" })
+    }
+
+    @Test func patchedHolds() throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try runPPC("vpa-cross-register", "patched", schedules: 3000, strategy: strategy)
+            #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
+            let (s, _) = try runPPC("vpa-stress", "patched", schedules: 500, strategy: strategy)
+            #expect(s.violations == 0, "\(strategy): \(s.firstViolation?.description ?? "")")
+        }
+        let (p, _) = try runPPC("vpa-stress", "patched", mode: .parallel, seconds: 2)
+        #expect(p.violations == 0, "\(p.firstViolation?.description ?? "")")
+    }
+
+    @Test func preFixIsCaughtOnRealThreads() throws {
+        let (p, _) = try runPPC("vpa-stress", "pre-fix", mode: .parallel, seconds: 10)
+        #expect(p.violations > 0)
+    }
+}
