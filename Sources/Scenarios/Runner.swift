@@ -52,10 +52,12 @@ public struct RunReport: Codable, Sendable {
     public var determinismMismatch: DeterminismMismatch?
     /// The scenario's protocol counters, summed over every schedule (or the run).
     public var counters: [String: Int] = [:]
+    /// Violations per oracle, over every schedule (or the run).
+    public var violationsByOracle: [String: Int] = [:]
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters
+        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -78,6 +80,7 @@ public struct RunReport: Codable, Sendable {
         try c.encode(steps, forKey: .steps)
         try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)
         try c.encode(counters, forKey: .counters)
+        try c.encode(violationsByOracle, forKey: .violationsByOracle)
         if determinismMismatch != nil { try c.encode(determinismMismatch, forKey: .determinismMismatch) }
     }
 }
@@ -102,8 +105,9 @@ public final class Runner {
     public var progress: ((Int, Int?, Double) -> Void)?
     /// The trace of the first failing schedule (deterministic mode).
     public private(set) var failingTrace: TraceFile?
-    /// Protocol counters summed over the schedules run so far.
+    /// Protocol counters and violations per oracle, summed over the schedules run so far.
     private var counterTotals: [String: Int] = [:]
+    private var violationTotals: [String: Int] = [:]
 
     public init(_ options: RunOptions) throws(InputError) {
         scenario = try ScenarioRegistry.named(options.scenario)
@@ -165,7 +169,7 @@ public final class Runner {
             (strategy as? PCTStrategy)?.observe(scheduleLength: engine.decisions.count)
             hash.combine(engine.scheduleHash)
             if !found.isEmpty {
-                violations += found.count
+                violations += engine.violationTotal
                 if first == nil {
                     first = (ran, found[0])
                     firstAt = engine.firstViolationTime.map { $0 - t0 }
@@ -191,6 +195,7 @@ public final class Runner {
                                config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: steps,
                                secondsToFirstViolation: firstAt, determinismMismatch: mismatch)
         report.counters = counterTotals
+        report.violationsByOracle = violationTotals
         return report
     }
 
@@ -205,6 +210,7 @@ public final class Runner {
         if engine.hung {
             engine.report(oracle: "livelock", "the schedule ran \(engine.maxSteps) steps without finishing")
         }
+        violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
         return engine.violations
     }
 
@@ -232,11 +238,12 @@ public final class Runner {
         world.finish()
         let v = engine.violations
         var report = RunReport(scenario: o.scenario, variant: o.variant, mode: .parallel, seed: o.seed, strategy: o.strategy,
-                               schedules: world.completedWork, violations: v.count, firstViolationSchedule: v.isEmpty ? nil : 0,
+                               schedules: world.completedWork, violations: engine.violationTotal, firstViolationSchedule: v.isEmpty ? nil : 0,
                                firstViolation: v.first, elapsedSeconds: Date().timeIntervalSince(start), traceHash: nil,
                                config: o.config, interrupted: interruptSignal.load(ordering: .relaxed) != 0, steps: 0,
                                secondsToFirstViolation: engine.firstViolationTime.map { $0 - t0 })
         report.counters = world.counters
+        report.violationsByOracle = engine.violationCounts
         engine.shutdown()
         return report
     }

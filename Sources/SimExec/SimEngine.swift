@@ -81,7 +81,9 @@ public final class SimEngine: @unchecked Sendable {
     // ---- shared by both modes ----
     private let stopFlag = Atomic<Bool>(false)
     private let activeTasks = Atomic<Int>(0)
-    private let violationLock = Locked<[Violation]>([])
+    /// The first `keptViolations` violations, and a count per oracle of all.
+    private let violationLock = Locked<(list: [Violation], counts: [String: Int])>(([], [:]))
+    public static let keptViolations = 1000
     /// Monotonic time (seconds) of the first violation reported since the engine was
     /// made or the schedule began.
     public private(set) var firstViolationTime: Double? {
@@ -129,7 +131,11 @@ public final class SimEngine: @unchecked Sendable {
     public var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
     public func requestStop() { stopFlag.store(true, ordering: .relaxed) }
 
-    public var violations: [Violation] { violationLock.withLock { $0 } }
+    /// The first violations reported (at most `keptViolations`).
+    public var violations: [Violation] { violationLock.withLock { $0.list } }
+    /// Every violation reported, counted per oracle.
+    public var violationCounts: [String: Int] { violationLock.withLock { $0.counts } }
+    public var violationTotal: Int { violationLock.withLock { $0.counts.values.reduce(0, +) } }
     public var events: [SimEvent] { eventLock.withLock { $0 } }
 
     /// Name of the calling actor ("main" off the simulator's threads).
@@ -141,7 +147,11 @@ public final class SimEngine: @unchecked Sendable {
     /// Reports an invariant violation seen by an oracle.
     public func report(oracle: String, _ message: String) {
         let v = Violation(oracle: oracle, message: message, step: currentStep, actor: currentActorName)
-        let isFirst = violationLock.withLock { list in list.append(v); return list.count == 1 }
+        let isFirst = violationLock.withLock { s in
+            s.counts[oracle, default: 0] += 1
+            if s.list.count < SimEngine.keptViolations { s.list.append(v) }
+            return s.list.count == 1 && s.counts.count == 1 && s.counts[oracle] == 1
+        }
         if isFirst { firstViolationTime = SimEngine.monotonicSeconds() }
         if recordEvents { event("VIOLATION [\(oracle)] \(message)") }
         if stopOnViolation { requestStop() }
@@ -203,7 +213,7 @@ public final class SimEngine: @unchecked Sendable {
         deadlocked = false
         hung = false
         stopFlag.store(false, ordering: .relaxed)
-        violationLock.withLock { $0.removeAll() }
+        violationLock.withLock { $0 = ([], [:]) }
         eventLock.withLock { $0.removeAll() }
     }
 

@@ -119,6 +119,9 @@ struct Run: ParsableCommand {
         } else {
             print("no violation")
         }
+        if r.violations > 1 {
+            print("violations: " + r.violationsByOracle.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         if !r.counters.isEmpty {
             print("counters: " + r.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
