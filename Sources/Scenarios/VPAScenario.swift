@@ -26,7 +26,7 @@ public struct VPAScenario: Scenario {
         small: false)
 
     public var variants: [String] { VPAVariant.allCases.map(\.rawValue) }
-    public var oracles: [String] { ["vpa-unpinned-write", "vpa-pointer-change", "dtl-publish-order", "vpa-pin-balance", "deadlock", "livelock"] }
+    public var oracles: [String] { ["vpa-unpinned-write", "vpa-pointer-change", "dtl-publish-order", "vpa-pin-balance", "hcall-rc", "deadlock", "livelock"] }
     public var docs: String { "docs/mechanisms/vpa.md" }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
@@ -105,8 +105,24 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
                 }
             }
             reg.guestSetLength(gpa: gpa, written)
+            let rc = reg.hRegisterVPA(caller: caller, subfunc: sub.rawValue, target: target, gpa: gpa)
+            checkParameterRules(sub, gpa: gpa, len: written, rc)
+            return rc
         }
         return reg.hRegisterVPA(caller: caller, subfunc: sub.rawValue, target: target, gpa: gpa)
+    }
+
+    /// Oracle `hcall-rc`: the H_PARAMETER rules every version of
+    /// do_h_register_vpa() shares: a registration succeeds only for a
+    /// cache-line-aligned area that fits in its page and is at least as long as
+    /// its kind requires. (The H_RESOURCE rules depend on registration state and
+    /// on the variant's notion of it: Tests/PPCTests/VPATests.swift checks them.)
+    func checkParameterRules(_ sub: VPASubfunc, gpa: Int, len: Int, _ rc: HCallStatus) {
+        guard rc == .success else { return }
+        let minimum = [PAPR.lppacaSize, PAPR.dtlEntrySize, PAPR.regVPASize][sub.kind.rawValue]
+        if gpa % PAPR.cacheLine != 0 || len > PAPR.pageSize - gpa % PAPR.pageSize || len < minimum {
+            engine.report(oracle: "hcall-rc", "H_REGISTER_VPA \(sub) at \(hex(gpa)) with length \(len) succeeded; PAPR wants H_PARAMETER")
+        }
     }
 
     func start(endless: Bool) {
