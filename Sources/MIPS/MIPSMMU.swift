@@ -19,6 +19,11 @@ public enum MapPageError: Error, Equatable, Sendable {
 /// fault handler. Every function here that touches the GPA table requires
 /// `kvm->mmu_lock`, as the kernel's does, except `kvmMipsMapPage`, which takes it.
 public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
+    /// Coverage marks: the fast path found a PTE, the slow path retried,
+    /// change_pte installed a PTE.
+    public static let markFastPath = CoverageMark("mips: kvm_mips_map_page fast path")
+    public static let markRetry = CoverageMark("mips: kvm_mips_map_page mmu_notifier_retry taken")
+    public static let markSetSpte = CoverageMark("mips: kvm_set_spte_hva installs a PTE")
     public unowned let kvm: KVM
     public let variant: SyncMMUVariant
     var engine: SimEngine { kvm.engine }
@@ -99,6 +104,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
             if slot.logDirtyPages && !old.isDirty { hvaPTE = hvaPTE.mkclean() }
             else if slot.readOnly { hvaPTE = hvaPTE.wrprotect() }
             table.set(slot: s, hvaPTE)
+            engine.cover(Self.markSetSpte)
             engine.event("kvm_set_spte_hva: gfn \(gfn): \(old) -> \(hvaPTE)")
             if !old.isPresent || !old.isYoung { return false }
             return !hvaPTE.isPresent || !hvaPTE.isYoung || old.pfn != hvaPTE.pfn || (old.isDirty && !hvaPTE.isDirty)
@@ -133,6 +139,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         guard let s = table.walk(gfn, cache: nil) else { return nil }
         var p = table.load(slot: s)
         guard p.isPresent else { return nil }
+        engine.cover(Self.markFastPath)
         if variant == .preFix { return p }
         if !p.isYoung {
             p = p.mkyoung()
@@ -183,6 +190,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
 
             kvm.mmuLock.lock()
             if variant != .noRetry && kvm.mmuNotifierRetry(mmuSeq) {
+                engine.cover(Self.markRetry)
                 engine.event("vcpu\(vcpu.id): mmu_notifier_retry(seq \(mmuSeq)) -> retry")
                 kvm.mmuLock.unlock()
                 kvm.hostMM.pages.put(got.pfn)   // kvm_release_pfn_clean()

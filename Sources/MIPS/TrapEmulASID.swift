@@ -210,11 +210,19 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// The host pfn behind a gfn now.
     public func pfn(forGfn gfn: Int) -> Int { guestRAM.pfn(gfn) }
 
+    /// Coverage marks: a new host ASID cycle, a lazy guest-user ASID
+    /// regeneration, KVM_REQ_TLB_FLUSH handled before guest entry.
+    public static let markNewCycle = CoverageMark("mips: new host ASID cycle")
+    public static let markLazyRegen = CoverageMark("mips: lazy guest user ASID regeneration")
+    public static let markTLBFlushRequest = CoverageMark("mips: KVM_REQ_TLB_FLUSH handled (KMF_GPA flush)")
+
     var tlb: HostTLB { tlbs[cpu] }
 
     /// kvm_get_new_mmu_context(mm, cpu, vcpu) (v4.10, arch/mips/kvm/mmu.c).
     func kvmGetNewMMUContext(_ mm: MipsMM) {
+        let cycles = asids.newCycles(cpu)
         mm.getNewMMUContext(cpu: cpu, asids: asids, tlb: tlb)
+        if asids.newCycles(cpu) != cycles { engine.cover(Self.markNewCycle) }
         engine.event("vcpu\(id): cpu\(cpu) new ASID \(mm.cpuContext(cpu) & asids.asidMask) (version \(mm.cpuContext(cpu) >> asids.bits)) for \(mm.name)")
     }
 
@@ -297,6 +305,7 @@ public final class TrapEmulVCPU: @unchecked Sendable {
             for i in 0..<asids.cpus where i != cpu { userASIDs.store(i, 0) }
         }
         lastUserGASID = gasid
+        engine.cover(Self.markLazyRegen)
         engine.event("vcpu\(id): check_asids on cpu\(cpu): guest ASID \(gasid) != last_user_gasid: regenerated; guest_user_asid = \(perCPU(userASIDs))")
     }
 
@@ -305,6 +314,7 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// contexts on every CPU, so the staleness check that follows takes new ASIDs.
     func kvmTrapEmulCheckRequests() {
         guard state.checkRequest(VCPUState.reqTLBFlush) else { return }
+        engine.cover(Self.markTLBFlushRequest)
         if let gva {
             GVAPageTables.kvmMipsFlushGvaPt(gva.kernel, [.gpa, .kern])
             GVAPageTables.kvmMipsFlushGvaPt(gva.user, [.gpa, .user])

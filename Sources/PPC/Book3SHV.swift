@@ -120,6 +120,15 @@ public final class PPCVCPU: @unchecked Sendable {
 /// - the MMU-notifier callbacks run under `kvm->mmu_lock`; the HPTE fault and
 ///   H_ENTER check `mmu_notifier_retry()` under the gfn's rmap lock.
 public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
+    /// Coverage marks.
+    public static let markTLBIE = CoverageMark("ppc: tlbie (global)")
+    public static let markTLBIEL = CoverageMark("ppc: tlbiel (local)")
+    public static let markNeedFlushConsumed = CoverageMark("ppc: need_tlb_flush bit consumed at entry")
+    public static let markLastCPUFlush = CoverageMark("ppc: last_cpu/last_vcpu entry flush")
+    public static let markEnterRetry = CoverageMark("ppc: H_ENTER written absent (mmu_notifier_retry)")
+    public static let markFault = CoverageMark("ppc: HPTE fault validates an HPTE")
+    public static let markFaultRetry = CoverageMark("ppc: HPTE fault mmu_notifier_retry taken")
+    public static let markUnmap = CoverageMark("ppc: kvm_unmap_rmapp invalidates an HPTE")
     public let kvm: KVM
     public let engine: SimEngine
     public let variant: TLBInvalidationVariant
@@ -250,6 +259,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         engine.event("tlbie(vpn \(hex(vpn)), lpid \(lpid)): all cores")
         for t in host.tlbs { t.invalidatePage(lpid: lpid, vpn: vpn) }
         count(.tlbie)
+        engine.cover(Self.markTLBIE)
         tlbieLock.unlock()
     }
 
@@ -258,6 +268,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         engine.event("tlbiel(vpn \(hex(vpn)), lpid \(lpid)): core \(core) only")
         host.tlbs[core].invalidatePage(lpid: lpid, vpn: vpn)
         count(.tlbiel)
+        engine.cover(Self.markTLBIEL)
     }
 
     /// The invalidation an hcall does for a slot whose VALID bit it just cleared.
@@ -323,6 +334,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         if pteh & HPT.valid != 0 {
             rmap.lock(gfn)
             if kvm.mmuNotifierRetry(mmuSeq) {
+                engine.cover(Self.markEnterRetry)
                 engine.event("h_enter: mmu_notifier_retry, HPTE \(index) written absent")
                 pteh = (pteh | HPT.absent) & ~HPT.valid
             } else {
@@ -527,6 +539,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         if kvm.mmuNotifierRetry(mmuSeq) {
             rmap.unlock(gfn)
             hpt.unlock(slot, hpt.v(slot))
+            engine.cover(Self.markFaultRetry)
             engine.event("vcpu\(vcpu.id): HPTE fault on \(slot): mmu_notifier_retry, guest retries")
             return
         }
@@ -543,6 +556,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         hpt.setR(slot, r)
         oracle.newTranslation(slot, fresh: false)
         hpt.unlock(slot, newV)
+        engine.cover(Self.markFault)
         engine.event("vcpu\(vcpu.id): HPTE fault: HPTE \(slot) valid -> pfn \(pfn)\(HPT.isWritable(r) ? "" : " read-only")")
     }
 
@@ -567,6 +581,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
                 invalidateHPTE(i)
                 let rc = hpt.r(i) & (HPT.referenced | HPT.changed)
                 if rc & HPT.referenced != 0 { rmap.lock(gfn); rmap.setReferenced(gfn); rmap.unlock(gfn) }
+                engine.cover(Self.markUnmap)
                 engine.event("kvm_unmap_rmapp(gfn \(gfn)): HPTE \(i) absent")
             }
             hpt.unlock(i, hpt.v(i))
@@ -632,6 +647,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         if clearNeedTLBFlush(pcpu) {
             host.tlbs[pcpu / host.threadsPerCore].flushPartition(lpid: lpid)
             count(.entryFlushes)
+            engine.cover(Self.markNeedFlushConsumed)
             engine.event("vcore\(vc.id): need_tlb_flush set for cpu \(pcpu): flush core \(pcpu / host.threadsPerCore)")
         }
     }
@@ -649,6 +665,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
             lastVCPU.store(r6, UInt64(vcpu.id))
             host.tlbs[thisCPU / host.threadsPerCore].flushPartition(lpid: lpid)
             count(.entryFlushes)
+            engine.cover(Self.markLastCPUFlush)
             engine.event("vcpu\(vcpu.id): last_cpu/last_vcpu mismatch on cpu \(thisCPU): flush core \(thisCPU / host.threadsPerCore)")
         }
     }

@@ -130,6 +130,11 @@ public final class VPAVCPU: @unchecked Sendable {
 /// VPA yield count updates at guest entry and exit, in v3.4 (pre-fix) and seed
 /// 003 form.
 public final class VPARegistration: @unchecked Sendable {
+    /// Coverage marks.
+    public static let markUpdatePending = CoverageMark("ppc: update_pending consumed (kvmppc_update_vpa)")
+    public static let markUpdateRetry = CoverageMark("ppc: kvmppc_update_vpa retries (next_gpa moved)")
+    public static let markDTLWrap = CoverageMark("ppc: DTL wraps at its end")
+    public static let markResource = CoverageMark("ppc: H_REGISTER_VPA returns H_RESOURCE")
     public let engine: SimEngine
     public let variant: VPAVariant
     public let vcpus: [VPAVCPU]
@@ -217,6 +222,7 @@ public final class VPARegistration: @unchecked Sendable {
             t.words.store(a.updatePending, 1)
         }
         t.vpaUpdateLock.unlock()
+        if err == .resource { engine.cover(Self.markResource) }
         engine.event("vcpu\(caller): H_REGISTER_VPA \(subfunc) for vcpu\(t.id) gpa \(hex(vpa)) len \(len) -> \(err)")
         return err
     }
@@ -226,7 +232,7 @@ public final class VPARegistration: @unchecked Sendable {
     func preFixRegister(caller: Int, _ subfunc: VPASubfunc, _ t: VPAVCPU, gpa: Int) -> HCallStatus {
         if subfunc.isRegister {
             if gpa % PAPR.cacheLine != 0 { return .parameter }
-            if subfunc != .regVPA && t.load(VPAVCPU.preVPA) == 0 { return .resource }
+            if subfunc != .regVPA && t.load(VPAVCPU.preVPA) == 0 { engine.cover(Self.markResource); return .resource }
             guard let (va, nb) = pinning.pin(gpa) else { return .parameter }
             var len = readLength(gpa: gpa)
             let minimum = [PAPR.lppacaSize, PAPR.dtlEntrySize, PAPR.regVPASize][subfunc.kind.rawValue]
@@ -259,7 +265,7 @@ public final class VPARegistration: @unchecked Sendable {
         } else {
             switch subfunc {
             case .deregVPA:
-                if t.load(VPAVCPU.preSLB) != 0 || t.load(VPAVCPU.preDTL) != 0 { return .resource }
+                if t.load(VPAVCPU.preSLB) != 0 || t.load(VPAVCPU.preDTL) != 0 { engine.cover(Self.markResource); return .resource }
                 let old = t.load(VPAVCPU.preVPA)
                 if old == 0 { break }
                 unpinInstalled(t, .vpa, old)
@@ -308,9 +314,11 @@ public final class VPARegistration: @unchecked Sendable {
             if gpa != 0, let p = pinning.pin(gpa) { (va, nb) = (p.va, p.nb) }
             t.vpaUpdateLock.lock()
             if gpa == t.load(a.nextGPA) { break }
+            engine.cover(Self.markUpdateRetry)
             if let v = va { pinning.unpin(v) }                        // sigh... unpin that one and try again
         }
         t.words.store(a.updatePending, 0)
+        engine.cover(Self.markUpdatePending)
         if let v = va, nb < t.load(a.len) {
             pinning.unpin(v)                                          // now too short: unregister
             va = nil
@@ -360,7 +368,7 @@ public final class VPARegistration: @unchecked Sendable {
         oracle.hostWrite(owner: t.id, .dtl, dt, PAPR.dtlEntrySize, by: t.id, what: "DTL entry")
         var next = dt + PAPR.dtlEntrySize
         let end = t.load(variant == .patched ? t.area(.dtl).pinnedEnd : VPAVCPU.preDTLEnd)
-        if next == end { next = t.load(variant == .patched ? t.area(.dtl).pinnedAddr : VPAVCPU.preDTL) }
+        if next == end { engine.cover(Self.markDTLWrap); next = t.load(variant == .patched ? t.area(.dtl).pinnedAddr : VPAVCPU.preDTL) }
         setPointer(t, VPAVCPU.dtlPtr, next, by: t.id)
         engine.event("vcpu\(t.id): DTL entry written at \(hex(dt)), dtl_ptr -> \(hex(next))\(next == dt + PAPR.dtlEntrySize ? "" : " (wrapped)")")
         smp_wmb()                                                     // order writing *dt vs. writing vpa->dtl_idx

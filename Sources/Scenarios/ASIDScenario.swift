@@ -34,6 +34,13 @@ public struct ASIDScenario: Scenario {
     }
     public var oracles: [String] { ["stale-asid", "rcu-use-after-free", "deadlock", "livelock"] }
     public var docs: String { gvaPageTables ? "docs/mechanisms/gva-page-tables.md" : "docs/mechanisms/asid.md" }
+    /// The v4.11 code (upstream-4.11, and gva-flush) regenerates in
+    /// kvm_trap_emul_vcpu_reenter(), not lazily in kvm_mips_check_asids().
+    public func coverageMarks(variant: String) -> [CoverageMark] {
+        if gvaPageTables { return [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest] }
+        return variant == ASIDVariant.upstream411.rawValue ? [TrapEmulVCPU.markNewCycle]
+                                                          : [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markLazyRegen]
+    }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         mode == .deterministic

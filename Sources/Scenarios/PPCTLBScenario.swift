@@ -31,6 +31,14 @@ public struct PPCTLBScenario: Scenario {
     public var variants: [String] { TLBInvalidationVariant.allCases.map(\.rawValue) }
     public var oracles: [String] { ["stale-tlb", "use-after-free", "wp-write", "deadlock", "livelock"] }
     public var docs: String { "docs/mechanisms/ppc-tlb.md" }
+    /// pre-fix flushes on last_cpu/last_vcpu and goes local on H_LOCAL; patched
+    /// flushes on need_tlb_flush and, with several vcores, never goes local.
+    public func coverageMarks(variant: String) -> [CoverageMark] {
+        let common = [Book3SHV.markTLBIE, Book3SHV.markFault, Book3SHV.markUnmap, Book3SHV.markEnterRetry, Book3SHV.markFaultRetry]
+        return variant == TLBInvalidationVariant.preFix.rawValue
+            ? common + [Book3SHV.markTLBIEL, Book3SHV.markLastCPUFlush]
+            : common + [Book3SHV.markNeedFlushConsumed]
+    }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         if small {

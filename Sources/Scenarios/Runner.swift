@@ -54,10 +54,14 @@ public struct RunReport: Codable, Sendable {
     public var counters: [String: Int] = [:]
     /// Violations per oracle, over every schedule (or the run).
     public var violationsByOracle: [String: Int] = [:]
+    /// Coverage marks reached (the scenario's own marks always listed, zeros too).
+    public var coverage: [String: Int] = [:]
+    /// The scenario's marks this run never reached.
+    public var unreachedMarks: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle
+        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -81,6 +85,8 @@ public struct RunReport: Codable, Sendable {
         try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)
         try c.encode(counters, forKey: .counters)
         try c.encode(violationsByOracle, forKey: .violationsByOracle)
+        try c.encode(coverage, forKey: .coverage)
+        try c.encode(unreachedMarks, forKey: .unreachedMarks)
         if determinismMismatch != nil { try c.encode(determinismMismatch, forKey: .determinismMismatch) }
     }
 }
@@ -108,6 +114,16 @@ public final class Runner {
     /// Protocol counters and violations per oracle, summed over the schedules run so far.
     private var counterTotals: [String: Int] = [:]
     private var violationTotals: [String: Int] = [:]
+    private var coverageTotals: [String: Int] = [:]
+
+    /// Fills the coverage fields: the scenario's marks with zeros, plus any other mark reached.
+    private func addCoverage(to report: inout RunReport) {
+        var cov = coverageTotals
+        let marks = scenario.coverageMarks(variant: options.variant)
+        for m in marks where cov[m.name] == nil { cov[m.name] = 0 }
+        report.coverage = cov
+        report.unreachedMarks = marks.map(\.name).filter { cov[$0] == 0 }.sorted()
+    }
 
     public init(_ options: RunOptions) throws(InputError) {
         scenario = try ScenarioRegistry.named(options.scenario)
@@ -196,6 +212,7 @@ public final class Runner {
                                secondsToFirstViolation: firstAt, determinismMismatch: mismatch)
         report.counters = counterTotals
         report.violationsByOracle = violationTotals
+        addCoverage(to: &report)
         return report
     }
 
@@ -211,6 +228,7 @@ public final class Runner {
             engine.report(oracle: "livelock", "the schedule ran \(engine.maxSteps) steps without finishing")
         }
         violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
+        coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
         return engine.violations
     }
 
@@ -244,6 +262,8 @@ public final class Runner {
                                secondsToFirstViolation: engine.firstViolationTime.map { $0 - t0 })
         report.counters = world.counters
         report.violationsByOracle = engine.violationCounts
+        coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+        addCoverage(to: &report)
         engine.shutdown()
         return report
     }

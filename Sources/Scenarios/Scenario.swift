@@ -113,10 +113,14 @@ public protocol Scenario: Sendable {
     func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld
     /// Checks scenario-specific limits on a configuration (bad input: exit 2).
     func validate(_ config: ScenarioConfig) throws(InputError)
+    /// The protocol branches a good run of this scenario should reach; a run
+    /// reports their counts (zeros too) and lists those never reached.
+    func coverageMarks(variant: String) -> [CoverageMark]
 }
 
 extension Scenario {
     public func validate(_ config: ScenarioConfig) throws(InputError) {}
+    public func coverageMarks(variant: String) -> [CoverageMark] { [] }
 
     /// Host CPUs first (`cpu0...`), then vcpus (`vcpu0...`): one executor each.
     public func actorNames(_ c: ScenarioConfig) -> [String] {

@@ -28,6 +28,10 @@ public struct SyncMMUScenario: Scenario {
     public var variants: [String] { SyncMMUVariant.allCases.map(\.rawValue) }
     public var oracles: [String] { ["I1", "I2", "I3", "I4", "lost-write", "wp-write", "rcu-use-after-free", "deadlock", "livelock"] }
     public var docs: String { "docs/mechanisms/sync-mmu.md" }
+    public func coverageMarks(variant: String) -> [CoverageMark] {
+        race ? [MIPSMMU.markFastPath, MIPSMMU.markRetry]
+             : [MIPSMMU.markFastPath, MIPSMMU.markRetry, MIPSMMU.markSetSpte]
+    }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         race

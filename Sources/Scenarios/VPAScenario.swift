@@ -28,6 +28,10 @@ public struct VPAScenario: Scenario {
     public var variants: [String] { VPAVariant.allCases.map(\.rawValue) }
     public var oracles: [String] { ["vpa-unpinned-write", "vpa-pointer-change", "dtl-publish-order", "vpa-pin-balance", "hcall-rc", "deadlock", "livelock"] }
     public var docs: String { "docs/mechanisms/vpa.md" }
+    public func coverageMarks(variant: String) -> [CoverageMark] {
+        small ? [VPARegistration.markUpdatePending, VPARegistration.markDTLWrap]
+              : [VPARegistration.markUpdatePending, VPARegistration.markUpdateRetry, VPARegistration.markDTLWrap, VPARegistration.markResource]
+    }
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         small

@@ -144,6 +144,24 @@ public final class SimEngine: @unchecked Sendable {
     /// Current step of the schedule (deterministic mode), else -1.
     public var currentStep: Int { mode == .deterministic ? decisions.count : -1 }
 
+    /// Coverage-mark counts since the last `takeCoverage()`.
+    private let coverage = AtomicWordsCounter(count: CoverageMark.capacity)
+
+    /// Counts one visit of a protocol branch.
+    @inline(__always)
+    public func cover(_ mark: CoverageMark) { coverage.add(mark.index) }
+
+    /// Returns the coverage counts by mark name (marks reached only) and zeroes them.
+    public func takeCoverage() -> [String: Int] {
+        let names = CoverageMark.all
+        var out: [String: Int] = [:]
+        for (i, n) in names.enumerated() {
+            let c = coverage.take(i)
+            if c > 0 { out[n] = c }
+        }
+        return out
+    }
+
     /// Reports an invariant violation seen by an oracle.
     public func report(oracle: String, _ message: String) {
         let v = Violation(oracle: oracle, message: message, step: currentStep, actor: currentActorName)

@@ -13,7 +13,7 @@ struct KVMSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvmsim",
         abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
-        subcommands: [List.self, Run.self, Replay.self])
+        subcommands: [List.self, Run.self, Replay.self, Shrink.self])
 }
 
 func printJSON<T: Encodable>(_ value: T) {
@@ -134,6 +134,7 @@ struct Replay: ParsableCommand {
     @Argument(help: "Trace file.") var file: String
     @Flag(help: "Also list every scheduling step.") var steps = false
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Also write Chrome/Perfetto trace-event JSON here (open it in ui.perfetto.dev).") var perfetto: String?
 
     struct Out: Encodable { var violations: [Violation]; var events: [SimEvent]; var mismatchStep: Int? }
 
@@ -141,6 +142,10 @@ struct Replay: ParsableCommand {
         let t = try TraceFile.load(from: file)
         let r = try Runner.replay(t)
         if let m = r.mismatchStep { throw InputError("trace '\(file)' does not match the model at step \(m): the model or the trace changed") }
+        if let perfetto {
+            do { try PerfettoExport.make(t, r).write(to: URL(fileURLWithPath: perfetto)) }
+            catch { throw InputError("cannot write '\(perfetto)': \(error.localizedDescription)") }
+        }
         if json {
             printJSON(Out(violations: r.violations, events: r.events, mismatchStep: r.mismatchStep))
         } else {
@@ -150,6 +155,31 @@ struct Replay: ParsableCommand {
             if let v = r.violations.first { print("VIOLATION \(v.oracle) at step \(v.step) by \(v.actor): \(v.message)") } else { print("no violation") }
         }
         if !r.violations.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Shrink: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reduce a failing trace to a minimal one (fewest steps, then fewest preemptions) that fails the same oracle.")
+    @Argument(help: "Trace file with a violation.") var file: String
+    @Option(help: "Where to write the minimal trace.") var out: String
+    @Option(help: "At most this many candidate replays.") var maxReplays: Int = 4000
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Out: Encodable { var originalSteps, steps, originalPreemptions, preemptions, replays: Int; var violation: Violation? }
+
+    func run() throws {
+        guard maxReplays > 0 else { throw InputError("--max-replays must be at least 1") }
+        let t = try TraceFile.load(from: file)
+        let r = try Shrinker.shrink(t, maxReplays: maxReplays)
+        do { try r.trace.write(to: out) } catch { throw InputError("cannot write trace file '\(out)': \(error.localizedDescription)") }
+        if json {
+            printJSON(Out(originalSteps: r.originalSteps, steps: r.steps, originalPreemptions: r.originalPreemptions,
+                          preemptions: r.preemptions, replays: r.replays, violation: r.trace.violation))
+        } else {
+            print("\(file): \(r.originalSteps) steps, \(r.originalPreemptions) preemptions -> \(out): \(r.steps) steps, \(r.preemptions) preemptions (\(r.replays) replays)")
+            if let v = r.trace.violation { print("VIOLATION \(v.oracle) at step \(v.step) by \(v.actor): \(v.message)") }
+        }
     }
 }
 
