@@ -31,8 +31,10 @@ let package = Package(
         .target(name: "MIPS", dependencies: ["KVMCore", "RCU", "SimExec"]),
         // PPC Book3S HV KVM (arch/powerpc/kvm): seed 002 (local vs. global TLB invalidation), seed 003 (VPA registration).
         .target(name: "PPC", dependencies: ["KVMCore", "SimExec"]),
+        // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): the steal-time PV TLB flush race (CVE-2019-3016).
+        .target(name: "X86", dependencies: ["KVMCore", "SimExec"]),
         // Scenario registry, runner, reports and trace files (used by the CLI and the tests).
-        .target(name: "Scenarios", dependencies: ["MIPS", "PPC", "KVMCore", "RCU", "SimExec"]),
+        .target(name: "Scenarios", dependencies: ["MIPS", "PPC", "X86", "KVMCore", "RCU", "SimExec"]),
         .executableTarget(
             name: "kvmsim",
             dependencies: ["Scenarios", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -42,6 +44,7 @@ let package = Package(
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec"]),
         .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Scenarios"]),
         .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Scenarios"]),
+        .testTarget(name: "X86Tests", dependencies: ["X86", "Scenarios"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios"]),
     ]
 )

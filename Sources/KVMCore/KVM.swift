@@ -92,6 +92,10 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
         oracle.kvmSubscribed = true
     }
 
+    /// Starts `mmu_notifier_seq` at `seq`, as for a VM whose host already ran that
+    /// many invalidations. Call before any actor runs.
+    public func setMMUNotifierSeq(_ seq: UInt64) { notifierWords.store(0, seq) }
+
     /// Orders TLB fills for the aging oracle (I4); not kernel state.
     public func nextTLBFillStamp() -> UInt64 { notifierWords.add(2, 1) }
     var currentTLBFillStamp: UInt64 { notifierWords.load(2) }

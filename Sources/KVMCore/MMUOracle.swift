@@ -101,6 +101,16 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// A guest access through a translation to `pfn` (`via`: where the translation
     /// came from, e.g. "TLB"). `write`: the value written, nil for a read.
     /// Returns the value read (for reads).
+    /// A fault is about to retry (`mmu_notifier_retry()` said so; `mmu_lock`
+    /// held). Oracle `spurious-retry`: a retry is due only to an invalidation
+    /// that ran or is running since the snapshot, i.e. `mmu_notifier_count` is
+    /// raised or `mmu_notifier_seq` moved; otherwise the fault can retry forever.
+    public func retryTaken(vcpu: Int, snapshotSeq: UInt64) {
+        if kvm.mmuNotifierCount == 0 && kvm.mmuNotifierSeq == snapshotSeq {
+            engine.report(oracle: "spurious-retry", "vcpu\(vcpu)'s fault retries with no invalidation since its snapshot (mmu_notifier_seq \(snapshotSeq), count 0): it will retry forever")
+        }
+    }
+
     public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String, tlbStamp: UInt64? = nil) {
         let pages = hostMM.pages
         guard let hva = kvm.memslots.gfnToHva(gfn) else { return }

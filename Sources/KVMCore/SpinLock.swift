@@ -27,6 +27,9 @@ public final class SpinLock: @unchecked Sendable {
         }
     }
 
+    /// spin_trylock().
+    public func tryLock() -> Bool { word.cas(0, 0, 1) }
+
     /// spin_unlock().
     public func unlock() {
         precondition(word.loadRelaxed(0) == 1, "spin_unlock of an unlocked lock")

@@ -26,6 +26,9 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     public static let markSetSpte = CoverageMark("mips: kvm_set_spte_hva installs a PTE")
     public unowned let kvm: KVM
     public let variant: SyncMMUVariant
+    /// The type of the fault's `mmu_seq` snapshot (`unsigned long` on MIPS; the
+    /// mmu-seq-wrap scenario carries x86's old `int` on this fault path).
+    public var mmuSeqType = MMUSeqSnapshotType.unsignedLong
     var engine: SimEngine { kvm.engine }
     var table: PageTable { kvm.gpaTable }
     /// KVM_MMU_CACHE_MIN_PAGES (3-level tables: 2) and KVM_NR_MEM_OBJS.
@@ -179,7 +182,8 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
 
         while true {   // retry:
             if engine.stopRequested { return .failure(.eintr) }
-            let mmuSeq = kvm.mmuNotifierSeq
+            let seqNow = kvm.mmuNotifierSeq
+            let mmuSeq = mmuSeqType.snapshot(seqNow)
             smp_rmb()
             engine.event("vcpu\(vcpu.id): map_page slow path: gfn \(gfn), mmu_notifier_seq snapshot \(mmuSeq)")
             // gfn_to_pfn_prot(): may sleep, may break COW (which fires the notifiers).
@@ -191,6 +195,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
             kvm.mmuLock.lock()
             if variant != .noRetry && kvm.mmuNotifierRetry(mmuSeq) {
                 engine.cover(Self.markRetry)
+                kvm.oracle.retryTaken(vcpu: vcpu.id, snapshotSeq: seqNow)
                 engine.event("vcpu\(vcpu.id): mmu_notifier_retry(seq \(mmuSeq)) -> retry")
                 kvm.mmuLock.unlock()
                 kvm.hostMM.pages.put(got.pfn)   // kvm_release_pfn_clean()

@@ -24,3 +24,22 @@ public enum SyncMMUVariant: String, CaseIterable, Sendable, Codable {
     /// Whether KVM implements mmu_notifier_ops.change_pte.
     public var handlesChangePTE: Bool { self != .noChangePTE }
 }
+
+/// The C type a fault handler keeps its `mmu_notifier_seq` snapshot in
+/// (section 7 of the kernel-semantics reference: x86 once kept it in an `int`).
+public enum MMUSeqSnapshotType: String, CaseIterable, Sendable {
+    /// `int mmu_seq`: the unsigned long is truncated to 32 bits and sign-extended
+    /// again when `mmu_notifier_retry()` compares it; from 2^31 on it never
+    /// matches and every fault retries forever.
+    case signedInt = "pre-fix"
+    /// `unsigned long mmu_seq`, as every kernel has it now.
+    case unsignedLong = "patched"
+
+    /// The value `mmu_notifier_retry()` gets for a snapshot of `seq`.
+    public func snapshot(_ seq: UInt64) -> UInt64 {
+        switch self {
+        case .signedInt: UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: seq)))
+        case .unsignedLong: seq
+        }
+    }
+}

@@ -139,6 +139,8 @@ public enum ScenarioRegistry {
         PPCTLBScenario.stress,
         VPAScenario.crossRegister,
         VPAScenario.stress,
+        MMUSeqWrapScenario(),
+        StealTimeScenario(),
     ]
 
     public static func named(_ name: String) throws(InputError) -> any Scenario {

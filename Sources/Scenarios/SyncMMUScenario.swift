@@ -26,7 +26,7 @@ public struct SyncMMUScenario: Scenario {
         race: false)
 
     public var variants: [String] { SyncMMUVariant.allCases.map(\.rawValue) }
-    public var oracles: [String] { ["I1", "I2", "I3", "I4", "lost-write", "wp-write", "rcu-use-after-free", "deadlock", "livelock"] }
+    public var oracles: [String] { ["I1", "I2", "I3", "I4", "lost-write", "wp-write", "spurious-retry", "rcu-use-after-free", "deadlock", "livelock"] }
     public var docs: String { "docs/mechanisms/sync-mmu.md" }
     public func coverageMarks(variant: String) -> [CoverageMark] {
         race ? [MIPSMMU.markFastPath, MIPSMMU.markRetry]
@@ -41,6 +41,36 @@ public struct SyncMMUScenario: Scenario {
 
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: SyncMMUVariant(rawValue: variant)!, config: config, seed: seed)
+    }
+}
+
+/// A historical race for the regression suite (section 7 of the reference): a
+/// fault handler that keeps its `mmu_notifier_seq` snapshot in a signed `int`
+/// (x86, before the snapshot became `unsigned long`). Once the sequence count
+/// passes 2^31 the sign-extended snapshot never equals it, `mmu_notifier_retry()`
+/// always says retry, and every fault spins forever: a hang, not a corruption.
+///
+/// The world is sync-mmu-race's (SYNC_MMU code in its no-change-pte form, which
+/// holds on real threads; one host event source), with `mmu_notifier_seq`
+/// starting at 2^31 - 1 so the first invalidation crosses the line; the
+/// snapshot type is the only difference between variants.
+/// The fault path is MIPS's `kvm_mips_map_page()`, which has the same
+/// snapshot/retry protocol as x86's `tdp_page_fault()` of the time.
+public struct MMUSeqWrapScenario: Scenario {
+    public let name = "mmu-seq-wrap"
+    public let summary = "a signed int mmu_seq snapshot past 2^31: every fault retries forever (historical x86 hang)"
+    public var variants: [String] { MMUSeqSnapshotType.allCases.map(\.rawValue) }
+    public var oracles: [String] { ["spurious-retry", "I1", "I2", "livelock", "deadlock"] }
+    public var docs: String { "docs/regression-suite.md" }
+    public static let initialSeq: UInt64 = (1 << 31) - 1
+
+    public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig { SyncMMUScenario.race.defaultConfig(mode: mode) }
+
+    public func coverageMarks(variant: String) -> [CoverageMark] { [MIPSMMU.markRetry] }
+
+    public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
+        SyncMMUWorld(engine: engine, variant: .noChangePTE, config: config, seed: seed,
+                     mmuSeqType: MMUSeqSnapshotType(rawValue: variant)!, initialMMUNotifierSeq: Self.initialSeq)
     }
 }
 
@@ -63,7 +93,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     /// Host events done per host CPU (atomics: the runner reads them).
     private let hostEventsDone: AtomicWords
 
-    init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig, seed: UInt64) {
+    init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig, seed: UInt64,
+         mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0) {
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -74,6 +105,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots, hostCPUs: c.cpus,
                   tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3)
         mmu = MIPSMMU(kvm: kvm, variant: variant)
+        mmu.mmuSeqType = mmuSeqType
+        kvm.setMMUNotifierSeq(initialMMUNotifierSeq)
         let ex = engine.executors
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
         let cpuLocks = (0..<c.cpus).map { _ in SpinLock("vcpu_load(cpu)", engine: engine) }

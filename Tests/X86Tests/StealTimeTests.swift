@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+@testable import X86
+@testable import Scenarios
+
+/// CVE-2019-3016's verdicts, pinned.
+@Suite struct StealTimeTests {
+    func run(_ variant: String, mode: ExecutionMode = .deterministic, schedules: Int? = nil, seconds: Double? = nil,
+             strategy: StrategyKind = .random) throws -> (RunReport, Runner) {
+        var o = RunOptions(scenario: "steal-time-flush", variant: variant, config: StealTimeScenario().defaultConfig(mode: mode))
+        o.mode = mode; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
+        let r = try Runner(o)
+        return (r.run(), r)
+    }
+
+    @Test func preFixLosesTheFlush() throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, runner) = try run("pre-fix", schedules: 5000, strategy: strategy)
+            #expect(r.firstViolation?.oracle == "stale-guest-tlb", "\(strategy)")
+            let replay = try Runner.replay(try #require(runner.failingTrace))
+            #expect(replay.events.contains { $0.text.contains("KVM_VCPU_FLUSH_TLB set, no IPI") })
+        }
+    }
+
+    @Test func patchedHolds() throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("patched", schedules: 3000, strategy: strategy)
+            #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
+            #expect(r.unreachedMarks.isEmpty, "\(r.unreachedMarks)")
+        }
+        let (p, _) = try run("patched", mode: .parallel, seconds: 2)
+        #expect(p.violations == 0)
+    }
+
+    @Test func signedMMUSeqHangs() throws {
+        var o = RunOptions(scenario: "mmu-seq-wrap", variant: "pre-fix", config: MMUSeqWrapScenario().defaultConfig(mode: .deterministic))
+        o.schedules = 1000
+        let r = try Runner(o).run()
+        #expect(r.firstViolation?.oracle == "spurious-retry")
+        o.variant = "patched"
+        let p = try Runner(o).run()
+        #expect(p.violations == 0)
+    }
+}
