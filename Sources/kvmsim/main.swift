@@ -13,7 +13,7 @@ struct KVMSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvmsim",
         abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
-        subcommands: [List.self, Run.self, Replay.self, Shrink.self])
+        subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self])
 }
 
 func printJSON<T: Encodable>(_ value: T) {
@@ -155,6 +155,66 @@ struct Replay: ParsableCommand {
             if let v = r.violations.first { print("VIOLATION \(v.oracle) at step \(v.step) by \(v.actor): \(v.message)") } else { print("no violation") }
         }
         if !r.violations.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// Writes a regress report as a table, JSON and/or JUnit, and exits 1 on a mismatch.
+func finishRegress(_ report: RegressReport, json: Bool, junit: String?) throws {
+    if let junit {
+        do { try RegressionSuite.junit(report).write(toFile: junit, atomically: true, encoding: .utf8) }
+        catch { throw InputError("cannot write '\(junit)': \(error.localizedDescription)") }
+    }
+    if json { printJSON(report) } else { print(RegressionSuite.table(report)) }
+    let sig = interruptSignal.load(ordering: .relaxed)
+    if sig != 0 { throw ExitCode(128 + sig) }
+    if report.failed > 0 { throw ExitCode(1) }
+}
+
+struct Regress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the race regression suite: every known race on its pre-fix code, every fix held to.",
+        discussion: "Exit 1 if any case's verdict differs from its expectation.")
+    @Flag(help: "Print one JSON object with a `cases` array.") var json = false
+    @Option(help: "Also write JUnit XML here (one testcase per case).") var junit: String?
+    @Option(help: "Cap the schedules of cases expected clean (violation cases keep their limit).") var budget: Int?
+    @Option(help: "Run the I-th of N disjoint slices of the cases (1-based), e.g. 2/4.") var shard: String?
+    @Option(help: "Shrink each violation found and write its minimal trace into this directory.") var writeTraces: String?
+    @Flag(help: "List the cases and exit.") var list = false
+
+    func run() throws {
+        let sh = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
+        if let budget, budget < 1 { throw InputError("--budget must be at least 1 (got \(budget))") }
+        if list {
+            for c in RegressionSuite.cases(shard: sh) { print("\(c.id)  expects \(c.expected.rawValue), \(c.schedules) schedules: \(c.note)") }
+            return
+        }
+        if let writeTraces {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: writeTraces, isDirectory: &isDir), isDir.boolValue else {
+                throw InputError("--write-traces: '\(writeTraces)' is not a directory")
+            }
+        }
+        installSignalHandlers()
+        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces) { r in
+            if !json {
+                FileHandle.standardError.write("\(r.passed ? "ok  " : "FAIL") \(r.id): \(r.found.rawValue) (\(String(format: "%.1f", r.elapsedSeconds)) s)\n".data(using: .utf8)!)
+            }
+        }
+        try finishRegress(report, json: json, junit: junit)
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Join `regress --shard --json` reports into one report.")
+    @Argument(help: "Shard reports (JSON).") var files: [String]
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Also write JUnit XML here.") var junit: String?
+
+    func run() throws {
+        guard !files.isEmpty else { throw InputError("give at least one report to merge") }
+        var reports: [RegressReport] = []
+        for f in files { reports.append(try RegressionSuite.load(f)) }
+        try finishRegress(try RegressionSuite.merge(reports), json: json, junit: junit)
     }
 }
 

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import SimExec
+@testable import Scenarios
+
+/// The checked-in minimal traces (Tests/Traces, written by
+/// `kvmsim regress --write-traces Tests/Traces`): one per known race.
+enum CheckedInTraces {
+    static var directory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Traces")
+    }
+    static func all() throws -> [(name: String, trace: TraceFile)] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".trace.json") }.sorted()
+        return try files.map { ($0, try TraceFile.load(from: directory.appendingPathComponent($0).path)) }
+    }
+}
+
+@Suite struct RegressionSuiteTests {
+    @Test func theSuiteCoversEnoughRacesAndFixes() throws {
+        let cases = RegressionSuite.cases
+        #expect(cases.count >= 12)
+        #expect(Set(cases.map(\.scenario)).count >= 7)
+        #expect(Set(cases.map(\.id)).count == cases.count)
+        for c in cases {
+            let s = try ScenarioRegistry.named(c.scenario)
+            #expect(s.variants.contains(c.variant), "\(c.id)")
+        }
+        // Shards are disjoint and cover every case.
+        let shards = (1...3).flatMap { RegressionSuite.cases(shard: ($0, 3)).map(\.id) }
+        #expect(shards.sorted() == cases.map(\.id).sorted())
+        #expect(throws: InputError.self) { try RegressionSuite.parseShard("4/3") }
+        #expect(throws: InputError.self) { try RegressionSuite.parseShard("x") }
+    }
+
+    /// A model change that hides a known race fails here.
+    @Test func everyMinimalTraceReplaysToItsViolation() throws {
+        let traces = try CheckedInTraces.all()
+        let violationCases = RegressionSuite.cases.filter { $0.expected == .violation }
+        for c in violationCases {
+            #expect(traces.contains { $0.name == "\(c.scenario)--\(c.variant).trace.json" }, "no minimal trace for \(c.id)")
+        }
+        for (name, t) in traces {
+            let r = try Runner.replay(t)
+            #expect(r.mismatchStep == nil, "\(name): trace no longer matches the model")
+            let first = r.violations.first
+            #expect(first?.oracle == t.violation?.oracle && first?.step == t.violation?.step,
+                    "\(name): replay gives \(first?.description ?? "no violation"), recorded \(t.violation?.description ?? "-")")
+        }
+    }
+
+    @Test func shrinkingIsDeterministicAndKeepsTheOracle() throws {
+        var o = RunOptions(scenario: "ppc-tlb-local", variant: "pre-fix", config: PPCTLBScenario.local.defaultConfig(mode: .deterministic))
+        o.schedules = 100_000
+        let runner = try Runner(o)
+        _ = runner.run()
+        let t = try #require(runner.failingTrace)
+        let a = try Shrinker.shrink(t, maxReplays: 300)
+        let b = try Shrinker.shrink(t, maxReplays: 300)
+        #expect(a.trace == b.trace)
+        #expect(a.steps <= t.decisions.count && a.preemptions <= a.originalPreemptions)
+        #expect(a.trace.violation?.oracle == t.violation?.oracle)
+        #expect(try Runner.replay(a.trace).violations.first?.oracle == t.violation?.oracle)
+    }
+
+    @Test func junitIsWellFormedWithOneTestcasePerCase() throws {
+        let cases = [RegressionSuite.cases[0], RegressionSuite.cases[2]]
+        var results = try cases.map { try RegressionSuite.run($0, budget: 50) }
+        results[1].passed = false                                           // show a failure element
+        results[1].note = "a <note> & \"quotes\" \u{1}"
+        let report = RegressReport(cases: results, elapsedSeconds: 1, shard: nil, interrupted: false)
+        let xml = RegressionSuite.junit(report)
+        final class Counter: NSObject, XMLParserDelegate {
+            var testcases = 0, failures = 0, root = ""
+            func parser(_ p: XMLParser, didStartElement e: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+                if root.isEmpty { root = e }
+                if e == "testcase" { testcases += 1 }
+                if e == "failure" { failures += 1 }
+            }
+        }
+        let parser = XMLParser(data: Data(xml.utf8))
+        let counter = Counter()
+        parser.delegate = counter
+        #expect(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+        #expect(counter.root == "testsuites" && counter.testcases == 2 && counter.failures == 1)
+    }
+
+    @Test func mergeJoinsShardsAndRejectsOverlaps() throws {
+        let a = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[0], budget: 10)], elapsedSeconds: 1, shard: "1/2", interrupted: false)
+        let b = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[1], budget: 10)], elapsedSeconds: 2, shard: "2/2", interrupted: false)
+        let m = try RegressionSuite.merge([b, a])
+        #expect(m.cases.map(\.id) == [RegressionSuite.cases[0].id, RegressionSuite.cases[1].id])
+        #expect(m.passed == 2 && m.shard == nil)
+        #expect(throws: InputError.self) { try RegressionSuite.merge([a, a]) }
+    }
+}
+
+/// `replay --perfetto` writes the Chrome trace-event format
+/// (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
+@Suite struct PerfettoExportTests {
+    @Test func aFailingTraceExportsValidTraceEvents() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-perfetto-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A trace written by a failing `run --trace-out`.
+        var o = RunOptions(scenario: "sync-mmu-race", variant: "pre-fix", config: SyncMMUScenario.race.defaultConfig(mode: .deterministic))
+        o.schedules = 1000
+        let runner = try Runner(o)
+        _ = runner.run()
+        let path = dir.appendingPathComponent("t.trace.json").path
+        try #require(runner.failingTrace).write(to: path)
+        let t = try TraceFile.load(from: path)
+        let data = PerfettoExport.make(t, try Runner.replay(t))
+        try validateTraceEventFormat(data, actors: t.actors)
+    }
+
+    /// The format's rules: a JSON object with a `traceEvents` array; every event
+    /// has a string `name`, a known `ph`, integer `pid` and `tid`; timed events a
+    /// non-negative numeric `ts`; "X" a non-negative `dur`; "i" a scope `s` of
+    /// g, p or t; "M" a known metadata name and an `args` object with the value
+    /// ("name" for names, a number "sort_index" for sort indexes);
+    /// `displayTimeUnit`, if present, "ms" or "ns".
+    func validateTraceEventFormat(_ data: Data, actors: [String]) throws {
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        if let unit = root["displayTimeUnit"] { #expect(["ms", "ns"].contains(unit as? String ?? "")) }
+        let events = try #require(root["traceEvents"] as? [[String: Any]])
+        #expect(!events.isEmpty)
+        var threadNames: [Int: String] = [:]
+        var phases = Set<String>()
+        for e in events {
+            let ph = try #require(e["ph"] as? String)
+            phases.insert(ph)
+            #expect(["B", "E", "X", "i", "I", "C", "b", "n", "e", "s", "t", "f", "P", "O", "N", "D", "M", "R", "c"].contains(ph))
+            #expect(e["name"] is String)
+            let pid = try #require(e["pid"] as? Int), tid = try #require(e["tid"] as? Int)
+            #expect(pid >= 0 && tid >= 0)
+            switch ph {
+            case "M":
+                let name = e["name"] as? String ?? ""
+                #expect(["process_name", "process_labels", "process_sort_index", "thread_name", "thread_sort_index"].contains(name))
+                let args = try #require(e["args"] as? [String: Any])
+                if name.hasSuffix("_name") { #expect(args["name"] is String); if name == "thread_name" { threadNames[tid] = args["name"] as? String } }
+                if name.hasSuffix("sort_index") { #expect(args["sort_index"] is Int) }
+            default:
+                let ts = try #require(e["ts"] as? Double ?? (e["ts"] as? Int).map(Double.init))
+                #expect(ts >= 0)
+                if ph == "X" { #expect((e["dur"] as? Int ?? -1) >= 0) }
+                if ph == "i" || ph == "I" { #expect(["g", "p", "t"].contains(e["s"] as? String ?? "t")) }
+            }
+        }
+        #expect(Set(threadNames.values).isSuperset(of: actors), "a track per actor")
+        #expect(phases.isSuperset(of: ["M", "X", "i"]))
+        #expect(events.contains { ($0["cat"] as? String) == "violation" && ($0["s"] as? String) == "g" })
+    }
+}
