@@ -98,8 +98,12 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
             case .dtl: len = PAPR.dtlEntrySize * (1 + rng.below(4)) + (rng.below(2) == 0 ? 0 : 16)
             case .slbShadow: len = 64
             }
-            let slots = (PAPR.pageSize - len) / PAPR.cacheLine
-            gpa = rng.below(config.pages) * PAPR.pageSize + rng.below(slots + 1) * PAPR.cacheLine
+            // Each vcpu prepares its buffers in its own cache lines (slot % vcpus ==
+            // caller), so no two vcpus write one length word at once.
+            let slots = (PAPR.pageSize - len) / PAPR.cacheLine + 1
+            let mine = stride(from: caller % config.vcpus, to: slots, by: config.vcpus).map { $0 }
+            let slot = mine.isEmpty ? rng.below(slots) : mine[rng.below(mine.count)]
+            gpa = rng.below(config.pages) * PAPR.pageSize + slot * PAPR.cacheLine
             var written = len
             if !valid {
                 switch rng.below(3) {

@@ -13,7 +13,7 @@ struct KVMSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvmsim",
         abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
-        subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self])
+        subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self, CampaignCommand.self])
 }
 
 func printJSON<T: Encodable>(_ value: T) {
@@ -215,6 +215,35 @@ struct Merge: ParsableCommand {
         var reports: [RegressReport] = []
         for f in files { reports.append(try RegressionSuite.load(f)) }
         try finishRegress(try RegressionSuite.merge(reports), json: json, junit: junit)
+    }
+}
+
+struct CampaignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "campaign",
+        abstract: "Long stress over every scenario and variant: deterministic seeds and parallel runs in turn, resumable.",
+        discussion: "State and minimal traces of failures live in --db; run again with the same --db to resume.")
+    @Option(help: "Campaign database directory (created if missing).") var db: String
+    @Option(help: "Time budget of this invocation, seconds.") var seconds: Double
+    @Option(help: "Run the I-th of N disjoint slices of the scenario/variant pairs, e.g. 2/4.") var shard: String?
+    @Option(help: "Schedules per deterministic unit.") var schedulesPerUnit: Int = 2000
+    @Option(help: "Seconds per parallel unit.") var parallelSeconds: Double = 5
+    @Flag(help: "Print the final state as JSON.") var json = false
+
+    func run() throws {
+        guard seconds > 0 && seconds <= 30 * 24 * 3600 else { throw InputError("--seconds must be greater than 0 and at most 30 days") }
+        guard schedulesPerUnit >= 1 else { throw InputError("--schedules-per-unit must be at least 1") }
+        guard parallelSeconds > 0 else { throw InputError("--parallel-seconds must be greater than 0") }
+        var o = Campaign.Options(db: db, seconds: seconds)
+        o.shard = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
+        o.schedulesPerUnit = schedulesPerUnit
+        o.parallelSecondsPerUnit = parallelSeconds
+        installSignalHandlers()
+        let state = try Campaign.run(o) { line in if !json { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } }
+        if json { printJSON(state) } else { print(Campaign.summary(state)) }
+        let sig = interruptSignal.load(ordering: .relaxed)
+        if sig != 0 { throw ExitCode(128 + sig) }
+        if state.failures.contains(where: { !$0.known }) { throw ExitCode(1) }
     }
 }
 
