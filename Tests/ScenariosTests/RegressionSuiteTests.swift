@@ -156,3 +156,28 @@ enum CheckedInTraces {
         #expect(events.contains { ($0["cat"] as? String) == "violation" && ($0["s"] as? String) == "g" })
     }
 }
+
+/// `kvmsim campaign`: resumes from its database, records failures with minimal
+/// traces, refuses a database of another shard.
+@Suite struct CampaignTests {
+    @Test func resumesAndRecordsFailures() throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-campaign-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: db) }
+        var o = Campaign.Options(db: db, seconds: 1.5)
+        o.shard = (1, 14)                                   // sync-mmu-race/pre-fix and gva-flush/pre-fix
+        o.schedulesPerUnit = 50
+        o.parallelSecondsPerUnit = 0.2
+        let first = try Campaign.run(o)
+        #expect(first.units > 0)
+        #expect(first.pairs.map(\.id) == ["sync-mmu-race/pre-fix", "gva-flush/pre-fix"])
+        let again = try Campaign.run(o)
+        #expect(again.units > first.units)
+        #expect(again.pairs[0].nextDeterministicSeed > first.pairs[0].nextDeterministicSeed)
+        let failure = try #require(again.failures.first { $0.mode == .deterministic })
+        #expect(failure.known)
+        let trace = try #require(failure.trace)
+        #expect(try TraceFile.load(from: (db as NSString).appendingPathComponent(trace)).violation?.oracle == failure.oracle)
+        o.shard = (2, 14)
+        #expect(throws: InputError.self) { try Campaign.run(o) }
+    }
+}
