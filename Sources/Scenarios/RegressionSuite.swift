@@ -154,10 +154,12 @@ public enum RegressionSuite {
         return (i, n)
     }
 
-    /// The cases of shard `i` of `n` (every n-th case, starting at the i-th).
-    public static func cases(shard: (index: Int, count: Int)?) -> [RegressionCase] {
-        guard let shard else { return cases }
-        return cases.enumerated().filter { $0.offset % shard.count == shard.index - 1 }.map(\.element)
+    /// The cases of shard `i` of `n` (every n-th case, starting at the i-th),
+    /// optionally only those of some scenarios.
+    public static func cases(shard: (index: Int, count: Int)?, scenarios: Set<String> = []) -> [RegressionCase] {
+        let chosen = scenarios.isEmpty ? cases : cases.filter { scenarios.contains($0.scenario) }
+        guard let shard else { return chosen }
+        return chosen.enumerated().filter { $0.offset % shard.count == shard.index - 1 }.map(\.element)
     }
 
     /// The run options of a case; `budget` caps the schedules of a clean case
@@ -193,11 +195,12 @@ public enum RegressionSuite {
     }
 
     /// Runs the suite (or a shard of it); stops after a case that was interrupted.
-    public static func run(shard: (index: Int, count: Int)?, budget: Int?, tracesDir: String? = nil,
+    public static func run(shard: (index: Int, count: Int)?, budget: Int?, tracesDir: String? = nil, scenarios: Set<String> = [],
                            progress: (CaseResult) -> Void = { _ in }) throws(InputError) -> RegressReport {
+        for s in scenarios { _ = try ScenarioRegistry.named(s) }
         let start = Date()
         var results: [CaseResult] = []
-        for c in cases(shard: shard) {
+        for c in cases(shard: shard, scenarios: scenarios) {
             if interruptSignal.load(ordering: .relaxed) != 0 { break }
             let r = try run(c, budget: budget, tracesDir: tracesDir)
             results.append(r)

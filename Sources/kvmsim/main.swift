@@ -179,13 +179,14 @@ struct Regress: ParsableCommand {
     @Option(help: "Cap the schedules of cases expected clean (violation cases keep their limit).") var budget: Int?
     @Option(help: "Run the I-th of N disjoint slices of the cases (1-based), e.g. 2/4.") var shard: String?
     @Option(help: "Shrink each violation found and write its minimal trace into this directory.") var writeTraces: String?
+    @Option(help: "Only the cases of this scenario (repeatable).") var scenario: [String] = []
     @Flag(help: "List the cases and exit.") var list = false
 
     func run() throws {
         let sh = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
         if let budget, budget < 1 { throw InputError("--budget must be at least 1 (got \(budget))") }
         if list {
-            for c in RegressionSuite.cases(shard: sh) { print("\(c.id)  expects \(c.expected.rawValue), \(c.schedules) schedules: \(c.note)") }
+            for c in RegressionSuite.cases(shard: sh, scenarios: Set(scenario)) { print("\(c.id)  expects \(c.expected.rawValue), \(c.schedules) schedules: \(c.note)") }
             return
         }
         if let writeTraces {
@@ -195,7 +196,7 @@ struct Regress: ParsableCommand {
             }
         }
         installSignalHandlers()
-        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces) { r in
+        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario)) { r in
             if !json {
                 FileHandle.standardError.write("\(r.passed ? "ok  " : "FAIL") \(r.id): \(r.found.rawValue) (\(String(format: "%.1f", r.elapsedSeconds)) s)\n".data(using: .utf8)!)
             }
