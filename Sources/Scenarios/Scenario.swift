@@ -61,7 +61,8 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
         guard (1...64).contains(cpus) else { throw InputError("--cpus must be between 1 and 64 (got \(cpus))") }
         guard (1...256).contains(vcpus) else { throw InputError("--vcpus must be between 1 and 256 (got \(vcpus))") }
         guard (1...(1 << 20)).contains(pages) else { throw InputError("--pages must be between 1 and 1048576 (got \(pages))") }
-        guard hostEventSources <= cpus else { throw InputError("host event sources (\(hostEventSources)) exceed --cpus \(cpus)") }
+        guard (0...cpus).contains(hostEventSources) else { throw InputError("host event sources (\(hostEventSources)) must be between 0 and --cpus \(cpus)") }
+        guard (1...4096).contains(tlbSize) else { throw InputError("TLB size must be between 1 and 4096 (got \(tlbSize))") }
         guard (1...12).contains(tableBits) else { throw InputError("table bits must be between 1 and 12") }
         guard (1...8).contains(asidBits) else { throw InputError("ASID bits must be between 1 and 8") }
         guard (1...64).contains(guestProcesses) else { throw InputError("guest processes must be between 1 and 64") }
