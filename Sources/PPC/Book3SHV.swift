@@ -349,15 +349,23 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         return (.success, index)
     }
 
-    /// kvmppc_h_remove().
-    public func hRemove(_ vcpu: PPCVCPU, flags: HCallFlags, pteIndex: Int, avpn: Int) -> HCallStatus {
-        guard pteIndex >= 0, pteIndex < hpt.npte else { return .parameter }
+    /// The common start of H_REMOVE and H_PROTECT: lock the HPTE; if it is neither
+    /// valid nor absent, or H_AVPN is given and the AVPN differs, unlock and
+    /// return nil (H_NOT_FOUND). Else return hpte[0] without the lock bit, locked.
+    func lockMatchingHPTE(_ pteIndex: Int, flags: HCallFlags, avpn: Int) -> UInt64? {
         hpt.lock(pteIndex)
         let v = hpt.v(pteIndex) & ~HPT.hvlock
         if v & (HPT.absent | HPT.valid) == 0 || (flags.contains(.avpn) && HPT.avpn(v) != avpn) {
             hpt.unlock(pteIndex, v)
-            return .notFound
+            return nil
         }
+        return v
+    }
+
+    /// kvmppc_h_remove().
+    public func hRemove(_ vcpu: PPCVCPU, flags: HCallFlags, pteIndex: Int, avpn: Int) -> HCallStatus {
+        guard pteIndex >= 0, pteIndex < hpt.npte else { return .parameter }
+        guard let v = lockMatchingHPTE(pteIndex, flags: flags, avpn: avpn) else { return .notFound }
         let gen = oracle.generation(pteIndex)
         var local = false
         if v & HPT.valid != 0 {
@@ -427,12 +435,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
     /// kvmppc_h_protect(): the model's guest only write-protects (PP read-only).
     public func hProtect(_ vcpu: PPCVCPU, flags: HCallFlags, pteIndex: Int, avpn: Int) -> HCallStatus {
         guard pteIndex >= 0, pteIndex < hpt.npte else { return .parameter }
-        hpt.lock(pteIndex)
-        let v = hpt.v(pteIndex) & ~HPT.hvlock
-        if v & (HPT.absent | HPT.valid) == 0 || (flags.contains(.avpn) && HPT.avpn(v) != avpn) {
-            hpt.unlock(pteIndex, v)
-            return .notFound
-        }
+        guard let v = lockMatchingHPTE(pteIndex, flags: flags, avpn: avpn) else { return .notFound }
         // Update the guest view of the second HPTE dword, then the HPTE.
         hpt.setGuestRpte(pteIndex, HPT.makeReadonly(hpt.guestRpte(pteIndex)))
         let r = HPT.makeReadonly(hpt.r(pteIndex))
