@@ -35,9 +35,13 @@ let package = Package(
         .target(name: "X86", dependencies: ["KVMCore", "SimExec"]),
         // Scenario registry, runner, reports and trace files (used by the CLI and the tests).
         .target(name: "Scenarios", dependencies: ["MIPS", "PPC", "X86", "KVMCore", "RCU", "SimExec"]),
+        // `kvmsim bench`: speed and memory figures, each beside its baseline; BenchC
+        // is the C reference walk of the page-table arena.
+        .target(name: "BenchC", dependencies: ["CURCU"], cSettings: [.define("_LGPL_SOURCE")]),
+        .target(name: "Bench", dependencies: ["Scenarios", "KVMCore", "RCU", "SimExec", "CURCU", "BenchC"]),
         .executableTarget(
             name: "kvmsim",
-            dependencies: ["Scenarios", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Scenarios", "Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "RCUTests", dependencies: ["RCU", "SimExec"]),
         .testTarget(name: "SimExecTests", dependencies: ["SimExec"]),

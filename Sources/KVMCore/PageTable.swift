@@ -75,6 +75,16 @@ public final class PageTable: @unchecked Sendable {
 
     // MARK: - table pages
 
+    /// The arena's words and table states, read-only, for the C reference walk of
+    /// `kvmsim bench` (same layout, same generation checks).
+    public var arenaForBenchmarks: (words: UnsafePointer<UInt64>, state: UnsafePointer<UInt64>) {
+        (UnsafePointer(words.base), UnsafePointer(state.base))
+    }
+
+    /// Bytes the table holds: the arena (allocated up front for `capacity` tables),
+    /// the table states, and the owner records if kept.
+    public var allocatedBytes: Int { 8 * (capacity * entriesPerTable * (owners == nil ? 1 : 2) + capacity) }
+
     /// Live tables, including the pgd (for memory accounting).
     public var liveTables: Int { capacity - freeTables.withLock { $0.count } }
 

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Scenarios
 import SimExec
+import Bench
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ struct KVMSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvmsim",
         abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
-        subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self, CampaignCommand.self])
+        subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self, CampaignCommand.self, BenchCommand.self])
 }
 
 func printJSON<T: Encodable>(_ value: T) {
@@ -245,6 +246,21 @@ struct CampaignCommand: ParsableCommand {
         let sig = interruptSignal.load(ordering: .relaxed)
         if sig != 0 { throw ExitCode(128 + sig) }
         if state.failures.contains(where: { !$0.known }) { throw ExitCode(1) }
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure speed and memory, each figure beside its baseline, in one run (use a release build).")
+    @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Shorter measurements and fewer seeds (noisier).") var quick = false
+
+    func run() throws {
+        var o = Bench.Options()
+        o.quick = quick
+        let r = try Bench.run(o) { line in if !json { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } }
+        if json { printJSON(r) } else { print(Bench.table(r)) }
     }
 }
 

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+import RCU
+import KVMCore
+import Scenarios
+import CURCU
+import BenchC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvmsim bench`: every figure measured in one run, each beside its baseline.
+/// Timings are wall-clock on whatever machine runs it: print them, never gate on them.
+public enum Bench {
+    public struct Report: Codable, Sendable {
+        public var machine: [String: String] = [:]
+        // 1. RCU vs. rwlock
+        public var rcuVsRwlockRatio = 0.0
+        public var rcuWalksPerSecond = 0.0
+        public var rwlockWalksPerSecond = 0.0
+        public var writerUpdatesPerSecondRCU = 0.0
+        public var writerUpdatesPerSecondRwlock = 0.0
+        public var writerTargetUpdatesPerSecond = 0.0
+        // 2. Swift vs. C
+        public var rcuVsCRatio = 0.0
+        public var swiftWalksPerSecond = 0.0
+        public var cWalksPerSecond = 0.0
+        // 3. scheduling
+        public var schedulesPerSecond = 0.0
+        public var bareSchedulesPerSecond = 0.0
+        public var modelOverhead = 0.0
+        public var stepsPerSchedule = 0.0
+        // 4. parallel accesses
+        public var accessesPerSecond = 0.0
+        public var accessesPerSecondOneThread = 0.0
+        public var parallelScaling = 0.0
+        // 5. memory
+        public var bytesPerMappedPage = 0.0
+        public var bytesPerMappedPageLiveTables = 0.0
+        public var peakMemorySparse64GiBBytes = 0
+        public var sparse64GiBTableBytes = 0
+        // 6. time to first violation, median seconds over seeds, per scenario's pre-fix variant
+        public var timeToFirstViolation: [String: Double] = [:]
+        public var timeToFirstViolationSeeds = 0
+    }
+
+    public struct Options: Sendable {
+        public var quick = false
+        public init() {}
+        var seconds: Double { quick ? 0.3 : 1.0 }
+        var seeds: Int { quick ? 5 : 20 }
+        var schedules: Int { quick ? 500 : 3000 }
+    }
+
+    public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws(InputError) -> Report {
+        var r = Report()
+        r.machine = ["cpus": String(sysconf(Int32(_SC_NPROCESSORS_ONLN))), "swift": "6.3.1"]
+        progress("RCU vs. rwlock page-table walks")
+        rcuVsRwlock(&r, seconds: o.seconds)
+        progress("Swift vs. C walks")
+        swiftVsC(&r, seconds: o.seconds)
+        progress("deterministic schedules")
+        try schedules(&r, count: o.schedules)
+        progress("parallel accesses")
+        try accesses(&r, seconds: o.seconds * 2)
+        progress("memory")
+        memory(&r)
+        progress("time to first violation")
+        try timeToFirstViolation(&r, seeds: o.seeds, progress: progress)
+        return r
+    }
+
+    // MARK: - the page table under test
+
+    /// A 3-level, 9-bit GPA table with `pages` pages mapped densely (gfn i -> pfn i+1).
+    static func denseTable(pages: Int, engine: SimEngine, rcu: any RCUDomain) -> PageTable {
+        let cap = PageTable.capacity(forPageLimit: pages, levels: 3, bitsPerLevel: 9)
+        let t = PageTable(name: "bench GPA table", levels: 3, bitsPerLevel: 9, capacity: cap, engine: engine, rcu: rcu)
+        let cache = MMUMemoryCache(table: t)
+        for g in 0..<pages {
+            _ = cache.topup(min: 2, max: 4)
+            if let s = t.walk(g, cache: cache) { t.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read | PTE.young)) }
+        }
+        cache.freeAll()
+        return t
+    }
+
+    static func randomPages(_ n: Int, below limit: Int) -> [UInt32] {
+        var rng = SplitMix64(seed: 42)
+        return (0..<n).map { _ in UInt32(rng.below(limit)) }
+    }
+
+    /// A thread with liburcu registration, joined by the caller.
+    final class BenchThread: @unchecked Sendable {
+        private var thread = pthread_t()
+        private let body: () -> Void
+        init(_ body: @escaping () -> Void) {
+            self.body = body
+            let box = Unmanaged.passRetained(self).toOpaque()
+            pthread_create(&thread, nil, { arg in
+                let me = Unmanaged<BenchThread>.fromOpaque(arg!).takeRetainedValue()
+                kvmsim_urcu_register_thread()
+                me.body()
+                kvmsim_urcu_unregister_thread()
+                return nil
+            }, box)
+        }
+        func join() { pthread_join(thread, nil) }
+    }
+
+    static func now() -> Double { SimEngine.monotonicSeconds() }
+
+    // MARK: 1. RCU vs. rwlock
+
+    /// One reader walking random pages for `seconds` while one writer updates a
+    /// random PTE every `writerPeriod` (busy-waiting between updates, under
+    /// `mmu_lock` for RCU, under the write lock for the rwlock). Same table, same
+    /// walk code (`lookupLocklessSlot`), same writer schedule.
+    static func rcuVsRwlock(_ r: inout Report, seconds: Double) {
+        let engine = SimEngine(mode: .parallel, actorNames: [])
+        defer { engine.shutdown() }
+        let rcu = LibURCU(engine: engine)
+        let pages = 1 << 16
+        let table = denseTable(pages: pages, engine: engine, rcu: rcu)
+        let order = randomPages(1 << 16, below: pages)
+        let writerPeriod = 2e-6
+        r.writerTargetUpdatesPerSecond = 1 / writerPeriod
+
+        func measure(useRCU: Bool) -> (walks: Double, updates: Double) {
+            var rw = pthread_rwlock_t()
+            pthread_rwlock_init(&rw, nil)
+            let mmuLock = Locked(())
+            let stop = AtomicWords(count: 2)
+            defer { stop.free(); pthread_rwlock_destroy(&rw) }
+            let rwPtr = withUnsafeMutablePointer(to: &rw) { $0 }
+            var walks = 0, updates = 0
+            let start = now()
+            let writer = BenchThread {
+                var rng = SplitMix64(seed: 7)
+                var next = now()
+                while stop.load(0) == 0 {
+                    while now() < next {}
+                    next += writerPeriod
+                    let g = rng.below(pages)
+                    if useRCU {
+                        mmuLock.withLock { _ in if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) } }
+                    } else {
+                        pthread_rwlock_wrlock(rwPtr)
+                        if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) }
+                        pthread_rwlock_unlock(rwPtr)
+                    }
+                    updates += 1
+                }
+            }
+            let reader = BenchThread {
+                var n = 0, sum: UInt64 = 0
+                while stop.load(0) == 0 {
+                    for _ in 0..<64 {
+                        let p = Int(order[n & (order.count - 1)])
+                        if useRCU {
+                            rcu.readLock()
+                            sum &+= table.lookupLocklessSlot(p, point: "bench").pte.raw
+                            rcu.readUnlock()
+                        } else {
+                            pthread_rwlock_rdlock(rwPtr)
+                            sum &+= table.lookupLocklessSlot(p, point: "bench").pte.raw
+                            pthread_rwlock_unlock(rwPtr)
+                        }
+                        n += 1
+                    }
+                }
+                walks = n
+                stop.store(1, sum)
+            }
+            while now() - start < seconds {}
+            stop.store(0, 1)
+            reader.join(); writer.join()
+            let dt = now() - start
+            return (Double(walks) / dt, Double(updates) / dt)
+        }
+        let a = measure(useRCU: true)
+        let b = measure(useRCU: false)
+        r.rcuWalksPerSecond = a.walks
+        r.writerUpdatesPerSecondRCU = a.updates
+        r.rwlockWalksPerSecond = b.walks
+        r.writerUpdatesPerSecondRwlock = b.updates
+        r.rcuVsRwlockRatio = b.walks > 0 ? a.walks / b.walks : 0
+    }
+
+    // MARK: 2. Swift vs. C
+
+    /// The Swift RCU walk and the C reference walk, one reader thread each, no
+    /// writer, same table, same pages.
+    static func swiftVsC(_ r: inout Report, seconds: Double) {
+        let engine = SimEngine(mode: .parallel, actorNames: [])
+        defer { engine.shutdown() }
+        let rcu: any RCUDomain = LibURCU(engine: engine)
+        let pages = 1 << 16
+        let table = denseTable(pages: pages, engine: engine, rcu: rcu)
+        let order = randomPages(1 << 16, below: pages)
+        var swiftWalks = 0.0, cWalks = 0.0
+        do {
+            let stop = AtomicWords(count: 2)
+            defer { stop.free() }
+            var n = 0
+            let start = now()
+            let t = BenchThread {
+                var sum: UInt64 = 0
+                while stop.load(0) == 0 {
+                    for _ in 0..<64 {
+                        let p = Int(order[n & (order.count - 1)])
+                        sum &+= rcu.read { table.lookupLocklessSlot(p, point: "bench").pte.raw }
+                        n += 1
+                    }
+                }
+                stop.store(1, sum)
+            }
+            while now() - start < seconds {}
+            stop.store(0, 1)
+            t.join()
+            swiftWalks = Double(n) / (now() - start)
+        }
+        do {
+            let stop = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+            stop.initialize(to: 0)
+            defer { stop.deallocate() }
+            var done: UInt64 = 0
+            let arena = table.arenaForBenchmarks
+            let start = now()
+            let t = BenchThread {
+                order.withUnsafeBufferPointer { p in
+                    _ = kvmsim_bench_c_walk(arena.words, arena.state, 3, 9, p.baseAddress, UInt64(p.count), stop, &done)
+                }
+            }
+            while now() - start < seconds {}
+            stop.pointee = 1                                 // read through a volatile pointer by the C loop
+            t.join()
+            cWalks = Double(done) / (now() - start)
+        }
+        r.swiftWalksPerSecond = swiftWalks
+        r.cWalksPerSecond = cWalks
+        r.rcuVsCRatio = cWalks > 0 ? swiftWalks / cWalks : 0
+    }
+
+    // MARK: 3. schedules
+
+    /// sync-mmu-race (patched) in deterministic mode, and a bare world with the
+    /// same actors, each passing the same number of scheduling points per
+    /// schedule and doing nothing else.
+    static func schedules(_ r: inout Report, count: Int) throws(InputError) {
+        var o = RunOptions(scenario: "sync-mmu-race", variant: "patched", config: SyncMMUScenario.race.defaultConfig(mode: .deterministic))
+        o.schedules = count
+        let rep = try Runner(o).run()
+        r.schedulesPerSecond = Double(rep.schedules) / rep.elapsedSeconds
+        r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
+        let names = SyncMMUScenario.race.actorNames(o.config)
+        let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
+        let engine = SimEngine(mode: .deterministic, actorNames: names)
+        defer { engine.shutdown() }
+        let strategy = RandomStrategy()
+        let start = now()
+        for i in 0..<count {
+            engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
+            for e in engine.executors {
+                engine.spawn(on: e) { for _ in 0..<perActor { engine.point("bare") } }
+            }
+            engine.runSchedule()
+        }
+        r.bareSchedulesPerSecond = Double(count) / (now() - start)
+        r.modelOverhead = r.schedulesPerSecond > 0 ? r.bareSchedulesPerSecond / r.schedulesPerSecond : 0
+    }
+
+    // MARK: 4. accesses
+
+    /// Guest accesses per second on real threads: sync-mmu-race's world (the
+    /// no-change-pte form), no host event source, 2 vcpus on 2 CPUs vs. 1 on 1.
+    static func accesses(_ r: inout Report, seconds: Double) throws(InputError) {
+        func run(vcpus: Int) throws(InputError) -> Double {
+            var c = SyncMMUScenario.race.defaultConfig(mode: .parallel)
+            c.cpus = vcpus; c.vcpus = vcpus; c.hostEventSources = 0; c.pages = 64; c.tableBits = 9
+            var o = RunOptions(scenario: "sync-mmu-race", variant: "no-change-pte", config: c)
+            o.mode = .parallel
+            o.seconds = seconds
+            let rep = try Runner(o).run()
+            return Double(rep.schedules) / rep.elapsedSeconds
+        }
+        r.accessesPerSecond = try run(vcpus: 2)
+        r.accessesPerSecondOneThread = try run(vcpus: 1)
+        r.parallelScaling = r.accessesPerSecondOneThread > 0 ? r.accessesPerSecond / r.accessesPerSecondOneThread : 0
+    }
+
+    // MARK: 5. memory
+
+    static func rssBytes() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        return 0
+    }
+
+    /// Bytes of GPA table per mapped page for a densely mapped 1 GiB guest, and
+    /// the memory a sparse 64 GiB guest (one page mapped per 2 MiB) costs.
+    static func memory(_ r: inout Report) {
+        let engine = SimEngine(mode: .parallel, actorNames: [])
+        defer { engine.shutdown() }
+        let rcu = LibURCU(engine: engine)
+        let dense = 1 << 18
+        let t = denseTable(pages: dense, engine: engine, rcu: rcu)
+        r.bytesPerMappedPage = Double(t.allocatedBytes) / Double(dense)
+        r.bytesPerMappedPageLiveTables = Double(t.liveTables * t.entriesPerTable * 8) / Double(dense)
+        let before = rssBytes()
+        let limit = 64 << 18                                    // 64 GiB of 4 KiB pages
+        let cap = PageTable.capacity(forPageLimit: limit, levels: 3, bitsPerLevel: 9)
+        let sparse = PageTable(name: "sparse", levels: 3, bitsPerLevel: 9, capacity: cap, engine: engine, rcu: rcu)
+        let cache = MMUMemoryCache(table: sparse)
+        for g in stride(from: 0, to: limit, by: 512) {
+            _ = cache.topup(min: 2, max: 4)
+            if let s = sparse.walk(g, cache: cache) { sparse.set(slot: s, PTE(pfn: 1, flags: PTE.present)) }
+        }
+        cache.freeAll()
+        r.peakMemorySparse64GiBBytes = max(0, rssBytes() - before)
+        r.sparse64GiBTableBytes = sparse.allocatedBytes
+    }
+
+    // MARK: 6. time to first violation
+
+    static func timeToFirstViolation(_ r: inout Report, seeds: Int, progress: (String) -> Void) throws(InputError) {
+        r.timeToFirstViolationSeeds = seeds
+        for s in ScenarioRegistry.all where s.variants.contains("pre-fix") {
+            var times: [Double] = []
+            for seed in 1...seeds {
+                var o = RunOptions(scenario: s.name, variant: "pre-fix", config: s.defaultConfig(mode: .deterministic))
+                o.seed = UInt64(seed)
+                o.schedules = 100_000
+                let rep = try Runner(o).run()
+                times.append(rep.secondsToFirstViolation ?? rep.elapsedSeconds)
+            }
+            times.sort()
+            r.timeToFirstViolation[s.name] = times[times.count / 2]
+            progress("  \(s.name) pre-fix: median \(String(format: "%.3f", times[times.count / 2])) s")
+        }
+    }
+
+    /// The human table.
+    public static func table(_ r: Report) -> String {
+        func f(_ x: Double) -> String { x >= 100 ? String(format: "%.0f", x) : String(format: "%.3f", x) }
+        var l: [String] = []
+        l.append("1. RCU vs. rwlock walks (1 reader, 1 writer at \(f(r.writerTargetUpdatesPerSecond)) updates/s target)")
+        l.append("   RCU \(f(r.rcuWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRCU))/s), rwlock \(f(r.rwlockWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRwlock))/s): ratio \(f(r.rcuVsRwlockRatio)) (target >= 5)")
+        l.append("2. Swift RCU walk \(f(r.swiftWalksPerSecond))/s vs. C \(f(r.cWalksPerSecond))/s: ratio \(f(r.rcuVsCRatio)) (target >= 0.5)")
+        l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3)")
+        l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")
+        l.append("5. GPA table: \(f(r.bytesPerMappedPage)) bytes per mapped page allocated (\(f(r.bytesPerMappedPageLiveTables)) in live tables; target <= 16); sparse 64 GiB guest: \(r.sparse64GiBTableBytes / 1_048_576) MiB table, RSS +\(r.peakMemorySparse64GiBBytes / 1_048_576) MiB")
+        l.append("6. time to first violation, median of \(r.timeToFirstViolationSeeds) seeds (target <= 1 s):")
+        for (k, v) in r.timeToFirstViolation.sorted(by: { $0.key < $1.key }) { l.append("   \(k) pre-fix: \(String(format: "%.3f", v)) s") }
+        return l.joined(separator: "\n")
+    }
+}
