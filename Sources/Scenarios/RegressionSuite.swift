@@ -22,6 +22,7 @@ public struct RegressionCase: Codable, Sendable {
     /// Configuration overrides of the scenario's deterministic default.
     public var pages: Int? = nil
     public var vcpus: Int? = nil
+    public var vcpusPerVcore: Int? = nil
     /// Why the case exists, one line.
     public var note: String
 
@@ -30,6 +31,7 @@ public struct RegressionCase: Codable, Sendable {
         var s = "\(scenario)/\(variant)"
         if let pages { s += " pages=\(pages)" }
         if let vcpus { s += " vcpus=\(vcpus)" }
+        if let vcpusPerVcore { s += " vcpus-per-vcore=\(vcpusPerVcore)" }
         if seed != 1 { s += " seed=\(seed)" }
         return s
     }
@@ -112,6 +114,9 @@ public enum RegressionSuite {
                        note: "seed 002: global_invalidates(), need_tlb_flush"),
         RegressionCase(scenario: "ppc-tlb-stress", variant: "patched", expected: .clean, schedules: 1_000,
                        note: "seed 002 with vcores moving and every host mm event"),
+        RegressionCase(scenario: "ppc-tlb-stress", variant: "patched", expected: .clean, schedules: 1_000,
+                       vcpus: 4, vcpusPerVcore: 4,
+                       note: "seed 002 with a one-vcore guest: tlbiel and the need_tlb_flush entry flush as the vcore moves"),
         RegressionCase(scenario: "ppc-tlb-stress", variant: "pre-fix", expected: .violation, schedules: 100_000,
                        note: "seed 002's races with vcores moving and every host mm event"),
         RegressionCase(scenario: "vpa-cross-register", variant: "pre-fix", expected: .violation, schedules: 100_000,
@@ -170,6 +175,7 @@ public enum RegressionSuite {
         var config = s.defaultConfig(mode: .deterministic)
         if let p = c.pages { config.pages = p }
         if let v = c.vcpus { config.vcpus = v }
+        if let v = c.vcpusPerVcore { config.vcpusPerVcore = v }
         var o = RunOptions(scenario: c.scenario, variant: c.variant, config: config)
         o.seed = c.seed
         o.strategy = c.strategy

@@ -256,9 +256,15 @@ public final class SimEngine: @unchecked Sendable {
 
     /// A named scheduling point. In deterministic mode the caller's thread gives the
     /// baton to the strategy's choice and blocks until chosen again.
-    @inline(__always)
+    /// Inlinable so that in parallel mode a point costs one compare in the caller.
+    @inlinable @inline(__always)
     public func point(_ name: StaticString) {
         guard mode == .deterministic else { return }
+        deterministicPoint(name)
+    }
+
+    @usableFromInline
+    func deterministicPoint(_ name: StaticString) {
         guard let me = SimExecutor.current else { return }
         pause(me, at: name, until: nil)
     }
