@@ -50,6 +50,11 @@ public struct ASIDScenario: Scenario {
                              tableBits: 1, tlbSize: 16, asidBits: 3, guestProcesses: 3)
     }
 
+    /// gva-flush maps guest frames through a GPA table of 3 levels of 3 bits.
+    public func validate(_ c: ScenarioConfig) throws(InputError) {
+        if gvaPageTables { try c.checkPagesFit(tableBits: 3, scenario: name) }
+    }
+
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         gvaPageTables
             ? ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: GVAFlushVariant(rawValue: variant)!, config: config, seed: seed)

@@ -63,6 +63,9 @@ public struct PPCTLBScenario: Scenario {
             throw InputError("--cpus (\(c.cpus)) must be a multiple of --threads-per-core (\(c.threadsPerCore)) for \(name)")
         }
         guard c.vcpus <= 64 else { throw InputError("\(name) supports at most 64 vcpus (got \(c.vcpus))") }
+        // The rmap chains are bitmaps over the HPT, and aging walks every page with
+        // a scheduling point per rmap lock: keep guests small.
+        guard c.pages <= 4096 else { throw InputError("\(name) supports at most 4096 pages (got \(c.pages))") }
     }
 
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
@@ -94,7 +97,7 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         kvm = KVM(engine: engine, rcu: makeRCU(for: engine), hostMM: hostMM, memslots: slots, hostCPUs: 1, tlbSize: 1)
         let host = PPCHost(cores: c.cpus / c.threadsPerCore, threadsPerCore: c.threadsPerCore, tlbSize: c.tlbSize)
-        hv = Book3SHV(kvm: kvm, variant: variant, host: host, hptGroups: max(1, c.pages / 2))
+        hv = Book3SHV(kvm: kvm, variant: variant, host: host, hptGroups: max(1, min(c.pages / 2, 256)))
         for _ in 0..<c.vcpus { hv.createVCPU(vcpusPerVcore: c.vcpusPerVcore) }
         hv.finishCreation()
         guest = PPCGuestKernel(hv: hv, vpns: c.pages, gfns: c.pages)

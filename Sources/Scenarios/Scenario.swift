@@ -77,6 +77,17 @@ public struct ScenarioConfig: Codable, Sendable, Equatable {
     }
 }
 
+extension ScenarioConfig {
+    /// Rejects more guest pages than a 3-level GPA table of `bits` index bits per
+    /// level can map (the scenarios keep tables tiny on purpose, so frees happen).
+    func checkPagesFit(tableBits bits: Int, scenario: String) throws(InputError) {
+        let span = 1 << (3 * bits)
+        guard pages <= span else {
+            throw InputError("--pages \(pages) is more than \(scenario)'s GPA table (3 levels of \(bits) bits) maps: at most \(span)")
+        }
+    }
+}
+
 /// A bad flag, scenario file or trace file: one line for the user, exit status 2.
 public struct InputError: Error, CustomStringConvertible, Sendable {
     public let message: String

@@ -39,6 +39,8 @@ public struct SyncMMUScenario: Scenario {
             : ScenarioConfig(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2, tableBits: 3, tlbSize: 16)
     }
 
+    public func validate(_ c: ScenarioConfig) throws(InputError) { try c.checkPagesFit(tableBits: c.tableBits, scenario: name) }
+
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: SyncMMUVariant(rawValue: variant)!, config: config, seed: seed)
     }
@@ -67,6 +69,8 @@ public struct MMUSeqWrapScenario: Scenario {
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig { SyncMMUScenario.race.defaultConfig(mode: mode) }
 
     public func coverageMarks(variant: String) -> [CoverageMark] { [MIPSMMU.markRetry] }
+
+    public func validate(_ c: ScenarioConfig) throws(InputError) { try c.checkPagesFit(tableBits: c.tableBits, scenario: name) }
 
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: .noChangePTE, config: config, seed: seed,

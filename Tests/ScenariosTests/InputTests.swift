@@ -61,3 +61,24 @@ import Foundation
         #expect(try TraceFile.load(from: p) == good)
     }
 }
+
+/// Every scenario either rejects the largest sizes the flags allow (one-line
+/// InputError) or runs with them: never a trap.
+@Suite struct LargeConfigurationTests {
+    @Test(arguments: ScenarioRegistry.all.map(\.name))
+    func largestPagesAreRejectedOrRun(scenario: String) throws {
+        let s = try ScenarioRegistry.named(scenario)
+        for pages in [1 << 20, 4097, 513, 9] {
+            var c = s.defaultConfig(mode: .deterministic)
+            c.pages = pages
+            var o = RunOptions(scenario: scenario, variant: s.variants[0], config: c)
+            o.schedules = 1
+            do {
+                let r = try Runner(o).run()
+                #expect(r.schedules == 1)
+            } catch {
+                #expect(!error.message.isEmpty && !error.message.contains("\n"))
+            }
+        }
+    }
+}
