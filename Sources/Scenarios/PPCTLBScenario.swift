@@ -42,12 +42,12 @@ public struct PPCTLBScenario: Scenario {
 
     public func defaultConfig(mode: ExecutionMode) -> ScenarioConfig {
         if small {
-            return ScenarioConfig(cpus: 8, vcpus: 2, pages: 2, opsPerVCPU: 6, hostEventsPerSource: 2, hostEventSources: 1,
+            return ScenarioConfig(cpus: 8, vcpus: 2, pages: 2, opsPerVCPU: 10, hostEventsPerSource: 4, hostEventSources: 1,
                                   tableBits: 1, tlbSize: 8, threadsPerCore: 4, vcpusPerVcore: 1, hLocalPercent: 100)
         }
         return mode == .deterministic
-            ? ScenarioConfig(cpus: 16, vcpus: 6, pages: 8, opsPerVCPU: 12, hostEventsPerSource: 6, hostEventSources: 2,
-                             tableBits: 1, tlbSize: 16, threadsPerCore: 4, vcpusPerVcore: 2, hLocalPercent: 25)
+            ? ScenarioConfig(cpus: 16, vcpus: 6, pages: 4, opsPerVCPU: 12, hostEventsPerSource: 6, hostEventSources: 2,
+                             tableBits: 1, tlbSize: 16, threadsPerCore: 4, vcpusPerVcore: 2, hLocalPercent: 50)
             : ScenarioConfig(cpus: 16, vcpus: 6, pages: 32, opsPerVCPU: 12, hostEventsPerSource: 6, hostEventSources: 2,
                              tableBits: 1, tlbSize: 32, threadsPerCore: 4, vcpusPerVcore: 2, hLocalPercent: 25)
     }
@@ -69,7 +69,7 @@ public struct PPCTLBScenario: Scenario {
     }
 
     public func makeWorld(engine: SimEngine, variant: String, config: ScenarioConfig, seed: UInt64) -> ScenarioWorld {
-        PPCTLBWorld(engine: engine, variant: TLBInvalidationVariant(rawValue: variant)!, config: config, seed: seed)
+        PPCTLBWorld(engine: engine, variant: TLBInvalidationVariant(rawValue: variant)!, config: config, seed: seed, local: small)
     }
 }
 
@@ -88,7 +88,11 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
     private let done: AtomicWords
     let hostBase = 0x7E00_0000
 
-    init(engine: SimEngine, variant: TLBInvalidationVariant, config c: ScenarioConfig, seed: UInt64) {
+    /// ppc-tlb-local: page-out only, and loads, stores and unmaps only.
+    let local: Bool
+
+    init(engine: SimEngine, variant: TLBInvalidationVariant, config c: ScenarioConfig, seed: UInt64, local: Bool) {
+        self.local = local
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -171,7 +175,8 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
     func guestOp(_ vcpu: PPCVCPU, _ rng: inout SplitMix64) {
         let vpn = rng.below(guest.vpns)
         let local = rng.below(100) < config.hLocalPercent
-        let k = rng.below(100)
+        // ppc-tlb-local: loads and stores, and unmaps (the commit's danger) only.
+        let k = local ? rng.below(82) : rng.below(100)
         if k < 60 {
             guest.access(vcpu, vpn: vpn, write: rng.below(2) == 0)
         } else if k < 82 {
@@ -185,7 +190,7 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
 
     /// ppc-tlb-local pages out only (the commit's danger); the stress scenario
     /// draws from every host mm event.
-    var hostEvents: [HostEvent] { config.pages <= 4 ? [.zap, .swapOut] : HostEvent.allCases }
+    var hostEvents: [HostEvent] { local ? [.zap, .swapOut] : HostEvent.allCases }
 
     func finish() { kvm.rcu.barrier() }
 }
