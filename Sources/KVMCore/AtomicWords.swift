@@ -27,6 +27,8 @@ public struct AtomicWords: @unchecked Sendable {
     @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, v) &+ v }
     @inline(__always) @discardableResult public func sub(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, 0 &- v) &- v }
     @inline(__always) @discardableResult public func fetchOr(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_or(base + i, v) }
+    /// xchg(): stores `v`, returns the old value.
+    @inline(__always) @discardableResult public func exchange(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_exchange(base + i, v) }
     @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { kvmsim_cas(base + i, expected, desired) }
 }
 

@@ -83,7 +83,7 @@ public final class StealTimeVM: @unchecked Sendable {
             words.store(5 * v, words.load(5 * v + 1))                      // kvm_write_guest_cached(): the copy back
             engine.event("vcpu\(v): record_steal_time: xchg on the copy saw \(old); kvm_write_guest_cached writes preempted = 0 over the guest's \(overwritten)")
         case .patched:
-            let old = kvmsimExchange(5 * v, 0)                            // xchg(&st->preempted, 0) on the guest page
+            let old = words.exchange(5 * v, 0)                            // xchg(&st->preempted, 0) on the guest page
             if old & Self.flushBit != 0 { kvmVCPUFlushTLB(v) }
             words.store(5 * v + 1, 0)                                      // vcpu->arch.st.preempted = 0
             engine.event("vcpu\(v): record_steal_time: xchg preempted \(old) -> 0")
@@ -103,13 +103,6 @@ public final class StealTimeVM: @unchecked Sendable {
         engine.cover(Self.markHostPVFlush)
         tlbs[v].withLock { $0.removeAll() }
         engine.event("vcpu\(v): host flushes the guest TLB (KVM_VCPU_FLUSH_TLB)")
-    }
-
-    private func kvmsimExchange(_ i: Int, _ value: UInt64) -> UInt64 {
-        while true {
-            let old = words.load(i)
-            if words.cas(i, old, value) { return old }
-        }
     }
 
     // MARK: - guest (arch/x86/kernel/kvm.c, arch/x86/mm/tlb.c)
