@@ -35,7 +35,7 @@ public final class HostMM: @unchecked Sendable {
     /// Registered secondary MMUs. Unowned: a subscriber (KVM) owns the HostMM, not
     /// the other way round.
     private var subscriberRefs: [Unowned] = []
-    private struct Unowned { unowned let s: MMUNotifierSubscriber }
+    private struct Unowned { unowned(unsafe) let s: MMUNotifierSubscriber }
     public var subscribers: [MMUNotifierSubscriber] { subscriberRefs.map(\.s) }
     public weak var observer: HostMMObserver?
 

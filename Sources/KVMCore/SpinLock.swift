@@ -21,6 +21,9 @@ public final class SpinLock: @unchecked Sendable {
 
     /// spin_lock().
     public func lock() {
+        // Parallel mode: try once before building the wait (its closure is a heap
+        // allocation). Deterministic mode always passes the scheduling point.
+        if engine.mode == .parallel && word.cas(0, 0, 1) { return }
         while true {
             engine.waitUntil(name) { [word] in word.loadRelaxed(0) == 0 }
             if word.cas(0, 0, 1) { return }

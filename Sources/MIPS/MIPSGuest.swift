@@ -26,7 +26,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     public let cache: MMUMemoryCache
     let cpuLock: SpinLock
     var kvm: KVM { mmu.kvm }
-    var engine: SimEngine { mmu.kvm.engine }
+    var engine: SimEngine { mmu.engine }
     var tlb: HostTLB { kvm.tlbs[vcpu.cpu] }
     private var writeCounter: UInt64 = 0
     /// Whether this vcpu is the only writer of a gfn (the lost-write read-back check

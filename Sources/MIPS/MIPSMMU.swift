@@ -24,13 +24,18 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     public static let markFastPath = CoverageMark("mips: kvm_mips_map_page fast path")
     public static let markRetry = CoverageMark("mips: kvm_mips_map_page mmu_notifier_retry taken")
     public static let markSetSpte = CoverageMark("mips: kvm_set_spte_hva installs a PTE")
-    public unowned let kvm: KVM
+    /// unowned(unsafe): the world keeps the KVM alive as long as its arch MMU (and a
+    /// checked unowned reference costs an atomic retain per use on the fault path).
+    public unowned(unsafe) let kvm: KVM
     public let variant: SyncMMUVariant
     /// The type of the fault's `mmu_seq` snapshot (`unsigned long` on MIPS; the
     /// mmu-seq-wrap scenario carries x86's old `int` on this fault path).
     public var mmuSeqType = MMUSeqSnapshotType.unsignedLong
-    var engine: SimEngine { kvm.engine }
-    var table: PageTable { kvm.gpaTable }
+    /// `kvm.engine` and `kvm.gpaTable`, kept here: fetching them through `kvm` on
+    /// every fault retains and releases objects every vcpu shares, and their
+    /// reference counts then bounce between cores.
+    let engine: SimEngine
+    let table: PageTable
     /// KVM_MMU_CACHE_MIN_PAGES (3-level tables: 2) and KVM_NR_MEM_OBJS.
     let cacheMinPages: Int
     let cacheMaxPages = 4
@@ -38,6 +43,8 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     public init(kvm: KVM, variant: SyncMMUVariant) {
         self.kvm = kvm
         self.variant = variant
+        engine = kvm.engine
+        table = kvm.gpaTable
         cacheMinPages = kvm.gpaTable.levels - 1
         kvm.arch = self
         kvm.handlesChangePTE = variant.handlesChangePTE

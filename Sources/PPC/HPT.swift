@@ -70,6 +70,7 @@ public final class HPT: @unchecked Sendable {
 
     /// `while (!try_lock_hpte(hpte, HPTE_V_HVLOCK)) cpu_relax();`
     public func lock(_ i: Int) {
+        if engine.mode == .parallel && tryLock(i) { return }       // as SpinLock.lock
         while true {
             engine.waitUntil("try_lock_hpte") { [self] in v(i) & HPT.hvlock == 0 }
             if tryLock(i) { return }
@@ -110,6 +111,10 @@ public final class RMap: @unchecked Sendable {
 
     /// lock_rmap().
     func lock(_ gfn: Int) {
+        if engine.mode == .parallel {                               // as SpinLock.lock
+            let old = head.load(gfn)
+            if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { return }
+        }
         while true {
             engine.waitUntil("lock_rmap") { [head] in head.load(gfn) & RMap.lockBit == 0 }
             let old = head.load(gfn)

@@ -10,7 +10,7 @@ import SimExec
 /// call it only from an executor thread (never the cooperative pool), outside any
 /// read section and without holding `mmu_lock`.
 public final class LibURCU: RCUDomain, @unchecked Sendable {
-    unowned let engine: SimEngine
+    unowned(unsafe) let engine: SimEngine
     private let gracePeriods = Atomic<UInt64>(0)
 
     public init(engine: SimEngine) { self.engine = engine }

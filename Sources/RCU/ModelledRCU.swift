@@ -13,7 +13,7 @@ import SimExec
 ///
 /// Locking: all state is touched only by the thread holding the scheduler's baton.
 public final class ModelledRCU: RCUDomain, @unchecked Sendable {
-    unowned let engine: SimEngine
+    unowned(unsafe) let engine: SimEngine
     private var depth: [Int]
     private var generation: [UInt64]
     private var gracePeriods: UInt64 = 0
