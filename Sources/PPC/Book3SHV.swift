@@ -94,7 +94,8 @@ public final class Vcore: @unchecked Sendable {
 /// pre-fix `last_cpu`.
 public final class PPCVCPU: @unchecked Sendable {
     public let id: Int
-    public let vcore: Vcore
+    /// unowned(unsafe): the vcore holds its vcpus, and `Book3SHV.vcores` the vcore.
+    public unowned(unsafe) let vcore: Vcore
     /// vcpu->arch.ptid: the hardware thread within the core.
     public let ptid: Int
     /// vcpu->arch.last_cpu (pre-fix); written by this vcpu's thread only.
