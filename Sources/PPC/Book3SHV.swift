@@ -363,6 +363,16 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         return v
     }
 
+    /// H_REMOVE's and H_PROTECT's invalidation of a locked, valid HPTE: clear
+    /// VALID, let global_invalidates() (or the pre-fix rule) pick `tlbie` or
+    /// `tlbiel`, invalidate. Returns whether it was local.
+    func invalidateLockedHPTE(_ i: Int, _ v: UInt64, flags: HCallFlags, vcpu: PPCVCPU) -> Bool {
+        hpt.setV(i, hpt.v(i) & ~HPT.valid)
+        let global = globalInvalidates(flags, vcpu)
+        invalidate(vpn: HPT.avpn(v), global: global, vcpu: vcpu)
+        return !global
+    }
+
     /// kvmppc_h_remove().
     public func hRemove(_ vcpu: PPCVCPU, flags: HCallFlags, pteIndex: Int, avpn: Int) -> HCallStatus {
         guard pteIndex >= 0, pteIndex < hpt.npte else { return .parameter }
@@ -370,10 +380,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         let gen = oracle.generation(pteIndex)
         var local = false
         if v & HPT.valid != 0 {
-            hpt.setV(pteIndex, hpt.v(pteIndex) & ~HPT.valid)
-            let global = globalInvalidates(flags, vcpu)
-            local = !global
-            invalidate(vpn: HPT.avpn(v), global: global, vcpu: vcpu)
+            local = invalidateLockedHPTE(pteIndex, v, flags: flags, vcpu: vcpu)
             removeRevmapChain(pteIndex)
         }
         hpt.unlock(pteIndex, 0)
@@ -442,12 +449,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         let r = HPT.makeReadonly(hpt.r(pteIndex))
         let gen = oracle.generation(pteIndex)
         var local = false
-        if v & HPT.valid != 0 {
-            hpt.setV(pteIndex, hpt.v(pteIndex) & ~HPT.valid)
-            let global = globalInvalidates(flags, vcpu)
-            local = !global
-            invalidate(vpn: HPT.avpn(v), global: global, vcpu: vcpu)
-        }
+        if v & HPT.valid != 0 { local = invalidateLockedHPTE(pteIndex, v, flags: flags, vcpu: vcpu) }
         hpt.setR(pteIndex, r)
         oracle.newTranslation(pteIndex, fresh: false)
         hpt.unlock(pteIndex, v)                                      // eieio; hpte[0] = v
