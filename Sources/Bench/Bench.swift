@@ -249,7 +249,7 @@ public enum Bench {
     /// same actors, each passing the same number of scheduling points per
     /// schedule and doing nothing else.
     static func schedules(_ r: inout Report, count: Int) throws(InputError) {
-        var o = RunOptions(scenario: "sync-mmu-race", variant: "patched", config: SyncMMUScenario.race.defaultConfig(mode: .deterministic))
+        var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
         o.schedules = count
         let rep = try Runner(o).run()
         r.schedulesPerSecond = Double(rep.schedules) / rep.elapsedSeconds
@@ -331,7 +331,7 @@ public enum Bench {
         for s in ScenarioRegistry.all where s.variants.contains("pre-fix") {
             var times: [Double] = []
             for seed in 1...seeds {
-                var o = RunOptions(scenario: s.name, variant: "pre-fix", config: s.defaultConfig(mode: .deterministic))
+                var o = try RunOptions(scenario: s.name, variant: "pre-fix", mode: .deterministic)
                 o.seed = UInt64(seed)
                 o.schedules = 100_000
                 let rep = try Runner(o).run()

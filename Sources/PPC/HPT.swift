@@ -156,10 +156,6 @@ public final class RMap: @unchecked Sendable {
         return out
     }
 
-    func contains(_ gfn: Int, slot: Int) -> Bool {
-        chain.load(gfn * chainWords + slot / 64) & (1 << UInt64(slot % 64)) != 0
-    }
-
     /// `*rmap |= KVMPPC_RMAP_REFERENCED`; rmap lock held.
     func setReferenced(_ gfn: Int) { head.fetchOr(gfn, RMap.referencedBit) }
 

@@ -122,10 +122,8 @@ public enum Campaign {
             let parallel = (turn / active.count) % 2 == 1
             turn += 1
             var p = state.pairs[i]
-            let scenario = try ScenarioRegistry.named(p.scenario)
             let mode: ExecutionMode = parallel ? .parallel : .deterministic
-            var opts = RunOptions(scenario: p.scenario, variant: p.variant, config: scenario.defaultConfig(mode: mode))
-            opts.mode = mode
+            var opts = try RunOptions(scenario: p.scenario, variant: p.variant, mode: mode)
             let left = o.seconds - Date().timeIntervalSince(start)
             if parallel {
                 opts.seed = p.nextParallelSeed

@@ -171,12 +171,10 @@ public enum RegressionSuite {
     /// (a violation case always gets its own limit: a smaller budget must not
     /// turn a known race into a false "fixed").
     public static func options(_ c: RegressionCase, budget: Int?) throws(InputError) -> RunOptions {
-        let s = try ScenarioRegistry.named(c.scenario)
-        var config = s.defaultConfig(mode: .deterministic)
-        if let p = c.pages { config.pages = p }
-        if let v = c.vcpus { config.vcpus = v }
-        if let v = c.vcpusPerVcore { config.vcpusPerVcore = v }
-        var o = RunOptions(scenario: c.scenario, variant: c.variant, config: config)
+        var o = try RunOptions(scenario: c.scenario, variant: c.variant, mode: .deterministic)
+        if let p = c.pages { o.config.pages = p }
+        if let v = c.vcpus { o.config.vcpus = v }
+        if let v = c.vcpusPerVcore { o.config.vcpusPerVcore = v }
         o.seed = c.seed
         o.strategy = c.strategy
         o.schedules = c.expected == .clean ? min(c.schedules, budget ?? .max) : c.schedules

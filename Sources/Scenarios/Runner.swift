@@ -26,6 +26,12 @@ public struct RunOptions: Sendable {
     public init(scenario: String, variant: String, config: ScenarioConfig) {
         self.scenario = scenario; self.variant = variant; self.config = config
     }
+
+    /// Options for `scenario` in its default configuration for `mode`.
+    public init(scenario: String, variant: String, mode: ExecutionMode) throws(InputError) {
+        self.init(scenario: scenario, variant: variant, config: try ScenarioRegistry.named(scenario).defaultConfig(mode: mode))
+        self.mode = mode
+    }
 }
 
 /// What a run found; `--json` prints it.

@@ -5,9 +5,8 @@ import SimExec
 
 func runPPC(_ scenario: String, _ variant: String, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
             schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random) throws -> (RunReport, Runner) {
-    let s = try ScenarioRegistry.named(scenario)
-    var o = RunOptions(scenario: scenario, variant: variant, config: s.defaultConfig(mode: mode))
-    o.mode = mode; o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
+    var o = try RunOptions(scenario: scenario, variant: variant, mode: mode)
+    o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
     let r = try Runner(o)
     return (r.run(), r)
 }

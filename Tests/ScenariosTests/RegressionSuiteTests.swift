@@ -53,7 +53,7 @@ enum CheckedInTraces {
     }
 
     @Test func shrinkingIsDeterministicAndKeepsTheOracle() throws {
-        var o = RunOptions(scenario: "ppc-tlb-local", variant: "pre-fix", config: PPCTLBScenario.local.defaultConfig(mode: .deterministic))
+        var o = try RunOptions(scenario: "ppc-tlb-local", variant: "pre-fix", mode: .deterministic)
         o.schedules = 100_000
         let runner = try Runner(o)
         _ = runner.run()
@@ -106,7 +106,7 @@ enum CheckedInTraces {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         // A trace written by a failing `run --trace-out`.
-        var o = RunOptions(scenario: "sync-mmu-race", variant: "pre-fix", config: SyncMMUScenario.race.defaultConfig(mode: .deterministic))
+        var o = try RunOptions(scenario: "sync-mmu-race", variant: "pre-fix", mode: .deterministic)
         o.schedules = 1000
         let runner = try Runner(o)
         _ = runner.run()

@@ -8,8 +8,8 @@ import SimExec
 @Suite struct StealTimeTests {
     func run(_ variant: String, mode: ExecutionMode = .deterministic, schedules: Int? = nil, seconds: Double? = nil,
              strategy: StrategyKind = .random) throws -> (RunReport, Runner) {
-        var o = RunOptions(scenario: "steal-time-flush", variant: variant, config: StealTimeScenario().defaultConfig(mode: mode))
-        o.mode = mode; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
+        var o = try RunOptions(scenario: "steal-time-flush", variant: variant, mode: mode)
+        o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
         let r = try Runner(o)
         return (r.run(), r)
     }
@@ -34,7 +34,7 @@ import SimExec
     }
 
     @Test func signedMMUSeqHangs() throws {
-        var o = RunOptions(scenario: "mmu-seq-wrap", variant: "pre-fix", config: MMUSeqWrapScenario().defaultConfig(mode: .deterministic))
+        var o = try RunOptions(scenario: "mmu-seq-wrap", variant: "pre-fix", mode: .deterministic)
         o.schedules = 1000
         let r = try Runner(o).run()
         #expect(r.firstViolation?.oracle == "spurious-retry")
