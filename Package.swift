@@ -23,8 +23,10 @@ let package = Package(
         ),
         // The RCU interface the model uses: real liburcu (parallel) and a modelled RCU (deterministic).
         .target(name: "RCU", dependencies: ["CURCU", "SimExec"]),
+        // User-level context switches (fibers) for the deterministic scheduler.
+        .target(name: "CFiber"),
         // Executors, the seeded deterministic scheduler, the parallel runtime, traces.
-        .target(name: "SimExec", dependencies: ["CURCU"]),
+        .target(name: "SimExec", dependencies: ["CURCU", "CFiber"]),
         // Generic KVM: memslots, host mm and pages, GPA page table, MMU notifiers, TLBs, oracles.
         .target(name: "KVMCore", dependencies: ["RCU", "SimExec", "CURCU"]),
         // MIPS KVM (arch/mips/kvm): seed 004 (KVM_CAP_SYNC_MMU).

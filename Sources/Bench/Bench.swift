@@ -29,6 +29,10 @@ public enum Bench {
         // 3. scheduling
         public var schedulesPerSecond = 0.0
         public var bareSchedulesPerSecond = 0.0
+        /// The same schedules with the thread-per-executor backend (the baseline of the fiber backend).
+        public var threadBackendSchedulesPerSecond = 0.0
+        /// The deterministic backend `schedulesPerSecond` used.
+        public var deterministicBackend = ""
         public var modelOverhead = 0.0
         public var stepsPerSchedule = 0.0
         // 4. parallel accesses
@@ -254,9 +258,15 @@ public enum Bench {
         let rep = try Runner(o).run()
         r.schedulesPerSecond = Double(rep.schedules) / rep.elapsedSeconds
         r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
+        r.deterministicBackend = o.backend.rawValue
+        var threads = o
+        threads.backend = .threads
+        threads.schedules = max(1, count / 5)
+        let threadRep = try Runner(threads).run()
+        r.threadBackendSchedulesPerSecond = Double(threadRep.schedules) / threadRep.elapsedSeconds
         let names = SyncMMUScenario.race.actorNames(o.config)
         let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
-        let engine = SimEngine(mode: .deterministic, actorNames: names)
+        let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }
         let strategy = RandomStrategy()
         let start = now()
@@ -350,7 +360,7 @@ public enum Bench {
         l.append("1. RCU vs. rwlock walks (1 reader, 1 writer at \(f(r.writerTargetUpdatesPerSecond)) updates/s target)")
         l.append("   RCU \(f(r.rcuWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRCU))/s), rwlock \(f(r.rwlockWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRwlock))/s): ratio \(f(r.rcuVsRwlockRatio)) (target >= 5)")
         l.append("2. Swift RCU walk \(f(r.swiftWalksPerSecond))/s vs. C \(f(r.cWalksPerSecond))/s: ratio \(f(r.rcuVsCRatio)) (target >= 0.5)")
-        l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3)")
+        l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
         l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")
         l.append("5. GPA table: \(f(r.bytesPerMappedPage)) bytes per mapped page allocated (\(f(r.bytesPerMappedPageLiveTables)) in live tables; target <= 16); sparse 64 GiB guest: \(r.sparse64GiBTableBytes / 1_048_576) MiB table, RSS +\(r.peakMemorySparse64GiBBytes / 1_048_576) MiB")
         l.append("6. time to first violation, median of \(r.timeToFirstViolationSeeds) seeds (target <= 1 s):")

@@ -11,14 +11,15 @@ import SimExec
 /// queue order, on whichever actor finishes the last reader they waited for (or at
 /// `synchronize`/`barrier`), which is one deterministic choice of "the callback thread".
 ///
-/// Locking: all state is touched only by the thread holding the scheduler's baton.
+/// Locking: all state is touched only by the thread holding the scheduler's baton
+/// (hence `@exclusivity(unchecked)`: no dynamic exclusivity checks on the read path).
 public final class ModelledRCU: RCUDomain, @unchecked Sendable {
     unowned(unsafe) let engine: SimEngine
-    private var depth: [Int]
-    private var generation: [UInt64]
-    private var gracePeriods: UInt64 = 0
+    @exclusivity(unchecked) private var depth: [Int]
+    @exclusivity(unchecked) private var generation: [UInt64]
+    @exclusivity(unchecked) private var gracePeriods: UInt64 = 0
     private struct Pending { var waitFor: [(actor: Int, generation: UInt64)]; var callback: @Sendable () -> Void }
-    private var pending: [Pending] = []
+    @exclusivity(unchecked) private var pending: [Pending] = []
 
     public init(engine: SimEngine) {
         self.engine = engine

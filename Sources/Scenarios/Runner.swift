@@ -22,6 +22,8 @@ public struct RunOptions: Sendable {
     public var keepGoing = false
     /// Run each deterministic schedule twice and compare the traces.
     public var checkDeterminism = false
+    /// How deterministic mode passes the baton (same schedules either way).
+    public var backend: SimEngine.DeterministicBackend = .preferred
 
     public init(scenario: String, variant: String, config: ScenarioConfig) {
         self.scenario = scenario; self.variant = variant; self.config = config
@@ -160,7 +162,7 @@ public final class Runner {
     private func runDeterministic() -> RunReport {
         let o = options
         let names = scenario.actorNames(o.config)
-        var engine = SimEngine(mode: .deterministic, actorNames: names)
+        var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         let strategy = makeStrategy()
         let start = Date()
         let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
@@ -202,7 +204,7 @@ public final class Runner {
             }
             ran += 1
             if engine.wedged {
-                engine = SimEngine(mode: .deterministic, actorNames: names)
+                engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
             }
             if (first != nil && !o.keepGoing) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {

@@ -11,10 +11,11 @@ import Darwin
 /// raw futexes, which ThreadSanitizer does not see, so every access it protects
 /// shows up as a race; pthread mutexes are intercepted. Never reach a scheduling
 /// point while holding one (it is a real lock: a paused holder would block others
-/// outside the scheduler's view).
+/// outside the scheduler's view). `value` is only reached under the lock, so it
+/// skips the dynamic exclusivity checks.
 public final class Locked<Value>: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var value: Value
+    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) private var value: Value
 
     public init(_ value: Value) {
         self.value = value

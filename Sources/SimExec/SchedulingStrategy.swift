@@ -12,13 +12,17 @@ public enum StrategyKind: String, Sendable, CaseIterable, Codable {
 }
 
 /// A per-schedule picking policy. `choose` gets the runnable executor ids in
-/// ascending order and returns one of them.
+/// ascending order (a view of the engine's scratch buffer, valid for the call)
+/// and returns one of them.
+///
+/// Strategies are called only under the engine's mutex; their state is marked
+/// `@exclusivity(unchecked)` (a strategy call is made at every step).
 ///
 /// Invariant: given the same `reset` arguments and the same sequence of `choose`
 /// calls, a strategy returns the same choices (no hidden randomness).
 public protocol SchedulingStrategy: AnyObject {
     func reset(scheduleSeed: UInt64, actorCount: Int)
-    func choose(runnable: [Int], step: Int, previous: Int) -> Int
+    func choose(runnable: UnsafeBufferPointer<Int>, step: Int, previous: Int) -> Int
     /// The actor reached a yield point (it is retrying or spinning and cannot make
     /// progress until someone else runs).
     func yielded(_ actor: Int)
@@ -29,10 +33,10 @@ extension SchedulingStrategy {
 }
 
 public final class RandomStrategy: SchedulingStrategy {
-    private var rng = SplitMix64(seed: 0)
+    @exclusivity(unchecked) private var rng = SplitMix64(seed: 0)
     public init() {}
     public func reset(scheduleSeed: UInt64, actorCount: Int) { rng = SplitMix64(seed: scheduleSeed) }
-    public func choose(runnable: [Int], step: Int, previous: Int) -> Int {
+    public func choose(runnable: UnsafeBufferPointer<Int>, step: Int, previous: Int) -> Int {
         runnable.count == 1 ? runnable[0] : runnable[rng.below(runnable.count)]
     }
 }
@@ -41,10 +45,10 @@ public final class PCTStrategy: SchedulingStrategy {
     public let depth: Int
     /// Estimated length of a schedule in steps (k in the paper); grows to the
     /// longest schedule seen so far.
-    public private(set) var estimatedSteps: Int
-    private var priorities: [Int] = []
-    private var changePoints: [Int: Int] = [:]
-    private var lowest = 0
+    @exclusivity(unchecked) public private(set) var estimatedSteps: Int
+    @exclusivity(unchecked) private var priorities: [Int] = []
+    @exclusivity(unchecked) private var changePoints: [Int: Int] = [:]
+    @exclusivity(unchecked) private var lowest = 0
     private var rng = SplitMix64(seed: 0)
 
     public init(depth: Int, estimatedSteps: Int = 200) {
@@ -80,7 +84,7 @@ public final class PCTStrategy: SchedulingStrategy {
         priorities[actor] = lowest
     }
 
-    public func choose(runnable: [Int], step: Int, previous: Int) -> Int {
+    public func choose(runnable: UnsafeBufferPointer<Int>, step: Int, previous: Int) -> Int {
         if let newPriority = changePoints[step], previous >= 0, previous < priorities.count {
             priorities[previous] = newPriority
         }
@@ -95,14 +99,14 @@ public final class PCTStrategy: SchedulingStrategy {
 /// smallest runnable id is used so that the run can finish).
 public final class ReplayStrategy: SchedulingStrategy {
     public let decisions: [UInt16]
-    public private(set) var mismatch: (step: Int, wanted: Int, runnable: [Int])?
+    @exclusivity(unchecked) public private(set) var mismatch: (step: Int, wanted: Int, runnable: [Int])?
     public init(decisions: [UInt16]) { self.decisions = decisions }
     public func reset(scheduleSeed: UInt64, actorCount: Int) { mismatch = nil }
-    public func choose(runnable: [Int], step: Int, previous: Int) -> Int {
+    public func choose(runnable: UnsafeBufferPointer<Int>, step: Int, previous: Int) -> Int {
         guard step < decisions.count else { return runnable[0] }
         let wanted = Int(decisions[step])
         if runnable.contains(wanted) { return wanted }
-        if mismatch == nil { mismatch = (step, wanted, runnable) }
+        if mismatch == nil { mismatch = (step, wanted, Array(runnable)) }
         return runnable[0]
     }
 }
@@ -115,10 +119,10 @@ public final class ReplayStrategy: SchedulingStrategy {
 public final class GuidedStrategy: SchedulingStrategy {
     public let decisions: [UInt16]
     /// Per step: whether the choice switched away from a runnable previous actor.
-    public private(set) var preempted: [Bool] = []
+    @exclusivity(unchecked) public private(set) var preempted: [Bool] = []
     public init(decisions: [UInt16]) { self.decisions = decisions }
     public func reset(scheduleSeed: UInt64, actorCount: Int) { preempted = [] }
-    public func choose(runnable: [Int], step: Int, previous: Int) -> Int {
+    public func choose(runnable: UnsafeBufferPointer<Int>, step: Int, previous: Int) -> Int {
         let continuing = runnable.contains(previous) ? previous : runnable[0]
         var pick = continuing
         if step < decisions.count, runnable.contains(Int(decisions[step])) { pick = Int(decisions[step]) }

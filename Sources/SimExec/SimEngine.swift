@@ -6,6 +6,7 @@ import Darwin
 #endif
 import Synchronization
 import CURCU
+import CFiber
 
 /// How a run executes the (single) model code.
 public enum ExecutionMode: String, Sendable, CaseIterable, Codable {
@@ -54,29 +55,67 @@ public struct SimEvent: Sendable, Codable, Equatable {
 /// Deterministic mode: every decision is made by the strategy from the schedule's
 /// seed; nothing else (clocks, hashing, thread timing) affects which thread runs.
 /// Locking: `mutex` guards the baton, executor states and queues, the step log.
+/// With fibers, the thread running the schedule holds `mutex` across every switch:
+/// a fiber resumes holding it, as a thread returns from `pthread_cond_wait`.
 public final class SimEngine: @unchecked Sendable {
     public let mode: ExecutionMode
-    public private(set) var executors: [SimExecutor] = []
 
-    private var mutex = pthread_mutex_t()
-    private var mainCond = pthread_cond_t()
+    /// How deterministic mode passes the baton. Both give the same schedule for a
+    /// seed (the strategy's choices are the same); they differ in cost.
+    public enum DeterministicBackend: String, Sendable {
+        /// Every executor is a fiber (its own stack, `Sources/CFiber`) on the thread
+        /// that calls `runSchedule`; a step is a user-level context switch.
+        case fibers
+        /// Every executor has a thread; a step is a condition-variable hand-off.
+        case threads
+
+        /// `KVMSIM_DETERMINISTIC_BACKEND=threads|fibers`, else fibers where the
+        /// runtime supports them.
+        public static var preferred: DeterministicBackend {
+            if let env = getenv("KVMSIM_DETERMINISTIC_BACKEND"), let b = DeterministicBackend(rawValue: String(cString: env)) {
+                if b == .fibers && !fibersSupported { return .threads }
+                return b
+            }
+            return fibersSupported ? .fibers : .threads
+        }
+
+        static var fibersSupported: Bool { kvmsim_fibers_supported(nil) != 0 }
+    }
+
+    // The scheduler's state below is guarded by `mutex` and never passed inout to
+    // overlapping accesses, so the dynamic exclusivity checks (about a sixth of a
+    // deterministic step's cost) are turned off for it with @exclusivity(unchecked).
+
+    /// Deterministic mode's baton passing (`.threads` in parallel mode, where every executor has a thread).
+    public let backend: DeterministicBackend
+    /// Fiber backend: the context of the thread inside `runSchedule` or `shutdown` (mutex).
+    @exclusivity(unchecked) private var threadFiber: OpaquePointer?
+    @exclusivity(unchecked) private var fiberLayoutChecked = false
+    static let fiberStackSize = 4 << 20
+    @exclusivity(unchecked) public private(set) var executors: [SimExecutor] = []
+
+    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) private var mainCond = pthread_cond_t()
 
     // ---- deterministic state (mutex) ----
-    private var baton = -1
-    private var scheduleDone = false
-    private var strategy: SchedulingStrategy = RandomStrategy()
+    @exclusivity(unchecked) private var baton = -1
+    @exclusivity(unchecked) private var scheduleDone = false
+    @exclusivity(unchecked) private var strategy: SchedulingStrategy = RandomStrategy()
+    @exclusivity(unchecked) private var pointHashCache = [(key: UInt, hash: UInt64)](repeating: (0, 0), count: SimEngine.pointHashSlots)
+    /// Scratch list of runnable executor ids (`pickNext`), one slot per executor.
+    private let runnableBuffer: UnsafeMutablePointer<Int>
     /// Executor chosen at each step of the current schedule.
-    public private(set) var decisions: [UInt16] = []
+    @exclusivity(unchecked) public private(set) var decisions: [UInt16] = []
     /// Point at which each step's chosen actor resumed (only with `recordSteps`).
-    public private(set) var stepLog: [(actor: Int, point: StaticString)] = []
-    public var recordSteps = false
-    private var hasher = FNV1a64()
+    @exclusivity(unchecked) public private(set) var stepLog: [(actor: Int, point: StaticString)] = []
+    @exclusivity(unchecked) public var recordSteps = false
+    @exclusivity(unchecked) private var hasher = FNV1a64()
     /// Steps after which a schedule counts as a hang (livelock oracle).
-    public var maxSteps = 200_000
-    public private(set) var deadlocked = false
-    public private(set) var hung = false
+    @exclusivity(unchecked) public var maxSteps = 200_000
+    @exclusivity(unchecked) public private(set) var deadlocked = false
+    @exclusivity(unchecked) public private(set) var hung = false
     /// True once a deadlock left threads stuck; the engine cannot run again.
-    public private(set) var wedged = false
+    @exclusivity(unchecked) public private(set) var wedged = false
 
     // ---- shared by both modes ----
     private let stopFlag = Atomic<Bool>(false)
@@ -94,20 +133,23 @@ public final class SimEngine: @unchecked Sendable {
     private let eventLock = Locked<[SimEvent]>([])
     /// Record the narration (`event`). Off in long runs; on when a failing
     /// schedule is replayed.
-    public var recordEvents = false
+    @exclusivity(unchecked) public var recordEvents = false
     /// Stop the schedule at its first violation.
-    public var stopOnViolation = true
+    @exclusivity(unchecked) public var stopOnViolation = true
 
-    public init(mode: ExecutionMode, actorNames: [String]) {
+    public init(mode: ExecutionMode, actorNames: [String], backend: DeterministicBackend = .preferred) {
         self.mode = mode
+        self.backend = mode == .deterministic && (backend == .threads || DeterministicBackend.fibersSupported) ? backend : .threads
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&mainCond, nil)
         precondition(actorNames.count <= Int(UInt16.max))
+        runnableBuffer = .allocate(capacity: max(1, actorNames.count))
         executors = actorNames.enumerated().map { SimExecutor(id: $0.offset, name: $0.element, engine: self) }
-        for e in executors { e.startThread() }
+        if self.backend == .threads { for e in executors { e.startThread() } }
     }
 
     deinit {
+        runnableBuffer.deallocate()
         pthread_mutex_destroy(&mutex)
         pthread_cond_destroy(&mainCond)
     }
@@ -115,6 +157,7 @@ public final class SimEngine: @unchecked Sendable {
     /// Ends the threads. Call once, when no schedule is running.
     public func shutdown() {
         guard !wedged else { return }
+        if backend == .fibers { shutdownFibers(); return }
         for e in executors {
             if mode == .deterministic {
                 pthread_mutex_lock(&mutex); e.shutdown = true; pthread_cond_signal(&e.cond); pthread_mutex_unlock(&mutex)
@@ -246,7 +289,15 @@ public final class SimEngine: @unchecked Sendable {
         scheduleDone = false
         if let next = pickNext(previous: -1) {
             grant(next)
-            while !scheduleDone { pthread_cond_wait(&mainCond, &mutex) }
+            switch backend {
+            case .threads:
+                while !scheduleDone { pthread_cond_wait(&mainCond, &mutex) }
+            case .fibers:
+                threadFiber = kvmsim_fiber_create_for_thread()
+                switchFiber(from: threadFiber!, to: next)
+                kvmsim_fiber_destroy(threadFiber)
+                threadFiber = nil
+            }
         }
         pthread_mutex_unlock(&mutex)
         if deadlocked {
@@ -269,6 +320,45 @@ public final class SimEngine: @unchecked Sendable {
         pause(me, at: name, until: nil)
     }
 
+    /// Gives the baton to `next`; if that is another executor, returns when the
+    /// caller holds the baton again (mutex held on entry and on return).
+    private func handOff(from me: SimExecutor, to next: Int) {
+        grant(next)
+        guard next != me.id else { return }
+        switch backend {
+        case .threads: while baton != me.id && !me.shutdown { pthread_cond_wait(&me.cond, &mutex) }
+        case .fibers: switchFiber(from: me.fiber!, to: next)
+        }
+    }
+
+    /// Fiber backend: switches from the context `from` to executor `to` (or, with
+    /// nil, back to the thread in `runSchedule`/`shutdown`). Mutex held.
+    private func switchFiber(from: OpaquePointer, to next: Int?) {
+        guard let next else {
+            SimExecutor.setCurrent(nil)
+            kvmsim_fiber_switch(from, threadFiber!)
+            return
+        }
+        unowned(unsafe) let target = executors[next]
+        if target.fiber == nil {
+            guard let f = kvmsim_fiber_create(Self.fiberStackSize, simExecutorFiberMain, Unmanaged.passUnretained(target).toOpaque()) else {
+                fatalError("kvmsim: cannot map a \(Self.fiberStackSize >> 20) MiB fiber stack")
+            }
+            target.fiber = f
+        }
+        SimExecutor.setCurrent(target)
+        kvmsim_fiber_switch(from, target.fiber!)
+    }
+
+    /// Fiber backend: the first point of a schedule checks, inside a running task,
+    /// that the fibers move the runtime's current-task slot (see Sources/CFiber).
+    private func checkFiberLayout() {
+        fiberLayoutChecked = true
+        if kvmsim_fiber_check_active_task() == 0 {
+            fatalError("kvmsim: this Swift runtime's thread-local layout differs from the one the fiber backend knows; run with KVMSIM_DETERMINISTIC_BACKEND=threads")
+        }
+    }
+
     /// A scheduling point where the caller retries or spins without progress
     /// (a `goto retry`, a cancelled guest entry). Deterministic strategies use it
     /// for fairness: PCT drops the caller's priority below everyone else's.
@@ -283,8 +373,10 @@ public final class SimEngine: @unchecked Sendable {
     /// Blocks until `condition` holds. The condition must read only shared state that
     /// other actors change (atomics, locks' words). Deterministic mode: the caller is
     /// not picked while the condition is false. Parallel mode: spins with sched_yield.
-    public func waitUntil(_ name: StaticString, _ condition: @escaping () -> Bool) {
-        if mode == .parallel || SimExecutor.current == nil {
+    /// The condition does not escape (no allocation per wait): a paused waiter's
+    /// predicate is cleared before `pause` returns.
+    public func waitUntil(_ name: StaticString, _ condition: () -> Bool) {
+        guard mode == .deterministic, let me = SimExecutor.current else {
             var spins = 0
             while !condition() {
                 spins += 1
@@ -292,27 +384,33 @@ public final class SimEngine: @unchecked Sendable {
             }
             return
         }
-        if condition() { pause(SimExecutor.current!, at: name, until: nil); if condition() { return } }
-        while !condition() { pause(SimExecutor.current!, at: name, until: condition) }
+        if condition() { pause(me, at: name, until: nil); if condition() { return } }
+        withoutActuallyEscaping(condition) { condition in
+            while !condition() { pause(me, at: name, until: condition) }
+        }
     }
 
     private func pause(_ me: SimExecutor, at name: StaticString, until condition: (() -> Bool)?) {
+        if backend == .fibers && !fiberLayoutChecked { checkFiberLayout() }
         pthread_mutex_lock(&mutex)
         me.state = .paused
         me.pausedPoint = name
         me.waitPredicate = condition
         if let next = pickNext(previous: me.id) {
-            if next !== me {
-                grant(next)
-                while baton != me.id && !me.shutdown { pthread_cond_wait(&me.cond, &mutex) }
-            }
+            handOff(from: me, to: next)
         } else {
-            // Nobody, not even the caller, can run: deadlock.
+            // Nobody, not even the caller, can run: deadlock. The caller never resumes.
             deadlocked = true
             wedged = true
             scheduleDone = true
-            pthread_cond_signal(&mainCond)
-            while true { pthread_cond_wait(&me.cond, &mutex) }
+            switch backend {
+            case .threads:
+                pthread_cond_signal(&mainCond)
+                while true { pthread_cond_wait(&me.cond, &mutex) }
+            case .fibers:
+                switchFiber(from: me.fiber!, to: nil)
+                fatalError("a deadlocked fiber was resumed")
+            }
         }
         me.state = .running
         me.waitPredicate = nil
@@ -320,32 +418,49 @@ public final class SimEngine: @unchecked Sendable {
     }
 
     /// Picks the next executor to run (mutex held) and records the step.
-    private func pickNext(previous: Int) -> SimExecutor? {
-        var runnable: [Int] = []
-        runnable.reserveCapacity(executors.count)
-        for e in executors {
+    /// (The executors array and the strategy outlive every schedule, so the loop
+    /// reads them through unowned(unsafe) references: no reference counting a step.)
+    private func pickNext(previous: Int) -> Int? {
+        var count = 0
+        for i in executors.indices {
+            unowned(unsafe) let e = executors[i]
             switch e.state {
-            case .ready: runnable.append(e.id)
-            case .paused: if e.waitPredicate?() ?? true { runnable.append(e.id) }
+            case .ready: runnableBuffer[count] = i; count += 1
+            case .paused: if e.waitPredicate?() ?? true { runnableBuffer[count] = i; count += 1 }
             case .idle, .running: break
             }
         }
-        guard !runnable.isEmpty else { return nil }
+        guard count > 0 else { return nil }
         let step = decisions.count
-        let chosen = strategy.choose(runnable: runnable, step: step, previous: previous)
+        unowned(unsafe) let strategy = self.strategy
+        let chosen = strategy.choose(runnable: UnsafeBufferPointer(start: runnableBuffer, count: count), step: step, previous: previous)
         decisions.append(UInt16(chosen))
-        let e = executors[chosen]
+        unowned(unsafe) let e = executors[chosen]
         let point: StaticString = e.state == .ready ? "job" : e.pausedPoint
-        hasher.combine(UInt64(chosen) << 32 ^ Self.hashName(point))
+        hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
         if recordSteps { stepLog.append((chosen, point)) }
         if step >= maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
-        return e
+        return chosen
     }
 
-    private func grant(_ e: SimExecutor) {
-        baton = e.id
-        pthread_cond_signal(&e.cond)
+    private func grant(_ next: Int) {
+        baton = next
+        if backend == .threads { pthread_cond_signal(&executors[next].cond) }
     }
+
+    /// `hashName`, cached by the string's address (a point's name is a literal; the
+    /// hash itself depends only on its bytes, so traces hash alike in every process).
+    @inline(__always)
+    private func pointHash(_ s: StaticString) -> UInt64 {
+        guard s.hasPointerRepresentation else { return Self.hashName(s) }
+        let key = UInt(bitPattern: s.utf8Start)
+        let slot = Int(truncatingIfNeeded: (key >> 3) ^ (key >> 11)) & (Self.pointHashSlots - 1)
+        if pointHashCache[slot].key == key { return pointHashCache[slot].hash }
+        let h = Self.hashName(s)
+        pointHashCache[slot] = (key, h)
+        return h
+    }
+    static let pointHashSlots = 256
 
     static func hashName(_ s: StaticString) -> UInt64 {
         var h = FNV1a64()
@@ -356,14 +471,19 @@ public final class SimEngine: @unchecked Sendable {
     // MARK: - thread loops
 
     func threadLoop(_ me: SimExecutor) {
-        if mode == .deterministic { deterministicLoop(me) } else { parallelLoop(me) }
+        if mode == .deterministic { threadDeterministicLoop(me) } else { parallelLoop(me) }
     }
 
+    /// An executor's life in deterministic mode: run a job whenever it holds the
+    /// baton, then pass the baton on (or end the schedule). Mutex held except while
+    /// a job runs.
     private func deterministicLoop(_ me: SimExecutor) {
-        pthread_mutex_lock(&mutex)
         while true {
             while !(baton == me.id && !me.queueIsEmpty) && !me.shutdown {
-                pthread_cond_wait(&me.cond, &mutex)
+                switch backend {
+                case .threads: pthread_cond_wait(&me.cond, &mutex)
+                case .fibers: switchFiber(from: me.fiber!, to: nil)  // not expected: a fiber runs only when picked
+                }
             }
             if me.shutdown { break }
             let job = me.popJob()
@@ -373,15 +493,48 @@ public final class SimEngine: @unchecked Sendable {
             pthread_mutex_lock(&mutex)
             me.state = me.queueIsEmpty ? .idle : .ready
             if let next = pickNext(previous: me.id) {
-                grant(next)
+                handOff(from: me, to: next)
             } else {
                 baton = -1
                 if executors.contains(where: { $0.state == .paused }) { deadlocked = true; wedged = true }
                 scheduleDone = true
-                pthread_cond_signal(&mainCond)
+                switch backend {
+                case .threads: pthread_cond_signal(&mainCond)
+                case .fibers: switchFiber(from: me.fiber!, to: nil)
+                }
             }
         }
+    }
+
+    private func threadDeterministicLoop(_ me: SimExecutor) {
+        pthread_mutex_lock(&mutex)
+        deterministicLoop(me)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// Fiber backend: a fiber starts (and ends) with the mutex held by the thread.
+    func fiberLoop(_ me: SimExecutor) {
+        deterministicLoop(me)
+    }
+
+    /// Fiber backend: lets every started fiber leave its loop, then frees the stacks.
+    private func shutdownFibers() {
+        pthread_mutex_lock(&mutex)
+        threadFiber = kvmsim_fiber_create_for_thread()
+        for e in executors {
+            e.shutdown = true
+            guard let f = e.fiber else { continue }
+            kvmsim_fiber_set_exit(f, threadFiber)
+            switchFiber(from: threadFiber!, to: e.id)
+            precondition(kvmsim_fiber_finished(f) != 0)
+            kvmsim_fiber_destroy(f)
+            e.fiber = nil
+        }
+        SimExecutor.setCurrent(nil)
+        kvmsim_fiber_destroy(threadFiber)
+        threadFiber = nil
+        pthread_mutex_unlock(&mutex)
+        executors.removeAll()
     }
 
     private func parallelLoop(_ me: SimExecutor) {

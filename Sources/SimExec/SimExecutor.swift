@@ -10,7 +10,9 @@ import CURCU
 ///
 /// Every host CPU actor and every vcpu actor gets one `SimExecutor`; an actor's
 /// `unownedExecutor` returns it, and tasks are started on it with
-/// `Task(executorPreference:)`. Owning the thread gives three things:
+/// `Task(executorPreference:)`. Owning the thread gives three things (in
+/// deterministic mode the default backend replaces the threads by fibers on the
+/// caller's thread, one stack per executor; see `SimEngine.DeterministicBackend`):
 /// - deterministic mode can stop the thread in the middle of a job (a synchronous
 ///   scheduling point, e.g. inside an RCU read section or while spinning on
 ///   `mmu_lock`) and hand the baton to another thread;
@@ -24,23 +26,27 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     public let name: String
     unowned let engine: SimEngine
 
-    // Deterministic-mode bookkeeping (engine mutex).
+    // Deterministic-mode bookkeeping (engine mutex). Lock-guarded state: no dynamic
+    // exclusivity checks (see SimEngine).
     enum State { case idle, ready, running, paused }
-    var state: State = .idle
-    var pausedPoint: StaticString = "start"
-    var waitPredicate: (() -> Bool)?
-    var cond = pthread_cond_t()
+    @exclusivity(unchecked) var state: State = .idle
+    @exclusivity(unchecked) var pausedPoint: StaticString = "start"
+    @exclusivity(unchecked) var waitPredicate: (() -> Bool)?
+    @exclusivity(unchecked) var cond = pthread_cond_t()
 
     // Jobs not yet started.
-    var queue: [UnownedJob] = []
-    var queueHead = 0
+    @exclusivity(unchecked) var queue: [UnownedJob] = []
+    @exclusivity(unchecked) var queueHead = 0
     var queueIsEmpty: Bool { queueHead == queue.count }
 
     // Parallel-mode queue lock.
-    var localMutex = pthread_mutex_t()
-    var localCond = pthread_cond_t()
-    var shutdown = false
+    @exclusivity(unchecked) var localMutex = pthread_mutex_t()
+    @exclusivity(unchecked) var localCond = pthread_cond_t()
+    @exclusivity(unchecked) var shutdown = false
     var thread: pthread_t? = nil
+    /// Deterministic mode, fiber backend: this executor's stack and context (made
+    /// on first use); engine mutex.
+    @exclusivity(unchecked) var fiber: OpaquePointer? = nil
 
     init(id: Int, name: String, engine: SimEngine) {
         self.id = id
@@ -94,6 +100,12 @@ extension SimExecutor {
         return Unmanaged<SimExecutor>.fromOpaque(raw).takeUnretainedValue()
     }
 
+    /// Makes `executor` the calling context's executor (fiber switches).
+    @inline(__always)
+    static func setCurrent(_ executor: SimExecutor?) {
+        pthread_setspecific(currentExecutorKey, executor.map { Unmanaged.passUnretained($0).toOpaque() })
+    }
+
     func startThread() {
         let box = Unmanaged.passRetained(self).toOpaque()
         var attr = pthread_attr_t()
@@ -115,4 +127,10 @@ private func simExecutorThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMut
     kvmsim_urcu_unregister_thread()
     pthread_setspecific(currentExecutorKey, nil)
     return nil
+}
+
+/// Entry of an executor's fiber (deterministic mode, fiber backend).
+func simExecutorFiberMain(_ arg: UnsafeMutableRawPointer?) {
+    let executor = Unmanaged<SimExecutor>.fromOpaque(arg!).takeUnretainedValue()
+    executor.engine.fiberLoop(executor)
 }

@@ -64,9 +64,15 @@ struct Run: ParsableCommand {
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Write the first failing schedule to this trace file.") var traceOut: String?
+    @Option(help: "Deterministic mode: fibers (default) or threads; the same seed gives the same schedule with either.") var backend: String?
 
     func run() throws {
         guard let m = ExecutionMode(rawValue: mode) else { throw InputError("--mode must be deterministic or parallel (got '\(mode)')") }
+        var be = SimEngine.DeterministicBackend.preferred
+        if let backend {
+            guard let b = SimEngine.DeterministicBackend(rawValue: backend) else { throw InputError("--backend must be fibers or threads (got '\(backend)')") }
+            be = b
+        }
         guard let st = StrategyKind(rawValue: strategy) else { throw InputError("--strategy must be random or pct (got '\(strategy)')") }
         guard let sd = UInt64(seed) else { throw InputError("--seed must be a non-negative integer (got '\(seed)')") }
         if schedules != nil && seconds != nil { throw InputError("give --schedules or --seconds, not both") }
@@ -81,6 +87,7 @@ struct Run: ParsableCommand {
         var o = RunOptions(scenario: scenario, variant: variant, config: config)
         o.mode = m; o.seed = sd; o.schedules = schedules; o.seconds = seconds
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
+        o.backend = be
         let runner = try Runner(o)
         installSignalHandlers()
         let showProgress = !json && isatty(1) == 1 && isatty(2) == 1

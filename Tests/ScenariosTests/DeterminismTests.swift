@@ -22,6 +22,25 @@ import SimExec
         }
     }
 
+    /// The fiber and thread backends pass the baton differently but must give
+    /// the same schedules: the run's trace hash covers every step of every schedule.
+    @Test(arguments: ScenarioRegistry.all.map(\.name))
+    func bothBackendsRunTheSameSchedules(scenario: String) throws {
+        let s = try ScenarioRegistry.named(scenario)
+        for variant in s.variants {
+            var o = RunOptions(scenario: scenario, variant: variant, config: s.defaultConfig(mode: .deterministic))
+            o.schedules = 50
+            o.seed = 11
+            o.keepGoing = true
+            o.backend = .fibers
+            let fibers = try Runner(o).run()
+            o.backend = .threads
+            let threads = try Runner(o).run()
+            #expect(fibers.traceHash == threads.traceHash, "\(scenario)/\(variant)")
+            #expect(fibers.steps == threads.steps && fibers.violations == threads.violations, "\(scenario)/\(variant)")
+        }
+    }
+
     @Test func checkDeterminismNeedsDeterministicMode() {
         var o = RunOptions(scenario: "sync-mmu-race", variant: "patched", config: SyncMMUScenario.race.defaultConfig(mode: .parallel))
         o.mode = .parallel
