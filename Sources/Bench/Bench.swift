@@ -258,7 +258,6 @@ public enum Bench {
         let rep = try Runner(o).run()
         r.schedulesPerSecond = Double(rep.schedules) / rep.elapsedSeconds
         r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
-        r.deterministicBackend = o.backend.rawValue
         var threads = o
         threads.backend = .threads
         threads.schedules = max(1, count / 5)
@@ -268,6 +267,7 @@ public enum Bench {
         let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
         let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }
+        r.deterministicBackend = engine.backend.rawValue
         let strategy = RandomStrategy()
         let start = now()
         for i in 0..<count {

@@ -69,24 +69,21 @@ public final class SimEngine: @unchecked Sendable {
         /// Every executor has a thread; a step is a condition-variable hand-off.
         case threads
 
-        /// `KVMSIM_DETERMINISTIC_BACKEND=threads|fibers`, else fibers where the
-        /// runtime supports them.
+        /// `KVMSIM_DETERMINISTIC_BACKEND=threads|fibers`, else fibers (an engine
+        /// uses threads where the runtime does not support fibers).
         public static var preferred: DeterministicBackend {
-            if let env = getenv("KVMSIM_DETERMINISTIC_BACKEND"), let b = DeterministicBackend(rawValue: String(cString: env)) {
-                if b == .fibers && !fibersSupported { return .threads }
-                return b
-            }
-            return fibersSupported ? .fibers : .threads
+            getenv("KVMSIM_DETERMINISTIC_BACKEND").flatMap { DeterministicBackend(rawValue: String(cString: $0)) } ?? .fibers
         }
 
         static var fibersSupported: Bool { kvmsim_fibers_supported(nil) != 0 }
     }
 
     // The scheduler's state below is guarded by `mutex` and never passed inout to
-    // overlapping accesses, so the dynamic exclusivity checks (about a sixth of a
-    // deterministic step's cost) are turned off for it with @exclusivity(unchecked).
+    // overlapping accesses, so the dynamic exclusivity checks (about an eighth of a
+    // deterministic step's instructions) are turned off for it with @exclusivity(unchecked).
 
-    /// Deterministic mode's baton passing (`.threads` in parallel mode, where every executor has a thread).
+    /// Deterministic mode's baton passing (`.threads` in parallel mode, where every
+    /// executor has a thread, and where the runtime does not support fibers).
     public let backend: DeterministicBackend
     /// Fiber backend: the context of the thread inside `runSchedule` or `shutdown` (mutex).
     @exclusivity(unchecked) private var threadFiber: OpaquePointer?
@@ -293,10 +290,7 @@ public final class SimEngine: @unchecked Sendable {
             case .threads:
                 while !scheduleDone { pthread_cond_wait(&mainCond, &mutex) }
             case .fibers:
-                threadFiber = kvmsim_fiber_create_for_thread()
-                switchFiber(from: threadFiber!, to: next)
-                kvmsim_fiber_destroy(threadFiber)
-                threadFiber = nil
+                onThreadFiber { switchFiber(from: $0, to: next) }
             }
         }
         pthread_mutex_unlock(&mutex)
@@ -476,8 +470,8 @@ public final class SimEngine: @unchecked Sendable {
 
     /// An executor's life in deterministic mode: run a job whenever it holds the
     /// baton, then pass the baton on (or end the schedule). Mutex held except while
-    /// a job runs.
-    private func deterministicLoop(_ me: SimExecutor) {
+    /// a job runs (a fiber starts and ends with it held by the thread).
+    func deterministicLoop(_ me: SimExecutor) {
         while true {
             while !(baton == me.id && !me.queueIsEmpty) && !me.shutdown {
                 switch backend {
@@ -512,29 +506,33 @@ public final class SimEngine: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Fiber backend: a fiber starts (and ends) with the mutex held by the thread.
-    func fiberLoop(_ me: SimExecutor) {
-        deterministicLoop(me)
-    }
-
     /// Fiber backend: lets every started fiber leave its loop, then frees the stacks.
     private func shutdownFibers() {
         pthread_mutex_lock(&mutex)
-        threadFiber = kvmsim_fiber_create_for_thread()
-        for e in executors {
-            e.shutdown = true
-            guard let f = e.fiber else { continue }
-            kvmsim_fiber_set_exit(f, threadFiber)
-            switchFiber(from: threadFiber!, to: e.id)
-            precondition(kvmsim_fiber_finished(f) != 0)
-            kvmsim_fiber_destroy(f)
-            e.fiber = nil
+        onThreadFiber { thread in
+            for e in executors {
+                e.shutdown = true
+                guard let f = e.fiber else { continue }
+                kvmsim_fiber_set_exit(f, thread)
+                switchFiber(from: thread, to: e.id)
+                precondition(kvmsim_fiber_finished(f) != 0)
+                kvmsim_fiber_destroy(f)
+                e.fiber = nil
+            }
         }
-        SimExecutor.setCurrent(nil)
-        kvmsim_fiber_destroy(threadFiber)
-        threadFiber = nil
         pthread_mutex_unlock(&mutex)
         executors.removeAll()
+    }
+
+    /// Fiber backend: runs `body` with the calling thread's own context recorded
+    /// as `threadFiber`, the context fibers switch back to (mutex held).
+    private func onThreadFiber(_ body: (OpaquePointer) -> Void) {
+        guard let thread = kvmsim_fiber_create_for_thread() else { fatalError("kvmsim: out of memory") }
+        threadFiber = thread
+        body(thread)
+        SimExecutor.setCurrent(nil)
+        kvmsim_fiber_destroy(thread)
+        threadFiber = nil
     }
 
     private func parallelLoop(_ me: SimExecutor) {

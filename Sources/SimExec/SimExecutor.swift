@@ -132,5 +132,5 @@ private func simExecutorThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMut
 /// Entry of an executor's fiber (deterministic mode, fiber backend).
 func simExecutorFiberMain(_ arg: UnsafeMutableRawPointer?) {
     let executor = Unmanaged<SimExecutor>.fromOpaque(arg!).takeUnretainedValue()
-    executor.engine.fiberLoop(executor)
+    executor.engine.deterministicLoop(executor)
 }
