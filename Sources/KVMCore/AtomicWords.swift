@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CURCU
 
 /// A fixed-size array of 64-bit words accessed only through C11 atomics.
@@ -6,19 +11,51 @@ import CURCU
 /// The model's shared kernel memory (page-table entries, host PTEs, page
 /// reference counts, TLB entries) lives in these, so that lock-free readers in
 /// parallel mode are data-race free (ThreadSanitizer understands the builtins).
-/// Reference semantics: copies share storage; `deallocate()` is never called,
-/// the owner keeps the words for the life of the world.
+/// Reference semantics: copies share storage; the owner calls `free()` once,
+/// when no copy is used any more (e.g. in its deinit).
 public struct AtomicWords: @unchecked Sendable {
     public let base: UnsafeMutablePointer<UInt64>
     public let count: Int
+    /// Bytes mapped with `mmap` (`init(reservingZeroed:)`), 0 for a heap allocation.
+    public let mappedBytes: Int
 
     public init(count: Int, initial: UInt64 = 0) {
-        self.count = count
-        base = .allocate(capacity: max(count, 1))
+        let base = UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1))
         base.initialize(repeating: initial, count: max(count, 1))
+        self.init(base: base, count: count, mappedBytes: 0)
     }
 
-    public func free() { base.deallocate() }
+    private init(base: UnsafeMutablePointer<UInt64>, count: Int, mappedBytes: Int) {
+        self.base = base; self.count = count; self.mappedBytes = mappedBytes
+    }
+
+    /// Zeroed words, reserved as address space: from `AtomicWords.reserveThreshold`
+    /// bytes up the words come from an anonymous `MAP_NORESERVE` mapping, which
+    /// the kernel backs with memory page by page on first touch (so an arena sized
+    /// for the worst case costs only what is used); smaller ones from the heap.
+    public init(reservingZeroed count: Int) {
+        let bytes = max(count, 1) * 8
+        guard bytes >= AtomicWords.reserveThreshold else { self.init(count: count); return }
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("kvmsim: cannot reserve \(bytes >> 20) MiB of address space") }
+        self.init(base: p.bindMemory(to: UInt64.self, capacity: max(count, 1)), count: count, mappedBytes: bytes)
+    }
+
+    /// Below this many bytes `init(reservingZeroed:)` uses the heap: a small world
+    /// built per schedule should not pay two system calls.
+    public static let reserveThreshold = 1 << 20
+
+    /// Bytes of memory these words occupy: for a mapping, the pages touched so far
+    /// when only words `0..<highWater` have ever been written; else the allocation.
+    public func residentBytes(highWater: Int) -> Int {
+        guard mappedBytes > 0 else { return max(count, 1) * 8 }
+        let page = 4096
+        return min(mappedBytes, (highWater * 8 + page - 1) / page * page)
+    }
+
+    public func free() {
+        if mappedBytes > 0 { munmap(base, mappedBytes) } else { base.deallocate() }
+    }
 
     @inline(__always) public func load(_ i: Int) -> UInt64 { kvmsim_load_acquire(base + i) }
     @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 { kvmsim_load_relaxed(base + i) }

@@ -10,6 +10,10 @@ import RCU
 /// directory entry is `generation << 32 | child << 1 | 1` (0 = none); a leaf entry
 /// is a `PTE`. Every table has a state word `generation << 2 | state`
 /// (state 0 free, 1 live, 2 unlinked and waiting for a grace period).
+/// The arena is sized for `capacity` tables but, when large, only reserved as
+/// address space (`AtomicWords(reservingZeroed:)`): tables are handed out from
+/// the low end, so memory is used up to the highest table ever allocated, as
+/// the kernel's page allocator hands out pages only when a table is needed.
 ///
 /// Locking rule: writers hold the owner's lock (`kvm->mmu_lock` for the GPA table);
 /// lock-free readers walk inside an RCU read section (`lookupLockless`). A table
@@ -26,7 +30,9 @@ public final class PageTable: @unchecked Sendable {
     let rcu: any RCUDomain
     private let words: AtomicWords
     private let state: AtomicWords
-    private let freeTables: Locked<[Int]>
+    /// The table allocator: tables below `fresh` have been handed out at least
+    /// once; `reclaimed` holds the free ones among them (reused first).
+    private let freeTables: Locked<(fresh: Int, reclaimed: [Int])>
     /// Free unlinked tables at once, without waiting for a grace period: right for a
     /// table only its owner walks (the GVA tables), a mutation for the GPA table.
     public var freeWithoutGracePeriod = false
@@ -46,11 +52,11 @@ public final class PageTable: @unchecked Sendable {
         self.capacity = capacity
         self.engine = engine
         self.rcu = rcu
-        words = AtomicWords(count: capacity * entriesPerTable)
-        owners = recordOwners ? AtomicWords(count: capacity * entriesPerTable) : nil
-        state = AtomicWords(count: capacity)
+        words = AtomicWords(reservingZeroed: capacity * entriesPerTable)
+        owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
+        state = AtomicWords(reservingZeroed: capacity)
         state.store(0, 1 << 2 | PageTable.live)
-        freeTables = Locked(Array((1..<capacity).reversed()))
+        freeTables = Locked((fresh: 1, reclaimed: []))
     }
 
     deinit { words.free(); state.free(); owners?.free() }
@@ -81,16 +87,28 @@ public final class PageTable: @unchecked Sendable {
         (UnsafePointer(words.base), UnsafePointer(state.base))
     }
 
-    /// Bytes the table holds: the arena (allocated up front for `capacity` tables),
-    /// the table states, and the owner records if kept.
-    public var allocatedBytes: Int { 8 * (capacity * entriesPerTable * (owners == nil ? 1 : 2) + capacity) }
+    /// Bytes of memory the table holds: the arena's pages in use (up to the highest
+    /// table ever allocated; all of it for a small, heap-allocated arena), the
+    /// table states, and the owner records if kept.
+    public var allocatedBytes: Int {
+        let used = freeTables.withLock { $0.fresh }
+        return words.residentBytes(highWater: used * entriesPerTable) + state.residentBytes(highWater: used)
+            + (owners?.residentBytes(highWater: used * entriesPerTable) ?? 0)
+    }
 
     /// Live tables, including the pgd (for memory accounting).
-    public var liveTables: Int { capacity - freeTables.withLock { $0.count } }
+    public var liveTables: Int { freeTables.withLock { $0.fresh - $0.reclaimed.count } }
 
     /// __get_free_page() for a table; nil when the arena is exhausted (-ENOMEM).
     public func allocTable() -> Int? {
-        guard let t = freeTables.withLock({ $0.popLast() }) else { return nil }
+        let capacity = capacity
+        let next: Int? = freeTables.withLock { f in
+            if let t = f.reclaimed.popLast() { return t }
+            guard f.fresh < capacity else { return nil }
+            f.fresh += 1
+            return f.fresh - 1
+        }
+        guard let t = next else { return nil }
         for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), 0) }
         let gen = (state.load(t) >> 2) &+ 1
         state.store(t, gen << 2 | PageTable.live)
@@ -116,7 +134,7 @@ public final class PageTable: @unchecked Sendable {
         let s = state.load(t)
         state.store(t, (s >> 2) << 2)   // free, same generation: a reader's link now mismatches state
         for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), HostPages.poison) }
-        freeTables.withLock { $0.append(t) }
+        freeTables.withLock { $0.reclaimed.append(t) }
     }
 
     // MARK: - writers (owner's lock held)

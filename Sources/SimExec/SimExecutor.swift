@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import CURCU
+import CFiber
 
 /// A serial (and task) executor backed by one long-lived pthread of its own.
 ///
@@ -31,7 +32,10 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     enum State { case idle, ready, running, paused }
     @exclusivity(unchecked) var state: State = .idle
     @exclusivity(unchecked) var pausedPoint: StaticString = "start"
-    @exclusivity(unchecked) var waitPredicate: (() -> Bool)?
+    /// While paused in `SimEngine.waitUntil`: its condition, on the waiter's stack
+    /// (valid until the waiter resumes; a pointer, so that checking it costs no
+    /// reference counting).
+    @exclusivity(unchecked) var waitPredicate: UnsafePointer<() -> Bool>?
     @exclusivity(unchecked) var cond = pthread_cond_t()
 
     // Jobs not yet started.
@@ -86,24 +90,18 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
 
 // MARK: - thread entry
 
-private let currentExecutorKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key, nil)
-    return key
-}()
-
 extension SimExecutor {
-    /// The executor whose thread is calling, or nil on a foreign thread.
+    /// The executor whose thread (or fiber) is calling, or nil on a foreign thread.
     @inline(__always)
     public static var current: SimExecutor? {
-        guard let raw = pthread_getspecific(currentExecutorKey) else { return nil }
+        guard let raw = kvmsim_current_executor() else { return nil }
         return Unmanaged<SimExecutor>.fromOpaque(raw).takeUnretainedValue()
     }
 
-    /// Makes `executor` the calling context's executor (fiber switches).
+    /// Makes `executor` the calling context's executor (thread start, fiber switches).
     @inline(__always)
     static func setCurrent(_ executor: SimExecutor?) {
-        pthread_setspecific(currentExecutorKey, executor.map { Unmanaged.passUnretained($0).toOpaque() })
+        kvmsim_set_current_executor(executor.map { Unmanaged.passUnretained($0).toOpaque() })
     }
 
     func startThread() {
@@ -121,11 +119,11 @@ extension SimExecutor {
 
 private func simExecutorThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let executor = Unmanaged<SimExecutor>.fromOpaque(arg!).takeRetainedValue()
-    pthread_setspecific(currentExecutorKey, Unmanaged.passUnretained(executor).toOpaque())
+    SimExecutor.setCurrent(executor)
     kvmsim_urcu_register_thread()
     executor.engine.threadLoop(executor)
     kvmsim_urcu_unregister_thread()
-    pthread_setspecific(currentExecutorKey, nil)
+    SimExecutor.setCurrent(nil)
     return nil
 }
 

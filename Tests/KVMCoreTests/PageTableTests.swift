@@ -54,6 +54,36 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
         #expect(t.liveTables == 1)
     }
 
+    /// A large arena is only reserved: memory is counted (and touched) up to the
+    /// highest table handed out, and freed tables are reused before new ones.
+    @Test func largeArenaCostsOnlyTheTablesUsed() {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let rcu = ModelledRCU(engine: engine)
+        let cap = PageTable.capacity(forPageLimit: 1 << 27, levels: 3, bitsPerLevel: 9)   // 512 GiB of pages
+        let t = PageTable(name: "big", levels: 3, bitsPerLevel: 9, capacity: cap, engine: engine, rcu: rcu)
+        let tableBytes = t.entriesPerTable * 8
+        #expect(cap * tableBytes > 1 << 30)                  // a GiB and more reserved
+        #expect(t.allocatedBytes <= 2 * tableBytes)          // the pgd (and its state word)
+        let cache = MMUMemoryCache(table: t)
+        for page in stride(from: 0, to: 8 << 18, by: 1 << 18) {   // 8 pages, each under its own pmd
+            _ = cache.topup(min: 2, max: 4)
+            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: 1, flags: PTE.present))
+        }
+        cache.freeAll()
+        #expect(t.liveTables == 1 + 8 + 8)
+        let used = t.allocatedBytes
+        #expect(used >= 17 * tableBytes && used <= 22 * tableBytes)   // the cache's spare tables were handed out too
+        // One more table costs one more table; freed, it is the next one handed
+        // out again, and memory does not grow.
+        let a = t.allocTable()!
+        #expect(t.allocatedBytes == used + tableBytes)
+        t.freeUnlinkedTable(a)
+        #expect(t.allocTable() == a)
+        #expect(t.allocatedBytes == used + tableBytes)
+    }
+
     @Test func rangeOpReportsChanges() {
         let (engine, t, cache) = makeTable()
         defer { engine.shutdown() }

@@ -56,4 +56,12 @@ void kvmsim_fiber_destroy(kvmsim_fiber *fiber);
 /// current-task slot (a check of the layout assumption), else 0.
 int kvmsim_fiber_check_active_task(void);
 
+/// The simulator executor the calling context runs (an opaque pointer the
+/// engine sets when a thread starts and at every fiber switch). A thread-local
+/// word read inline, without the call `pthread_getspecific` costs: it is read at
+/// every scheduling point.
+extern __thread void *kvmsim_current_executor_tls __attribute__((tls_model("initial-exec")));
+static inline void *kvmsim_current_executor(void) { return kvmsim_current_executor_tls; }
+static inline void kvmsim_set_current_executor(void *executor) { kvmsim_current_executor_tls = executor; }
+
 #endif
