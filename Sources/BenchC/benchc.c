@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include "benchc.h"
 #include "curcu.h"
+#include <sys/prctl.h>
+
+void kvmsim_bench_set_timer_slack(unsigned long ns) { prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
 
 static inline int table_valid(const uint64_t *state, uint64_t t, uint64_t gen) {
     uint64_t s = __atomic_load_n(state + t, __ATOMIC_ACQUIRE);

@@ -57,19 +57,19 @@ public struct AtomicWords: @unchecked Sendable {
         if mappedBytes > 0 { munmap(base, mappedBytes) } else { base.deallocate() }
     }
 
-    @inline(__always) public func load(_ i: Int) -> UInt64 { kvmsim_load_acquire(base + i) }
-    @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 { kvmsim_load_relaxed(base + i) }
-    @inline(__always) public func store(_ i: Int, _ v: UInt64) { kvmsim_store_release(base + i, v) }
-    @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) { kvmsim_store_relaxed(base + i, v) }
-    @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, v) &+ v }
-    @inline(__always) @discardableResult public func sub(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, 0 &- v) &- v }
-    @inline(__always) @discardableResult public func fetchOr(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_or(base + i, v) }
+    @inlinable @inline(__always) public func load(_ i: Int) -> UInt64 { kvmsim_load_acquire(base + i) }
+    @inlinable @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 { kvmsim_load_relaxed(base + i) }
+    @inlinable @inline(__always) public func store(_ i: Int, _ v: UInt64) { kvmsim_store_release(base + i, v) }
+    @inlinable @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) { kvmsim_store_relaxed(base + i, v) }
+    @inlinable @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, v) &+ v }
+    @inlinable @inline(__always) @discardableResult public func sub(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, 0 &- v) &- v }
+    @inlinable @inline(__always) @discardableResult public func fetchOr(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_or(base + i, v) }
     /// xchg(): stores `v`, returns the old value.
-    @inline(__always) @discardableResult public func exchange(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_exchange(base + i, v) }
-    @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { kvmsim_cas(base + i, expected, desired) }
+    @inlinable @inline(__always) @discardableResult public func exchange(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_exchange(base + i, v) }
+    @inlinable @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { kvmsim_cas(base + i, expected, desired) }
 }
 
 /// smp_mb() / smp_rmb() / smp_wmb().
-@inline(__always) public func smp_mb() { kvmsim_smp_mb() }
-@inline(__always) public func smp_rmb() { kvmsim_smp_mb() }
-@inline(__always) public func smp_wmb() { kvmsim_smp_mb() }
+@inlinable @inline(__always) public func smp_mb() { kvmsim_smp_mb() }
+@inlinable @inline(__always) public func smp_rmb() { kvmsim_smp_mb() }
+@inlinable @inline(__always) public func smp_wmb() { kvmsim_smp_mb() }

@@ -34,13 +34,15 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     init(engine: SimEngine) { self.engine = engine }
 
     func prepare(maxGfn: Int) {
+        hostMM = kvm.hostMM
         agedStamp = AtomicWords(count: maxGfn)
         discardEpoch = AtomicWords(count: maxGfn)
         lastWritten = AtomicWords(count: maxGfn)
         lastWrittenEpoch = AtomicWords(count: maxGfn)
     }
 
-    private var hostMM: HostMM { kvm.hostMM }
+    /// `kvm.hostMM`, without reference counting (set by `prepare`; see `kvm`).
+    private unowned(unsafe) var hostMM: HostMM!
 
     deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch] { w?.free() } }
 

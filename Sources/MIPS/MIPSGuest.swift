@@ -25,9 +25,13 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     public let mmu: MIPSMMU
     public let cache: MMUMemoryCache
     let cpuLock: SpinLock
-    var kvm: KVM { mmu.kvm }
-    var engine: SimEngine { mmu.engine }
-    var tlb: HostTLB { kvm.tlbs[vcpu.cpu] }
+    // Shortcuts to objects the world keeps alive, held without reference counting:
+    // every guest access uses them, and a count shared by two vcpus' threads
+    // bounces between their CPUs.
+    unowned(unsafe) let kvm: KVM
+    unowned(unsafe) let engine: SimEngine
+    /// The TLB of the CPU this vcpu is loaded on (`vcpu.cpu`, fixed).
+    unowned(unsafe) let tlb: HostTLB
     private var writeCounter: UInt64 = 0
     /// Whether this vcpu is the only writer of a gfn (the lost-write read-back check
     /// applies to the writer's own pages).
@@ -41,6 +45,9 @@ public final class MIPSVCPUContext: @unchecked Sendable {
         self.mmu = mmu
         self.cpuLock = cpuLock
         self.ownsGfn = ownsGfn
+        kvm = mmu.kvm
+        engine = mmu.engine
+        tlb = mmu.kvm.tlbs[vcpu.cpu]
         cache = MMUMemoryCache(table: mmu.kvm.gpaTable)
     }
 

@@ -11,4 +11,8 @@
 /// `stop`: the walk ends early when *stop becomes nonzero; `*done` gets the count.
 uint64_t kvmsim_bench_c_walk(const uint64_t *words, const uint64_t *state, int levels, int bits,
                              const uint32_t *pages, uint64_t npages, const volatile int *stop, uint64_t *done);
+
+/// prctl(PR_SET_TIMERSLACK): how late the kernel may wake the calling thread from
+/// a timed sleep (default 50 us), in nanoseconds. (prctl is variadic: not callable from Swift.)
+void kvmsim_bench_set_timer_slack(unsigned long ns);
 #endif
