@@ -79,6 +79,13 @@ public final class SimEngine: @unchecked Sendable {
         }
 
         static var fibersSupported: Bool { kvmsim_fibers_supported(nil) != 0 }
+
+        /// Why this process cannot use fibers (an engine then uses threads), or nil.
+        public static var fibersUnavailableReason: String? {
+            var reason: UnsafePointer<CChar>? = nil
+            guard kvmsim_fibers_supported(&reason) == 0 else { return nil }
+            return reason.map { String(cString: $0) } ?? "unknown reason"
+        }
     }
 
     // The scheduler's state below is guarded by `mutex` and never passed inout to

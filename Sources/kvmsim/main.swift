@@ -89,6 +89,9 @@ struct Run: ParsableCommand {
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
         o.backend = be
         let runner = try Runner(o)
+        if m == .deterministic && be == .fibers, let why = SimEngine.DeterministicBackend.fibersUnavailableReason {
+            printError("note: using the thread backend (same schedules, about 10x slower): \(why)")
+        }
         installSignalHandlers()
         let showProgress = !json && isatty(1) == 1 && isatty(2) == 1
         if showProgress {
