@@ -53,8 +53,31 @@ public enum Bench {
         public var timeToFirstViolationSeeds = 0
     }
 
+    /// The figures `kvmsim bench` measures; `--only` picks some.
+    public enum Figure: String, CaseIterable, Sendable {
+        case rcuVsRwlock = "rcu-vs-rwlock", rcuVsC = "rcu-vs-c", schedules, accesses, memory
+        case timeToFirstViolation = "time-to-first-violation"
+
+        /// The report's keys this figure fills (the others stay out of its JSON).
+        public var keys: [String] {
+            switch self {
+            case .rcuVsRwlock: ["rcuVsRwlockRatio", "readers", "rcuWalksPerSecond", "rwlockWalksPerSecond", "writerUpdatesPerSecondRCU",
+                                "writerUpdatesPerSecondRwlock", "writerTargetUpdatesPerSecond", "rcuVsRwlockRatioOneReader",
+                                "rcuWalksPerSecondOneReader", "rwlockWalksPerSecondOneReader"]
+            case .rcuVsC: ["rcuVsCRatio", "swiftWalksPerSecond", "cWalksPerSecond"]
+            case .schedules: ["schedulesPerSecond", "bareSchedulesPerSecond", "threadBackendSchedulesPerSecond", "deterministicBackend",
+                              "modelOverhead", "stepsPerSchedule"]
+            case .accesses: ["accessesPerSecond", "accessesPerSecondOneThread", "parallelScaling"]
+            case .memory: ["bytesPerMappedPage", "bytesPerMappedPageLiveTables", "peakMemorySparse64GiBBytes", "sparse64GiBTableBytes"]
+            case .timeToFirstViolation: ["timeToFirstViolation", "timeToFirstViolationSeeds"]
+            }
+        }
+    }
+
     public struct Options: Sendable {
         public var quick = false
+        /// What to measure (all by default).
+        public var figures = Set(Figure.allCases)
         public init() {}
         var seconds: Double { quick ? 0.3 : 1.0 }
         var seeds: Int { quick ? 5 : 20 }
@@ -64,19 +87,44 @@ public enum Bench {
     public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws(InputError) -> Report {
         var r = Report()
         r.machine = ["cpus": String(sysconf(Int32(_SC_NPROCESSORS_ONLN))), "swift": "6.3.1"]
-        progress("RCU vs. rwlock page-table walks")
-        rcuVsRwlock(&r, seconds: o.seconds)
-        progress("Swift vs. C walks")
-        swiftVsC(&r, seconds: o.seconds)
-        progress("deterministic schedules")
-        try schedules(&r, count: o.schedules)
-        progress("parallel accesses")
-        try accesses(&r, seconds: o.seconds * 2)
-        progress("memory")
-        memory(&r)
-        progress("time to first violation")
-        try timeToFirstViolation(&r, seeds: o.seeds, progress: progress)
+        let f = o.figures
+        if f.contains(.rcuVsRwlock) {
+            progress("RCU vs. rwlock page-table walks")
+            rcuVsRwlock(&r, seconds: o.seconds)
+        }
+        if f.contains(.rcuVsC) {
+            progress("Swift vs. C walks")
+            swiftVsC(&r, seconds: o.seconds)
+        }
+        if f.contains(.schedules) {
+            progress("deterministic schedules")
+            try schedules(&r, count: o.schedules)
+        }
+        if f.contains(.accesses) {
+            progress("parallel accesses")
+            try accesses(&r, seconds: o.seconds * 2)
+        }
+        if f.contains(.memory) {
+            progress("memory")
+            memory(&r)
+        }
+        if f.contains(.timeToFirstViolation) {
+            progress("time to first violation")
+            try timeToFirstViolation(&r, seeds: o.seeds, progress: progress)
+        }
         return r
+    }
+
+    /// The report as one JSON object with the keys of `figures` (and `machine`).
+    public static func json(_ r: Report, figures: Set<Figure>) -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let full = try! enc.encode(r)
+        guard figures.count < Figure.allCases.count,
+              var object = (try? JSONSerialization.jsonObject(with: full)) as? [String: Any] else { return full }
+        let keep = Set(figures.flatMap(\.keys) + ["machine"])
+        object = object.filter { keep.contains($0.key) }
+        return try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     }
 
     // MARK: - the page table under test
@@ -392,19 +440,31 @@ public enum Bench {
         }
     }
 
-    /// The human table.
-    public static func table(_ r: Report) -> String {
+    /// The human table (the lines of `figures`).
+    public static func table(_ r: Report, figures: Set<Figure> = Set(Figure.allCases)) -> String {
         func f(_ x: Double) -> String { x >= 100 ? String(format: "%.0f", x) : String(format: "%.3f", x) }
         var l: [String] = []
-        l.append("1. RCU vs. rwlock walks (\(r.readers) readers, one per CPU; 1 writer at \(f(r.writerTargetUpdatesPerSecond)) updates/s target, in bursts every 100 us)")
-        l.append("   RCU \(f(r.rcuWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRCU))/s), rwlock \(f(r.rwlockWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRwlock))/s): ratio \(f(r.rcuVsRwlockRatio)) (target >= 5)")
-        l.append("   one reader: RCU \(f(r.rcuWalksPerSecondOneReader)) walks/s, rwlock \(f(r.rwlockWalksPerSecondOneReader)) walks/s: ratio \(f(r.rcuVsRwlockRatioOneReader))")
-        l.append("2. Swift RCU walk \(f(r.swiftWalksPerSecond))/s vs. C \(f(r.cWalksPerSecond))/s: ratio \(f(r.rcuVsCRatio)) (target >= 0.5)")
-        l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
-        l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")
-        l.append("5. GPA table: \(f(r.bytesPerMappedPage)) bytes per mapped page allocated (\(f(r.bytesPerMappedPageLiveTables)) in live tables; target <= 16); sparse 64 GiB guest: \(r.sparse64GiBTableBytes / 1_048_576) MiB table, RSS +\(r.peakMemorySparse64GiBBytes / 1_048_576) MiB")
-        l.append("6. time to first violation, median of \(r.timeToFirstViolationSeeds) seeds (target <= 1 s):")
-        for (k, v) in r.timeToFirstViolation.sorted(by: { $0.key < $1.key }) { l.append("   \(k) pre-fix: \(String(format: "%.3f", v)) s") }
+        if figures.contains(.rcuVsRwlock) {
+            l.append("1. RCU vs. rwlock walks (\(r.readers) readers, one per CPU; 1 writer at \(f(r.writerTargetUpdatesPerSecond)) updates/s target, in bursts every 100 us)")
+            l.append("   RCU \(f(r.rcuWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRCU))/s), rwlock \(f(r.rwlockWalksPerSecond)) walks/s (writer \(f(r.writerUpdatesPerSecondRwlock))/s): ratio \(f(r.rcuVsRwlockRatio)) (target >= 5)")
+            l.append("   one reader: RCU \(f(r.rcuWalksPerSecondOneReader)) walks/s, rwlock \(f(r.rwlockWalksPerSecondOneReader)) walks/s: ratio \(f(r.rcuVsRwlockRatioOneReader))")
+        }
+        if figures.contains(.rcuVsC) {
+            l.append("2. Swift RCU walk \(f(r.swiftWalksPerSecond))/s vs. C \(f(r.cWalksPerSecond))/s: ratio \(f(r.rcuVsCRatio)) (target >= 0.5)")
+        }
+        if figures.contains(.schedules) {
+            l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
+        }
+        if figures.contains(.accesses) {
+            l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")
+        }
+        if figures.contains(.memory) {
+            l.append("5. GPA table: \(f(r.bytesPerMappedPage)) bytes per mapped page allocated (\(f(r.bytesPerMappedPageLiveTables)) in live tables; target <= 16); sparse 64 GiB guest: \(r.sparse64GiBTableBytes / 1_048_576) MiB table, RSS +\(r.peakMemorySparse64GiBBytes / 1_048_576) MiB")
+        }
+        if figures.contains(.timeToFirstViolation) {
+            l.append("6. time to first violation, median of \(r.timeToFirstViolationSeeds) seeds (target <= 1 s):")
+            for (k, v) in r.timeToFirstViolation.sorted(by: { $0.key < $1.key }) { l.append("   \(k) pre-fix: \(String(format: "%.3f", v)) s") }
+        }
         return l.joined(separator: "\n")
     }
 }

@@ -26,10 +26,10 @@ public final class PageTable: @unchecked Sendable {
     public let bitsPerLevel: Int
     public let entriesPerTable: Int
     public let capacity: Int
-    let engine: SimEngine
+    @usableFromInline let engine: SimEngine
     let rcu: any RCUDomain
-    private let words: AtomicWords
-    private let state: AtomicWords
+    @usableFromInline let words: AtomicWords
+    @usableFromInline let state: AtomicWords
     /// The table allocator: tables below `fresh` have been handed out at least
     /// once; `reclaimed` holds the free ones among them (reused first).
     private let freeTables: Locked<(fresh: Int, reclaimed: [Int])>
@@ -76,8 +76,8 @@ public final class PageTable: @unchecked Sendable {
         (page >> (bitsPerLevel * (levels - 1 - level))) & (entriesPerTable - 1)
     }
     @inline(__always) func slot(_ table: Int, _ i: Int) -> Int { table * entriesPerTable + i }
-    @inline(__always) static func child(_ e: UInt64) -> Int { Int((e >> 1) & 0x7FFF_FFFF) }
-    @inline(__always) static func generation(_ e: UInt64) -> UInt64 { e >> 32 }
+    @inlinable @inline(__always) static func child(_ e: UInt64) -> Int { Int(truncatingIfNeeded: (e &>> 1) & 0x7FFF_FFFF) }
+    @inlinable @inline(__always) static func generation(_ e: UInt64) -> UInt64 { e &>> 32 }
 
     // MARK: - table pages
 
@@ -275,28 +275,37 @@ public final class PageTable: @unchecked Sendable {
     }
 
     /// `lookupLockless`, also giving the leaf slot it read (nil when a level is missing).
+    /// Inlinable, with wrapping arithmetic (indices are in range by construction),
+    /// so that the read path costs what the C walk costs (see `kvmsim bench`).
+    @inlinable @inline(__always)
     public func lookupLocklessSlot(_ page: Int, point: StaticString) -> (pte: PTE, slot: Int?) {
+        let mask = entriesPerTable &- 1
+        var shift = bitsPerLevel &* (levels &- 1)           // level 0 (pgd) indexes the top bits
         var table = 0
-        var expectGen = state.load(0) >> 2
-        for level in 0..<levels {
-            let s = slot(table, index(page, level: level))
+        var expectGen = state.load(0) &>> 2
+        while true {
+            let s = table &* entriesPerTable &+ ((page &>> shift) & mask)
             let e = words.load(s)
-            if !tableValid(table, expectGen, page: page, level: level) { return (.none, nil) }
-            if level == levels - 1 { return (PTE(raw: e), s) }
-            if e == 0 { return (.none, nil) }
+            let st = state.load(table)                      // validate the table after reading it
+            guard st & 3 != 0 && st &>> 2 == expectGen else {
+                reportFreedTable(table, state: st, expected: expectGen, page: page, shift: shift)
+                return (PTE(raw: 0), nil)
+            }
+            if shift == 0 { return (PTE(raw: e), s) }
+            if e == 0 { return (PTE(raw: 0), nil) }
             table = PageTable.child(e)
             expectGen = PageTable.generation(e)
+            shift &-= bitsPerLevel
             engine.point(point)
         }
-        return (.none, nil)
     }
 
-    private func tableValid(_ t: Int, _ gen: UInt64, page: Int, level: Int) -> Bool {
-        let s = state.load(t)
-        if s & 3 != 0 && s >> 2 == gen { return true }
+    /// The walker met a freed (or freed and reused) table: `rcu-use-after-free`.
+    @usableFromInline @inline(never)
+    func reportFreedTable(_ t: Int, state s: UInt64, expected gen: UInt64, page: Int, shift: Int) {
+        let level = levels - 1 - shift / bitsPerLevel
         engine.report(oracle: "rcu-use-after-free",
                       "\(name) walker for page \(page) read level-\(level) table \(t) after it was freed\(s >> 2 != gen ? " and reused" : "") (no grace period between unlink and free)")
-        return false
     }
 }
 

@@ -265,12 +265,30 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure speed and memory, each figure beside its baseline, in one run (use a release build).")
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Shorter measurements and fewer seeds (noisier).") var quick = false
+    @Option(help: ArgumentHelp("Measure only these figures (comma-separated).",
+                               valueName: Bench.Figure.allCases.map(\.rawValue).joined(separator: "|")))
+    var only: String?
 
     func run() throws {
         var o = Bench.Options()
         o.quick = quick
+        if let only {
+            var picked = Set<Bench.Figure>()
+            for name in only.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let f = Bench.Figure(rawValue: String(name)) else {
+                    throw InputError("unknown figure '\(name)' for --only (one of: \(Bench.Figure.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                picked.insert(f)
+            }
+            o.figures = picked
+        }
         let r = try Bench.run(o) { line in if !json { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } }
-        if json { printJSON(r) } else { print(Bench.table(r)) }
+        if json {
+            FileHandle.standardOutput.write(Bench.json(r, figures: o.figures))
+            FileHandle.standardOutput.write("\n".data(using: .utf8)!)
+        } else {
+            print(Bench.table(r, figures: o.figures))
+        }
     }
 }
 
