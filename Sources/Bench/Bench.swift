@@ -81,7 +81,7 @@ public enum Bench {
         public init() {}
         var seconds: Double { quick ? 0.3 : 1.0 }
         var seeds: Int { quick ? 5 : 20 }
-        var schedules: Int { quick ? 500 : 3000 }
+        var schedules: Int { quick ? 600 : 30_000 }
     }
 
     public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws(InputError) -> Report {
@@ -338,34 +338,43 @@ public enum Bench {
 
     /// sync-mmu-race (patched) in deterministic mode, and a bare world with the
     /// same actors, each passing the same number of scheduling points per
-    /// schedule and doing nothing else.
+    /// schedule and doing nothing else. Model and bare world take turns, three
+    /// rounds of `count / 3` schedules each, and each figure is its best round:
+    /// a schedule takes 10-30 us, so one short run is at the mercy of whatever
+    /// else the machine does, and interference only ever slows a round down.
     static func schedules(_ r: inout Report, count: Int) throws(InputError) {
         var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
-        o.schedules = count
-        let rep = try Runner(o).run()
-        r.schedulesPerSecond = Double(rep.schedules) / rep.elapsedSeconds
-        r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
-        var threads = o
-        threads.backend = .threads
-        threads.schedules = max(1, count / 5)
-        let threadRep = try Runner(threads).run()
-        r.threadBackendSchedulesPerSecond = Double(threadRep.schedules) / threadRep.elapsedSeconds
+        let rounds = 3, perRound = max(1, count / rounds)
+        o.schedules = perRound
         let names = SyncMMUScenario.race.actorNames(o.config)
-        let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
         let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }
         r.deterministicBackend = engine.backend.rawValue
         let strategy = RandomStrategy()
-        let start = now()
-        for i in 0..<count {
-            engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
-            for e in engine.executors {
-                engine.spawn(on: e) { for _ in 0..<perActor { engine.point("bare") } }
+        var model = 0.0, bare = 0.0
+        for _ in 0..<rounds {
+            let rep = try Runner(o).run()
+            model = max(model, Double(rep.schedules) / rep.elapsedSeconds)
+            r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
+            let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
+            let start = now()
+            for i in 0..<perRound {
+                engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
+                for e in engine.executors {
+                    engine.spawn(on: e) { for _ in 0..<perActor { engine.point("bare") } }
+                }
+                engine.runSchedule()
             }
-            engine.runSchedule()
+            bare = max(bare, Double(perRound) / (now() - start))
         }
-        r.bareSchedulesPerSecond = Double(count) / (now() - start)
-        r.modelOverhead = r.schedulesPerSecond > 0 ? r.bareSchedulesPerSecond / r.schedulesPerSecond : 0
+        r.schedulesPerSecond = model
+        r.bareSchedulesPerSecond = bare
+        r.modelOverhead = model > 0 ? bare / model : 0
+        var threads = o
+        threads.backend = .threads
+        threads.schedules = max(1, min(count / 10, 2000))
+        let threadRep = try Runner(threads).run()
+        r.threadBackendSchedulesPerSecond = Double(threadRep.schedules) / threadRep.elapsedSeconds
     }
 
     // MARK: 4. accesses

@@ -37,7 +37,12 @@ public final class HostMM: @unchecked Sendable {
     private var subscriberRefs: [Unowned] = []
     private struct Unowned { unowned(unsafe) let s: MMUNotifierSubscriber }
     public var subscribers: [MMUNotifierSubscriber] { subscriberRefs.map(\.s) }
-    public weak var observer: HostMMObserver?
+    /// The oracle watching host mm events. Unowned: the KVM that owns the oracle
+    /// sets it and clears it when it goes away (as `kvm_destroy_vm()` calls
+    /// `mmu_notifier_unregister()`). Not `weak`: a weak reference gives the oracle a
+    /// side table, and every retain of it on the guest-access path then takes the
+    /// runtime's slow, contended path.
+    public unowned(unsafe) var observer: HostMMObserver?
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int) {
         self.engine = engine

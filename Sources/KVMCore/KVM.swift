@@ -70,13 +70,15 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
         let cap = PageTable.capacity(forPageLimit: memslots.maxGfn, levels: tableLevels, bitsPerLevel: tableBits)
         gpaTable = PageTable(name: "GPA page table", levels: tableLevels, bitsPerLevel: tableBits, capacity: cap, engine: engine, rcu: rcu)
         tlbs = (0..<hostCPUs).map { HostTLB(cpu: $0, size: tlbSize) }
-        oracle = MMUOracle(engine: engine)
+        oracle = MMUOracle(engine: engine, hostMM: hostMM, memslots: memslots)
         oracle.kvm = self
-        oracle.prepare(maxGfn: memslots.maxGfn)
         hostMM.observer = oracle
     }
 
-    deinit { notifierWords.free() }
+    deinit {
+        hostMM.observer = nil                 // the oracle goes with this KVM
+        notifierWords.free()
+    }
 
     /// kvm_vm_ioctl_create_vcpu(). Call before any actor runs.
     @discardableResult

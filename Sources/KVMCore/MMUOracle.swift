@@ -25,26 +25,34 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// Set when KVM subscribed to the host's MMU notifiers (the I1 state check at
     /// `invalidate_range_start` return applies to subscribers only).
     public var kvmSubscribed = false
+    // Read on every guest access by every vcpu thread. Strong `let`s: a method
+    // borrows them from `self` without reference counting (an `unowned(unsafe)`
+    // or `var` reference is copied, retained and released, around each call).
+    let hostMM: HostMM
+    let pages: HostPages
+    /// `kvm.memslots` (fixed for the VM's life in the model).
+    let memslots: Memslots
     /// Per gfn: the TLB fill stamp at which clear_flush_young last aged it.
-    private var agedStamp: AtomicWords!
-    private var discardEpoch: AtomicWords!
-    private var lastWritten: AtomicWords!
-    private var lastWrittenEpoch: AtomicWords!
+    private let agedStamp: AtomicWords
+    private let discardEpoch: AtomicWords
+    private let lastWritten: AtomicWords
+    private let lastWrittenEpoch: AtomicWords
 
-    init(engine: SimEngine) { self.engine = engine }
-
-    func prepare(maxGfn: Int) {
-        hostMM = kvm.hostMM
+    /// The oracle of a VM with `memslots` over `hostMM` (its `kvm` is set by the
+    /// KVM that creates it).
+    init(engine: SimEngine, hostMM: HostMM, memslots: Memslots) {
+        self.engine = engine
+        self.hostMM = hostMM
+        pages = hostMM.pages
+        self.memslots = memslots
+        let maxGfn = memslots.maxGfn
         agedStamp = AtomicWords(count: maxGfn)
         discardEpoch = AtomicWords(count: maxGfn)
         lastWritten = AtomicWords(count: maxGfn)
         lastWrittenEpoch = AtomicWords(count: maxGfn)
     }
 
-    /// `kvm.hostMM`, without reference counting (set by `prepare`; see `kvm`).
-    private unowned(unsafe) var hostMM: HostMM!
-
-    deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch] { w?.free() } }
+    deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch] { w.free() } }
 
     // MARK: - host side
 
@@ -114,8 +122,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     }
 
     public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String, tlbStamp: UInt64? = nil) {
-        let pages = hostMM.pages
-        guard let hva = kvm.memslots.gfnToHva(gfn) else { return }
+        guard let hva = memslots.gfnToHva(gfn) else { return }
         let kind = write == nil ? "read" : "write"
         if !pages.isInUse(pfn) {
             engine.report(oracle: "I1", "vcpu\(vcpu) \(kind) of gfn \(gfn) through \(via) used pfn \(pfn), which the host has freed")

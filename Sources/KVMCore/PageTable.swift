@@ -270,6 +270,7 @@ public final class PageTable: @unchecked Sendable {
     /// (after a grace period) free the tables below. Each table is validated after it
     /// is read: a freed or reused table is reported as `rcu-use-after-free` and the
     /// walk returns `.none`.
+    @inlinable
     public func lookupLockless(_ page: Int, point: StaticString) -> PTE {
         lookupLocklessSlot(page, point: point).pte
     }

@@ -28,10 +28,15 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     // Shortcuts to objects the world keeps alive, held without reference counting:
     // every guest access uses them, and a count shared by two vcpus' threads
     // bounces between their CPUs.
-    unowned(unsafe) let kvm: KVM
-    unowned(unsafe) let engine: SimEngine
+    let kvm: KVM
+    let engine: SimEngine
     /// The TLB of the CPU this vcpu is loaded on (`vcpu.cpu`, fixed).
-    unowned(unsafe) let tlb: HostTLB
+    let tlb: HostTLB
+    /// `kvm.rcu`, `kvm.gpaTable`, `kvm.oracle`, `kvm.hostMM.pages`.
+    let rcu: any RCUDomain
+    let gpaTable: PageTable
+    let oracle: MMUOracle
+    let pages: HostPages
     private var writeCounter: UInt64 = 0
     /// Whether this vcpu is the only writer of a gfn (the lost-write read-back check
     /// applies to the writer's own pages).
@@ -48,6 +53,10 @@ public final class MIPSVCPUContext: @unchecked Sendable {
         kvm = mmu.kvm
         engine = mmu.engine
         tlb = mmu.kvm.tlbs[vcpu.cpu]
+        rcu = mmu.kvm.rcu
+        gpaTable = mmu.kvm.gpaTable
+        oracle = mmu.kvm.oracle
+        pages = mmu.kvm.hostMM.pages
         cache = MMUMemoryCache(table: mmu.kvm.gpaTable)
     }
 
@@ -64,7 +73,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
                 return .done
             }
             // TLB refill: lock-free walk of the GPA table.
-            let p = kvm.rcu.read { kvm.gpaTable.lookupLockless(op.gfn, point: "tlb_refill:walk") }
+            let p = rcu.read { gpaTable.lookupLockless(op.gfn, point: "tlb_refill:walk") }
             guard p.isPresent && p.isYoung else { return .fault }   // TLB invalid exception
             tlb.fill(.init(tag: vcpu.id, vpn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.nextTLBFillStamp()))
             engine.event("vcpu\(vcpu.id): TLB refill gfn \(op.gfn) -> pfn \(p.pfn)\(p.isDirty ? " D" : "")")
@@ -73,19 +82,18 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     }
 
     private func perform(_ op: GuestOp, pfn: Int, via: String, stamp: UInt64) {
-        let pages = kvm.hostMM.pages
         if op.write {
             writeCounter += 1
             let value = UInt64(vcpu.id + 1) << 40 | writeCounter
-            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: value, via: via, tlbStamp: stamp)
+            oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: value, via: via, tlbStamp: stamp)
             guard pages.isInUse(pfn) else { return }
             pages.content.store(pfn, value)
-            if ownsGfn(op.gfn) { kvm.oracle.recordWrite(gfn: op.gfn, value: value) }
+            if ownsGfn(op.gfn) { oracle.recordWrite(gfn: op.gfn, value: value) }
             engine.event("vcpu\(vcpu.id): write gfn \(op.gfn) = \(value & 0xFF_FFFF) via pfn \(pfn)")
         } else {
-            kvm.oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: nil, via: via, tlbStamp: stamp)
+            oracle.guestAccess(vcpu: vcpu.id, gfn: op.gfn, pfn: pfn, write: nil, via: via, tlbStamp: stamp)
             let value = pages.content.load(pfn)
-            if ownsGfn(op.gfn) { kvm.oracle.checkReadBack(vcpu: vcpu.id, gfn: op.gfn, value: value) }
+            if ownsGfn(op.gfn) { oracle.checkReadBack(vcpu: vcpu.id, gfn: op.gfn, value: value) }
             engine.event("vcpu\(vcpu.id): read gfn \(op.gfn) via pfn \(pfn)")
         }
     }

@@ -28,7 +28,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
     }
 
     /// Slot of the calling actor; the last slot is for foreign threads (tests).
-    @inline(__always) private var me: Int { SimExecutor.current?.id ?? (depth.count - 1) }
+    @inline(__always) private var me: Int { SimExecutor.currentID ?? (depth.count - 1) }
 
     public func readLock() {
         let i = me

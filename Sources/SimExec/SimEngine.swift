@@ -122,7 +122,7 @@ public final class SimEngine: @unchecked Sendable {
     /// Point at which each step's chosen actor resumed (only with `recordSteps`).
     @exclusivity(unchecked) public private(set) var stepLog: [(actor: Int, point: StaticString)] = []
     @exclusivity(unchecked) public var recordSteps = false
-    @exclusivity(unchecked) private var hasher = FNV1a64()
+    @exclusivity(unchecked) private var hasher = StepHash()
     /// Steps after which a schedule counts as a hang (livelock oracle).
     @exclusivity(unchecked) public var maxSteps = 200_000
     @exclusivity(unchecked) public private(set) var deadlocked = false
@@ -294,7 +294,7 @@ public final class SimEngine: @unchecked Sendable {
         strategy.reset(scheduleSeed: scheduleSeed, actorCount: executors.count)
         decisions.removeAll(keepingCapacity: true)
         stepLog.removeAll(keepingCapacity: true)
-        hasher = FNV1a64()
+        hasher = StepHash()
         deadlocked = false
         hung = false
         stopFlag.store(false, ordering: .relaxed)
@@ -337,8 +337,7 @@ public final class SimEngine: @unchecked Sendable {
 
     @usableFromInline
     func deterministicPoint(_ name: StaticString) {
-        guard let me = SimExecutor.current else { return }
-        pause(me, at: name, until: nil)
+        SimExecutor.withCurrent { pause($0, at: name, until: nil) }
     }
 
     /// Gives the baton to `next`; if that is another executor, returns when the
@@ -384,11 +383,13 @@ public final class SimEngine: @unchecked Sendable {
     /// (a `goto retry`, a cancelled guest entry). Deterministic strategies use it
     /// for fairness: PCT drops the caller's priority below everyone else's.
     public func yieldPoint(_ name: StaticString) {
-        guard mode == .deterministic, let me = SimExecutor.current else { return }
-        lockScheduler()
-        strategy.yielded(me.id)
-        unlockScheduler()
-        pause(me, at: name, until: nil)
+        guard mode == .deterministic else { return }
+        SimExecutor.withCurrent { me in
+            lockScheduler()
+            strategy.yielded(me.id)
+            unlockScheduler()
+            pause(me, at: name, until: nil)
+        }
     }
 
     /// Blocks until `condition` holds. The condition must read only shared state that
@@ -397,19 +398,19 @@ public final class SimEngine: @unchecked Sendable {
     /// The condition does not escape (no allocation per wait): a paused waiter's
     /// predicate is cleared before `pause` returns.
     public func waitUntil(_ name: StaticString, _ condition: () -> Bool) {
-        guard mode == .deterministic, let me = SimExecutor.current else {
-            var spins = 0
-            while !condition() {
-                spins += 1
-                if spins > 64 { kvmsim_cpu_relax() }
+        let waited: Void? = mode != .deterministic ? nil : SimExecutor.withCurrent { me in
+            if condition() { pause(me, at: name, until: nil); if condition() { return } }
+            withoutActuallyEscaping(condition) { condition in
+                withUnsafePointer(to: condition) { predicate in
+                    while !condition() { pause(me, at: name, until: predicate) }
+                }
             }
-            return
         }
-        if condition() { pause(me, at: name, until: nil); if condition() { return } }
-        withoutActuallyEscaping(condition) { condition in
-            withUnsafePointer(to: condition) { predicate in
-                while !condition() { pause(me, at: name, until: predicate) }
-            }
+        guard waited == nil else { return }
+        var spins = 0
+        while !condition() {
+            spins += 1
+            if spins > 64 { kvmsim_cpu_relax() }
         }
     }
 
@@ -446,19 +447,22 @@ public final class SimEngine: @unchecked Sendable {
     private func pickNext(previous: Int) -> Int? {
         var count = 0
         for i in executorTable.indices {
-            unowned(unsafe) let e = executorTable[i].takeUnretainedValue()
-            switch e.state {
-            case .ready: runnableBuffer[count] = i; count += 1
-            case .paused: if e.waitPredicate?.pointee() ?? true { runnableBuffer[count] = i; count += 1 }
-            case .idle, .running: break
+            // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,
+            // retained and released around every use.
+            let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
+                switch e.state {
+                case .ready: return true
+                case .paused: return e.waitPredicate?.pointee() ?? true
+                case .idle, .running: return false
+                }
             }
+            if runnable { runnableBuffer[count] = i; count += 1 }
         }
         guard count > 0 else { return nil }
         let step = decisions.count
         let chosen = strategy.choose(runnable: UnsafeBufferPointer(start: runnableBuffer, count: count), step: step, previous: previous)
         decisions.append(UInt16(chosen))
-        unowned(unsafe) let e = executorTable[chosen].takeUnretainedValue()
-        let point: StaticString = e.state == .ready ? "job" : e.pausedPoint
+        let point: StaticString = executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
         hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
         if recordSteps { stepLog.append((chosen, point)) }
         if step >= maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }

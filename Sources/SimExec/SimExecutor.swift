@@ -98,6 +98,20 @@ extension SimExecutor {
         return Unmanaged<SimExecutor>.fromOpaque(raw).takeUnretainedValue()
     }
 
+    /// Calls `body` with the current executor borrowed (no reference counting: the
+    /// engine keeps every executor alive), or returns nil on a foreign thread.
+    /// The scheduler's per-step paths use this rather than `current`, whose
+    /// result is a strong copy.
+    @inline(__always)
+    static func withCurrent<R>(_ body: (SimExecutor) throws -> R) rethrows -> R? {
+        guard let raw = kvmsim_current_executor() else { return nil }
+        return try Unmanaged<SimExecutor>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// `current?.id`, without reference counting.
+    @inline(__always)
+    public static var currentID: Int? { withCurrent { $0.id } }
+
     /// Makes `executor` the calling context's executor (thread start, fiber switches).
     @inline(__always)
     static func setCurrent(_ executor: SimExecutor?) {

@@ -50,3 +50,18 @@ public struct FNV1a64: Sendable {
         }
     }
 }
+
+/// The per-step hash of a schedule (`SimEngine.scheduleHash`): one rotate, xor and
+/// multiply per 64-bit word (the FxHash step rustc uses), where `FNV1a64` takes
+/// eight multiplies. Not for adversarial input: it tells two traces apart.
+public struct StepHash: Sendable {
+    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    public init() {}
+
+    @inline(__always)
+    public mutating func combine(_ word: UInt64) {
+        value = ((value << 5) | (value >> 59)) ^ word
+        value &*= 0x517C_C1B7_2722_0A95
+    }
+}
