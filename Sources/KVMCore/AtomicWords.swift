@@ -41,6 +41,19 @@ public struct AtomicWords: @unchecked Sendable {
         self.init(base: p.bindMemory(to: UInt64.self, capacity: max(count, 1)), count: count, mappedBytes: bytes)
     }
 
+    /// Words whose contents are undefined until written (zero when mapped), for an
+    /// arena whose owner writes every word before any read (`PageTable` zeroes a
+    /// table as it hands it out): a world built per schedule does not zero memory
+    /// it may never use. Same memory rules as `init(reservingZeroed:)`.
+    public init(reserving count: Int) {
+        let bytes = max(count, 1) * 8
+        guard bytes >= AtomicWords.reserveThreshold else {
+            self.init(base: UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1)), count: count, mappedBytes: 0)
+            return
+        }
+        self.init(reservingZeroed: count)
+    }
+
     /// Below this many bytes `init(reservingZeroed:)` uses the heap: a small world
     /// built per schedule should not pay two system calls.
     public static let reserveThreshold = 1 << 20

@@ -52,7 +52,10 @@ public final class PageTable: @unchecked Sendable {
         self.capacity = capacity
         self.engine = engine
         self.rcu = rcu
-        words = AtomicWords(reservingZeroed: capacity * entriesPerTable)
+        // Not zeroed up front: `allocTable` zeroes each table it hands out, and a
+        // walker reaches only tables linked from the pgd (zeroed here).
+        words = AtomicWords(reserving: capacity * entriesPerTable)
+        for i in 0..<entriesPerTable { words.storeRelaxed(i, 0) }
         owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
         state = AtomicWords(reservingZeroed: capacity)
         state.store(0, 1 << 2 | PageTable.live)

@@ -75,11 +75,13 @@ public final class PPCHost: @unchecked Sendable {
 /// are written by the vcore's runner only; vcpus read them.
 public final class Vcore: @unchecked Sendable {
     public let id: Int
-    public internal(set) var vcpus: [PPCVCPU] = []
+    /// Filled while the VM is built (`createVCPU`), read-only once vcpus run: no
+    /// dynamic exclusivity checks (the scheduler's wait predicates read it at every step).
+    @exclusivity(unchecked) public internal(set) var vcpus: [PPCVCPU] = []
     /// pcpu + 1 (0: not placed yet), in_guest, entry generation.
     let words = AtomicWords(count: 3)
-    /// Per vcpu of this vcore: the entry generation it finished (acks).
-    var acks: AtomicWords!
+    /// Per vcpu of this vcore: the entry generation it finished (acks). Set with `vcpus`.
+    @exclusivity(unchecked) var acks: AtomicWords!
 
     init(id: Int) { self.id = id }
     deinit { words.free(); acks?.free() }

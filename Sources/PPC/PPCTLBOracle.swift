@@ -89,22 +89,23 @@ public final class PPCTLBOracle: @unchecked Sendable {
     /// A guest access through `e` (a TLB hit, or the entry just filled).
     func access(vcpu: Int, core: Int, _ e: PPCTLBEntry, write: Bool, via: String) {
         words.fetchOr(4 * e.slot + 1, 1 << UInt64(vcpu))
-        let what = "vcpu\(vcpu) on core \(core) \(write ? "writes" : "reads") vpn \(hex(e.vpn)) via \(via) (HPTE \(e.slot) generation \(e.generation), pfn \(e.pfn))"
+        // Built only for a report (every guest access comes through here).
+        func what() -> String { "vcpu\(vcpu) on core \(core) \(write ? "writes" : "reads") vpn \(hex(e.vpn)) via \(via) (HPTE \(e.slot) generation \(e.generation), pfn \(e.pfn))" }
         let translation = e.generation >> Self.versionBits
         let writeMark = words.load(4 * e.slot + 3)
         if translation <= words.load(4 * e.slot + 2) && !isExempt(e.slot, .remove, translation) {
-            engine.report(oracle: "stale-tlb", "\(what), but the guest removed that translation and its hcall returned")
+            engine.report(oracle: "stale-tlb", "\(what()), but the guest removed that translation and its hcall returned")
         } else if write && e.generation <= writeMark && writeMark >> Self.versionBits == translation
                     && !isExempt(e.slot, .writeProtect, e.generation) {
-            engine.report(oracle: "stale-tlb", "\(what), but the guest write-protected that translation and its hcall returned")
+            engine.report(oracle: "stale-tlb", "\(what()), but the guest write-protected that translation and its hcall returned")
         }
         guard let hva = memslots.gfnToHva(e.gfn) else { return }
         if !hostMM.pages.isInUse(e.pfn) {
-            engine.report(oracle: "use-after-free", "\(what): pfn \(e.pfn) is free")
+            engine.report(oracle: "use-after-free", "\(what()): pfn \(e.pfn) is free")
         } else if hostMM.currentPfn(hva) != e.pfn {
-            engine.report(oracle: "use-after-free", "\(what): the host no longer maps pfn \(e.pfn) at gfn \(e.gfn) (hva \(hex(hva)))")
+            engine.report(oracle: "use-after-free", "\(what()): the host no longer maps pfn \(e.pfn) at gfn \(e.gfn) (hva \(hex(hva)))")
         } else if write && !hostMM.pte(hva).isWrite {
-            engine.report(oracle: "wp-write", "\(what): the host PTE of gfn \(e.gfn) is read-only")
+            engine.report(oracle: "wp-write", "\(what()): the host PTE of gfn \(e.gfn) is read-only")
         }
     }
 }
