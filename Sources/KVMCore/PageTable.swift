@@ -59,7 +59,9 @@ public final class PageTable: @unchecked Sendable {
         owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
         state = AtomicWords(reservingZeroed: capacity)
         state.store(0, 1 << 2 | PageTable.live)
-        freeTables = Locked((fresh: 1, reclaimed: []))
+        var reclaimed: [Int] = []
+        reclaimed.reserveCapacity(min(capacity, 16))       // no regrowth in a small world
+        freeTables = Locked((fresh: 1, reclaimed: reclaimed))
     }
 
     deinit { words.free(); state.free(); owners?.free() }
@@ -318,7 +320,10 @@ public final class PageTable: @unchecked Sendable {
 public final class MMUMemoryCache: @unchecked Sendable {
     let table: PageTable
     public private(set) var objects: [Int] = []
-    public init(table: PageTable) { self.table = table }
+    public init(table: PageTable) {
+        self.table = table
+        objects.reserveCapacity(8)                          // KVM_NR_MEM_OBJS-sized: filled without regrowth
+    }
 
     /// mmu_topup_memory_cache(cache, min, max): false is -ENOMEM.
     public func topup(min: Int, max: Int) -> Bool {
