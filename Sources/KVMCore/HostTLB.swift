@@ -15,7 +15,7 @@ public final class HostTLB: @unchecked Sendable {
     public let cpu: Int
     public let size: Int
     private let entries: AtomicWords
-    /// When each entry was filled (`KVM.nextTLBFillStamp()`), for the aging oracle.
+    /// When each entry was filled (`KVM.tlbFillStamp`), for the aging oracle.
     private let stamps: AtomicWords
     private let owners: AtomicWords
     private let victim = AtomicWords(count: 1)

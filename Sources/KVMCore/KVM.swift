@@ -55,7 +55,11 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     public let tlbs: [HostTLB]
     public var arch: KVMArchMMU!
     /// mmu_notifier_seq, mmu_notifier_count, and the TLB fill counter (model only).
-    private let notifierWords = AtomicWords(count: 3)
+    /// mmu_notifier_seq (0), mmu_notifier_count (1); the oracle's TLB fill stamp
+    /// (`tlbFillStampWord`) two cache lines away, so that its increments at every
+    /// TLB refill on every vcpu do not bounce the line the fault path reads.
+    private let notifierWords = AtomicWords(count: KVM.tlbFillStampWord + 1)
+    private static let tlbFillStampWord = 16
     public let oracle: MMUOracle
     /// Whether KVM implements `.change_pte()` (true in every kernel that had it).
     public var handlesChangePTE = true
@@ -98,9 +102,13 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     /// many invalidations. Call before any actor runs.
     public func setMMUNotifierSeq(_ seq: UInt64) { notifierWords.store(0, seq) }
 
-    /// Orders TLB fills for the aging oracle (I4); not kernel state.
-    public func nextTLBFillStamp() -> UInt64 { notifierWords.add(2, 1) }
-    var currentTLBFillStamp: UInt64 { notifierWords.load(2) }
+    /// The aging oracle's clock (I4; not kernel state): a TLB fill records its
+    /// value, each aging advances it. A fill only reads it, so vcpus filling their
+    /// TLBs do not contend on it; an entry whose stamp is below a page's aging
+    /// stamp was filled before that aging.
+    public var tlbFillStamp: UInt64 { notifierWords.load(KVM.tlbFillStampWord) }
+    /// Advances the aging clock; returns the new value (the aging's stamp).
+    func advanceTLBFillStamp() -> UInt64 { notifierWords.add(KVM.tlbFillStampWord, 1) }
 
     public var mmuNotifierSeq: UInt64 { notifierWords.load(0) }
     public var mmuNotifierCount: UInt64 { notifierWords.load(1) }

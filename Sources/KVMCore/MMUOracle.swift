@@ -102,7 +102,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// clear_flush_young returned (mmu_lock still held): the pages in `wasYoung` that
     /// it made old must not be reached through a TLB entry filled before now.
     func agedWithFlush(_ wasYoung: [Int]) {
-        let now = kvm.currentTLBFillStamp
+        let now = kvm.advanceTLBFillStamp()                  // fills before this have lower stamps
         for gfn in wasYoung where !kvm.gpaTable.lookup(gfn).isYoung { agedStamp.store(gfn, now) }
     }
 

@@ -75,7 +75,7 @@ public final class MIPSVCPUContext: @unchecked Sendable {
             // TLB refill: lock-free walk of the GPA table.
             let p = rcu.read { gpaTable.lookupLockless(op.gfn, point: "tlb_refill:walk") }
             guard p.isPresent && p.isYoung else { return .fault }   // TLB invalid exception
-            tlb.fill(.init(tag: vcpu.id, vpn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.nextTLBFillStamp()))
+            tlb.fill(.init(tag: vcpu.id, vpn: op.gfn, pfn: p.pfn, dirty: p.isDirty, stamp: kvm.tlbFillStamp))
             engine.event("vcpu\(vcpu.id): TLB refill gfn \(op.gfn) -> pfn \(p.pfn)\(p.isDirty ? " D" : "")")
         }
         return .fault
