@@ -243,10 +243,17 @@ public final class SimEngine: @unchecked Sendable {
     }
 
     /// Adds a line to the narration of the run (only when `recordEvents`).
-    @inline(__always)
+    /// Inlinable: when nothing records, an event costs the caller one load and
+    /// compare, and its text is never built.
+    @inlinable @inline(__always)
     public func event(_ text: @autoclosure () -> String) {
         guard recordEvents else { return }
-        let e = SimEvent(step: currentStep, actor: currentActorName, text: text())
+        appendEvent(text())
+    }
+
+    @usableFromInline
+    func appendEvent(_ text: String) {
+        let e = SimEvent(step: currentStep, actor: currentActorName, text: text)
         eventLock.withLock { $0.append(e) }
     }
 
