@@ -131,7 +131,7 @@ public final class SimEngine: @unchecked Sendable {
     @exclusivity(unchecked) public private(set) var wedged = false
 
     // ---- shared by both modes ----
-    private let stopFlag = Atomic<Bool>(false)
+    @usableFromInline let stopFlag = Atomic<Bool>(false)
     private let activeTasks = Atomic<Int>(0)
     /// The first `keptViolations` violations, and a count per oracle of all.
     private let violationLock = Locked<(list: [Violation], counts: [String: Int])>(([], [:]))
@@ -188,7 +188,8 @@ public final class SimEngine: @unchecked Sendable {
 
     // MARK: - stop, violations, events
 
-    public var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
+    /// Inlinable: wait predicates and guest loops test it at every step.
+    @inlinable public var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
     public func requestStop() { stopFlag.store(true, ordering: .relaxed) }
 
     /// The first violations reported (at most `keptViolations`).
@@ -408,7 +409,7 @@ public final class SimEngine: @unchecked Sendable {
         let waited: Void? = mode != .deterministic ? nil : SimExecutor.withCurrent { me in
             if condition() { pause(me, at: name, until: nil); if condition() { return } }
             withoutActuallyEscaping(condition) { condition in
-                withUnsafePointer(to: condition) { predicate in
+                withUnsafePointer(to: WaitCondition(holds: condition)) { predicate in
                     while !condition() { pause(me, at: name, until: predicate) }
                 }
             }
@@ -421,7 +422,7 @@ public final class SimEngine: @unchecked Sendable {
         }
     }
 
-    private func pause(_ me: SimExecutor, at name: StaticString, until condition: UnsafePointer<() -> Bool>?) {
+    private func pause(_ me: SimExecutor, at name: StaticString, until condition: UnsafePointer<WaitCondition>?) {
         if backend == .fibers && !fiberLayoutChecked { checkFiberLayout() }
         lockScheduler()
         me.state = .paused
@@ -459,7 +460,7 @@ public final class SimEngine: @unchecked Sendable {
             let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
                 switch e.state {
                 case .ready: return true
-                case .paused: return e.waitPredicate?.pointee() ?? true
+                case .paused: return e.waitPredicate?.pointee.holds() ?? true
                 case .idle, .running: return false
                 }
             }

@@ -33,9 +33,9 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     @exclusivity(unchecked) var state: State = .idle
     @exclusivity(unchecked) var pausedPoint: StaticString = "start"
     /// While paused in `SimEngine.waitUntil`: its condition, on the waiter's stack
-    /// (valid until the waiter resumes; a pointer, so that checking it costs no
-    /// reference counting).
-    @exclusivity(unchecked) var waitPredicate: UnsafePointer<() -> Bool>?
+    /// (valid until the waiter resumes; a pointer, so that parking it allocates
+    /// nothing; each check still retains and releases the closure's context).
+    @exclusivity(unchecked) var waitPredicate: UnsafePointer<WaitCondition>?
     @exclusivity(unchecked) var cond = pthread_cond_t()
 
     // Jobs not yet started.
@@ -145,4 +145,12 @@ private func simExecutorThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMut
 func simExecutorFiberMain(_ arg: UnsafeMutableRawPointer?) {
     let executor = Unmanaged<SimExecutor>.fromOpaque(arg!).takeUnretainedValue()
     executor.engine.deterministicLoop(executor)
+}
+
+/// A waiter's condition, as `SimEngine.pickNext` reads it through a pointer. A
+/// concrete struct keeps the closure in its natural representation: a bare
+/// `UnsafePointer<() -> Bool>` stores it maximally abstracted, and every check
+/// then goes through two reabstraction thunks.
+struct WaitCondition {
+    let holds: () -> Bool
 }
