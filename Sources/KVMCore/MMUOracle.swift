@@ -23,7 +23,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     let engine: SimEngine
     public unowned(unsafe) var kvm: KVM!
     /// Set when KVM subscribed to the host's MMU notifiers (the I1 state check at
-    /// `invalidate_range_start` return applies to subscribers only).
+    /// `invalidate_range_start` return and the I4 aging record apply to
+    /// subscribers only; Book3S HV clears it: it keeps no GPA table to check).
     public var kvmSubscribed = false
     // Read on every guest access by every vcpu thread. Strong `let`s: a method
     // borrows them from `self` without reference counting (an `unowned(unsafe)`
@@ -96,7 +97,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     /// Gfns of `range` whose GPA PTE is young (mmu_lock held), before aging.
     func youngGfns(_ range: Range<Int>) -> [Int] {
-        range.compactMap { kvm.memslots.hvaToGfn($0) }.filter { kvm.gpaTable.lookup($0).isYoung }
+        guard kvmSubscribed else { return [] }          // off for Book3S HV (no GPA table)
+        return range.compactMap { memslots.hvaToGfn($0) }.filter { kvm.gpaTable.lookup($0).isYoung }
     }
 
     /// clear_flush_young returned (mmu_lock still held): the pages in `wasYoung` that
