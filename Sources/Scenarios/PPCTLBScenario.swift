@@ -128,9 +128,10 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
     func start(endless: Bool) {
         let c = config
         let nh = c.hostEventSources
+        let events = hostEvents
         for (i, cpu) in hostSources.enumerated() {
             engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
-                hostMM.randomEvent(&rng, from: hostEvents)
+                hostMM.randomEvent(&rng, from: events)
                 done.store(i, UInt64(n + 1))
             }
         }
@@ -192,7 +193,7 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
 
     /// ppc-tlb-local pages out only (the commit's danger); the stress scenario
     /// draws from every host mm event.
-    var hostEvents: [HostEvent] { local ? [.zap, .swapOut] : HostEvent.allCases }
+    var hostEvents: [HostEvent] { local ? [.zap, .swapOut] : HostEvent.every }
 
     func finish() { kvm.rcu.barrier() }
 }

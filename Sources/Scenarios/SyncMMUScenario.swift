@@ -81,6 +81,8 @@ public struct MMUSeqWrapScenario: Scenario {
 /// Host mm events a host event source draws from.
 enum HostEvent: CaseIterable {
     case zap, swapOut, swapIn, ksmMerge, hostWrite, mprotectReadOnly, mprotectReadWrite, clearFlushYoung, clearYoung, testYoung
+    /// `allCases`, built once (`allCases` makes a new array at every use).
+    static let every: [HostEvent] = allCases
 }
 
 final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
@@ -152,7 +154,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
 extension HostMM {
     /// One random host mm event on a random page (or pair, or range) of the
     /// region: the workload of a host event source.
-    func randomEvent(_ rng: inout SplitMix64, from events: [HostEvent] = HostEvent.allCases) {
+    func randomEvent(_ rng: inout SplitMix64, from events: [HostEvent] = HostEvent.every) {
         let h = base + rng.below(count)
         let ev = events[rng.below(events.count)]
         engine.point("host:event")

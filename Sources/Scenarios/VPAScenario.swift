@@ -135,9 +135,10 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
 
     func start(endless: Bool) {
         let c = config
+        let events: [HostEvent] = [.zap, .swapOut, .swapIn]
         for (i, cpu) in hostSources.enumerated() {
             engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
-                hostMM.randomEvent(&rng, from: [.zap, .swapOut, .swapIn])
+                hostMM.randomEvent(&rng, from: events)
                 done.store(i, UInt64(n + 1))
             }
         }
