@@ -107,10 +107,21 @@ public final class SimEngine: @unchecked Sendable {
     // ---- deterministic state (mutex) ----
     @exclusivity(unchecked) private var baton = -1
     @exclusivity(unchecked) private var scheduleDone = false
-    /// The schedule's strategy (kept alive here) and the same reference without
-    /// reference counting, for the per-step calls.
-    @exclusivity(unchecked) private var strategyOwner: SchedulingStrategy = RandomStrategy()
-    @exclusivity(unchecked) private unowned(unsafe) var strategy: SchedulingStrategy
+    /// The schedule's strategy, in a box the engine keeps alive (`strategyBox`)
+    /// and reads through an unmanaged reference at every step: borrowed, so a
+    /// step does no reference counting (an `unowned(unsafe)` reference would be
+    /// retained and released at each use).
+    private final class StrategyBox {
+        let strategy: SchedulingStrategy
+        init(_ s: SchedulingStrategy) { strategy = s }
+    }
+    @exclusivity(unchecked) private var strategyBox = StrategyBox(RandomStrategy())
+    @exclusivity(unchecked) private var strategyRef: Unmanaged<StrategyBox>
+    /// Calls `body` with the schedule's strategy, borrowed.
+    @inline(__always)
+    private func withStrategy<R>(_ body: (SchedulingStrategy) -> R) -> R {
+        strategyRef._withUnsafeGuaranteedRef { body($0.strategy) }
+    }
     @exclusivity(unchecked) private var pointHashCache = [(key: UInt, hash: UInt64)](repeating: (0, 0), count: SimEngine.pointHashSlots)
     /// Scratch list of runnable executor ids (`pickNext`), one slot per executor.
     private let runnableBuffer: UnsafeMutablePointer<Int>
@@ -158,7 +169,7 @@ public final class SimEngine: @unchecked Sendable {
         precondition(actorNames.count <= Int(UInt16.max))
         runnableBuffer = .allocate(capacity: max(1, actorNames.count))
         executorTable = .allocate(capacity: actorNames.count)
-        strategy = strategyOwner
+        strategyRef = Unmanaged.passUnretained(strategyBox)
         executors = actorNames.enumerated().map { SimExecutor(id: $0.offset, name: $0.element, engine: self) }
         _ = executorTable.initialize(from: executors.map { Unmanaged.passUnretained($0) })
         if self.backend == .threads { for e in executors { e.startThread() } }
@@ -297,8 +308,10 @@ public final class SimEngine: @unchecked Sendable {
     /// Prepares a new schedule: clears the stop flag, violations, events and the step log.
     public func beginSchedule(strategy: SchedulingStrategy, scheduleSeed: UInt64) {
         precondition(!wedged, "engine wedged by an earlier deadlock")
-        strategyOwner = strategy
-        self.strategy = strategy
+        if strategyBox.strategy !== strategy {               // a run keeps one strategy: box it once
+            strategyBox = StrategyBox(strategy)
+            strategyRef = Unmanaged.passUnretained(strategyBox)
+        }
         strategy.reset(scheduleSeed: scheduleSeed, actorCount: executors.count)
         decisions.removeAll(keepingCapacity: true)
         stepLog.removeAll(keepingCapacity: true)
@@ -394,7 +407,7 @@ public final class SimEngine: @unchecked Sendable {
         guard mode == .deterministic else { return }
         SimExecutor.withCurrent { me in
             lockScheduler()
-            strategy.yielded(me.id)
+            withStrategy { $0.yielded(me.id) }
             unlockScheduler()
             pause(me, at: name, until: nil)
         }
@@ -468,7 +481,8 @@ public final class SimEngine: @unchecked Sendable {
         }
         guard count > 0 else { return nil }
         let step = decisions.count
-        let chosen = strategy.choose(runnable: UnsafeBufferPointer(start: runnableBuffer, count: count), step: step, previous: previous)
+        let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
+        let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
         decisions.append(UInt16(chosen))
         let point: StaticString = executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
         hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
