@@ -52,5 +52,6 @@ let package = Package(
         .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Scenarios"]),
         .testTarget(name: "X86Tests", dependencies: ["X86", "Scenarios"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ]
 )

@@ -33,13 +33,10 @@ public final class HostMM: @unchecked Sendable {
     /// while holding it.
     private let pageTableLock: SpinLock
     /// Registered secondary MMUs. Unowned: a subscriber (KVM) owns the HostMM, not
-    /// the other way round.
-    /// Registered before any actor runs (`register`), read-only after: no dynamic
-    /// exclusivity checks. Notifier calls iterate it directly (`subscribers`
-    /// builds an array).
+    /// the other way round. Registered before any actor runs (`register`),
+    /// read-only after: no dynamic exclusivity checks.
     @exclusivity(unchecked) private var subscriberRefs: [Unowned] = []
     private struct Unowned { unowned(unsafe) let s: MMUNotifierSubscriber }
-    public var subscribers: [MMUNotifierSubscriber] { subscriberRefs.map(\.s) }
     /// The oracle watching host mm events. Unowned: the KVM that owns the oracle
     /// sets it and clears it when it goes away (as `kvm_destroy_vm()` calls
     /// `mmu_notifier_unregister()`). Not `weak`: a weak reference gives the oracle a
@@ -88,18 +85,18 @@ public final class HostMM: @unchecked Sendable {
 
     func invalidateRangeStart(_ r: Range<Int>) {
         engine.event("host: mmu_notifier_invalidate_range_start(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
-        for ref in subscriberRefs { let s = ref.s; s.invalidateRangeStart(r) }
+        for ref in subscriberRefs { ref.s.invalidateRangeStart(r) }
         observer?.invalidateRangeStartReturned(r)
     }
 
     func invalidateRangeEnd(_ r: Range<Int>) {
         engine.event("host: mmu_notifier_invalidate_range_end(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
-        for ref in subscriberRefs { let s = ref.s; s.invalidateRangeEnd(r) }
+        for ref in subscriberRefs { ref.s.invalidateRangeEnd(r) }
     }
 
     func changePTE(_ hva: Int, _ p: PTE) {
         engine.event("host: mmu_notifier_change_pte(hva \(hex(hva)), \(p))")
-        for ref in subscriberRefs { let s = ref.s; s.changePTE(hva: hva, pte: p) }
+        for ref in subscriberRefs { ref.s.changePTE(hva: hva, pte: p) }
     }
 
     // MARK: - faults (mm/memory.c, mm/gup.c)
@@ -320,7 +317,7 @@ public final class HostMM: @unchecked Sendable {
         withPageTableLock {
             for h in r { let p = pte(h); if p.isPresent && p.isYoung { young = true; hostPTE.store(idx(h), p.mkold().raw) } }
         }
-        for ref in subscriberRefs { let s = ref.s; young = (flush ? s.clearFlushYoung(r) : s.clearYoung(r)) || young }
+        for ref in subscriberRefs { young = (flush ? ref.s.clearFlushYoung(r) : ref.s.clearYoung(r)) || young }
         engine.event("host: \(flush ? "clear_flush_young" : "clear_young")(hva \(hex(r.lowerBound))..<\(hex(r.upperBound))) -> \(young)")
         return young
     }
@@ -328,7 +325,7 @@ public final class HostMM: @unchecked Sendable {
     /// mmu_notifier_test_young() plus the host PTE.
     public func testYoung(_ hva: Int) -> Bool {
         var young = pte(hva).isYoung
-        for ref in subscriberRefs { let s = ref.s; young = s.testYoung(hva: hva) || young }
+        for ref in subscriberRefs { young = ref.s.testYoung(hva: hva) || young }
         return young
     }
 }

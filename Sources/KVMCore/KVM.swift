@@ -54,7 +54,6 @@ public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
     public private(set) var vcpus: [VCPUState] = []
     public let tlbs: [HostTLB]
     public var arch: KVMArchMMU!
-    /// mmu_notifier_seq, mmu_notifier_count, and the TLB fill counter (model only).
     /// mmu_notifier_seq (0), mmu_notifier_count (1); the oracle's TLB fill stamp
     /// (`tlbFillStampWord`) two cache lines away, so that its increments at every
     /// TLB refill on every vcpu do not bounce the line the fault path reads.

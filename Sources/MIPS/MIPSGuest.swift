@@ -25,9 +25,10 @@ public final class MIPSVCPUContext: @unchecked Sendable {
     public let mmu: MIPSMMU
     public let cache: MMUMemoryCache
     let cpuLock: SpinLock
-    // Shortcuts to objects the world keeps alive, held without reference counting:
-    // every guest access uses them, and a count shared by two vcpus' threads
-    // bounces between their CPUs.
+    // Objects every guest access uses, as strong `let`s: a method borrows them
+    // from `self` with no reference counting (an `unowned(unsafe)` reference is
+    // retained and released at each use, and on real threads that count bounces
+    // between the vcpus' CPUs).
     let kvm: KVM
     let engine: SimEngine
     /// The TLB of the CPU this vcpu is loaded on (`vcpu.cpu`, fixed).

@@ -419,15 +419,18 @@ public final class SimEngine: @unchecked Sendable {
     /// The condition does not escape (no allocation per wait): a paused waiter's
     /// predicate is cleared before `pause` returns.
     public func waitUntil(_ name: StaticString, _ condition: () -> Bool) {
-        let waited: Void? = mode != .deterministic ? nil : SimExecutor.withCurrent { me in
-            if condition() { pause(me, at: name, until: nil); if condition() { return } }
-            withoutActuallyEscaping(condition) { condition in
-                withUnsafePointer(to: WaitCondition(holds: condition)) { predicate in
-                    while !condition() { pause(me, at: name, until: predicate) }
+        if mode == .deterministic {
+            let waited: Void? = SimExecutor.withCurrent { me in
+                if condition() { pause(me, at: name, until: nil); if condition() { return } }
+                withoutActuallyEscaping(condition) { condition in
+                    withUnsafePointer(to: WaitCondition(holds: condition)) { predicate in
+                        while !condition() { pause(me, at: name, until: predicate) }
+                    }
                 }
             }
+            if waited != nil { return }
         }
-        guard waited == nil else { return }
+        // Parallel mode, or a thread no executor runs: spin.
         var spins = 0
         while !condition() {
             spins += 1
