@@ -80,7 +80,8 @@ public final class PageTable: @unchecked Sendable {
     @inline(__always) public func index(_ page: Int, level: Int) -> Int {
         (page >> (bitsPerLevel * (levels - 1 - level))) & (entriesPerTable - 1)
     }
-    @inline(__always) func slot(_ table: Int, _ i: Int) -> Int { table * entriesPerTable + i }
+    /// Word index of entry `i` of table `t` (in range by construction: wrapping arithmetic).
+    @inlinable @inline(__always) func slot(_ table: Int, _ i: Int) -> Int { table &* entriesPerTable &+ i }
     @inlinable @inline(__always) static func child(_ e: UInt64) -> Int { Int(truncatingIfNeeded: (e &>> 1) & 0x7FFF_FFFF) }
     @inlinable @inline(__always) static func generation(_ e: UInt64) -> UInt64 { e &>> 32 }
 
@@ -290,7 +291,7 @@ public final class PageTable: @unchecked Sendable {
         var table = 0
         var expectGen = state.load(0) &>> 2
         while true {
-            let s = table &* entriesPerTable &+ ((page &>> shift) & mask)
+            let s = slot(table, (page &>> shift) & mask)
             let e = words.load(s)
             let st = state.load(table)                      // validate the table after reading it
             guard st & 3 != 0 && st &>> 2 == expectGen else {

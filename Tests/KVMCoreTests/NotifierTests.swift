@@ -57,6 +57,47 @@ func makeKVM() -> (SimEngine, KVM, RecordingArch) {
         #expect(arch.calls == ["set_spte 1003", "age 1000..<1008", "age 1000..<1001", "test_age 1000"])
     }
 
+    /// I4: an access through a TLB entry filled just before clear_flush_young aged
+    /// its page is caught (the fill's stamp is below the aging's); one filled after
+    /// the aging is not.
+    @Test func agingOracleCatchesTheLastFillBeforeAnAging() throws {
+        let (engine, kvm, _) = makeKVM()
+        defer { engine.shutdown() }
+        let gfn = 1, hva = 1001
+        kvm.hostMM.touch(hva, write: false)
+        let pfn = try #require(kvm.hostMM.currentPfn(hva))
+        let cache = MMUMemoryCache(table: kvm.gpaTable)
+        _ = cache.topup(min: 2, max: 4)
+        let slot = try #require(kvm.gpaTable.walk(gfn, cache: cache))
+        let young = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young)
+        kvm.gpaTable.set(slot: slot, young)
+        let before = kvm.tlbFillStamp                          // the TLB refill just before the aging
+        let wasYoung = kvm.oracle.youngGfns(hva..<(hva + 1))
+        #expect(wasYoung == [gfn])
+        kvm.gpaTable.set(slot: slot, young.mkold())            // what the arch's aging does
+        kvm.oracle.agedWithFlush(wasYoung)
+        let after = kvm.tlbFillStamp
+        kvm.oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: after)
+        #expect(engine.violationTotal == 0)
+        kvm.oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: before)
+        #expect(engine.violations.map(\.oracle) == ["I4"])
+        cache.freeAll()
+    }
+
+    /// The KVM clears the host mm's (unowned) observer when it goes away, as
+    /// kvm_destroy_vm() unregisters its notifier.
+    @Test func kvmTeardownClearsTheObserver() {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
+        defer { engine.shutdown() }
+        let mm = HostMM(engine: engine, pages: HostPages(capacity: 32), base: 1000, count: 8)
+        do {
+            let kvm = KVM(engine: engine, rcu: ModelledRCU(engine: engine), hostMM: mm,
+                          memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 8, userspaceAddr: 1000)]), hostCPUs: 1)
+            #expect(mm.observer === kvm.oracle)
+        }
+        #expect(mm.observer == nil)
+    }
+
     /// The host mm calls start, changes its PTE, then end; pages are released between.
     @Test func hostZapOrdersNotifierCalls() {
         let (engine, kvm, arch) = makeKVM()
