@@ -1,6 +1,14 @@
 // swift-tools-version: 6.1
 // kvmsim: an actor-based SMP simulator of Linux KVM's MMU and TLB protocols.
 // SPDX-License-Identifier: GPL-2.0-only
+//
+// Layers, bottom to top (docs/architecture.md):
+//   C shims        CURCU (liburcu, atomics), CFiber (fibers), CRegistry (linker section)
+//   runtime        SimExec (engine, scheduler, strategies, primitives, oracles' vocabulary), RCU
+//   model          KVMCore (arch-neutral KVM and host mm) <- MIPS, PPC, X86 (one folder per mechanism)
+//   harness        Harness (scenario contracts, registry, runner, traces, shrinking, suite, campaigns)
+//   catalogue      Catalog (the scenarios, one folder per architecture and mechanism)
+//   tools          Bench, kvmsim (the CLI)
 import PackageDescription
 
 let package = Package(
@@ -8,7 +16,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kvmsim", targets: ["kvmsim"]),
-        .library(name: "Scenarios", targets: ["Scenarios"]),
+        .library(name: "KVMSim", targets: ["Harness", "Catalog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,37 +29,47 @@ let package = Package(
             cSettings: [.define("_LGPL_SOURCE")],
             linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common"), .linkedLibrary("pthread")]
         ),
-        // The RCU interface the model uses: real liburcu (parallel) and a modelled RCU (deterministic).
-        .target(name: "RCU", dependencies: ["CURCU", "SimExec"]),
         // User-level context switches (fibers) for the deterministic scheduler.
         .target(name: "CFiber"),
-        // Executors, the seeded deterministic scheduler, the parallel runtime, traces.
+        // The bounds of the linker section scenario registration records live in.
+        .target(name: "CRegistry"),
+        // Executors, the seeded deterministic scheduler (fibers or threads), the
+        // parallel runtime, strategies, and the primitives every layer shares:
+        // atomics, barriers, spinlock, rwlock, lockdep, declared oracles and marks.
         .target(name: "SimExec", dependencies: ["CURCU", "CFiber"]),
-        // Generic KVM: memslots, host mm and pages, GPA page table, MMU notifiers, TLBs, oracles.
-        .target(name: "KVMCore", dependencies: ["RCU", "SimExec", "CURCU"]),
-        // MIPS KVM (arch/mips/kvm): seed 004 (KVM_CAP_SYNC_MMU).
+        // The RCU interface the model uses: real liburcu (parallel) and a modelled RCU (deterministic).
+        .target(name: "RCU", dependencies: ["CURCU", "SimExec"]),
+        // Arch-neutral KVM: memslots, host mm and pages, the MMU-notifier protocol,
+        // vcpu mode/requests, gfn_to_pfn_prot(), the RCU radix table, the MMU oracle.
+        .target(name: "KVMCore", dependencies: ["RCU", "SimExec"]),
+        // MIPS KVM (arch/mips/kvm): GPA/ (seed 004), TrapEmul/ (seeds 000, 001).
         .target(name: "MIPS", dependencies: ["KVMCore", "RCU", "SimExec"]),
-        // PPC Book3S HV KVM (arch/powerpc/kvm): seed 002 (local vs. global TLB invalidation), seed 003 (VPA registration).
+        // PPC Book3S HV KVM (arch/powerpc/kvm): HV/ (seed 002), VPA/ (seed 003).
         .target(name: "PPC", dependencies: ["KVMCore", "SimExec"]),
-        // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): the steal-time PV TLB flush race (CVE-2019-3016).
-        .target(name: "X86", dependencies: ["KVMCore", "SimExec"]),
-        // Scenario registry, runner, reports and trace files (used by the CLI and the tests).
-        .target(name: "Scenarios", dependencies: ["MIPS", "PPC", "X86", "KVMCore", "RCU", "SimExec"]),
+        // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): StealTime/ (CVE-2019-3016).
+        .target(name: "X86", dependencies: ["SimExec"]),
+        // The harness: scenario contracts and registry, runner, traces, shrinker,
+        // Perfetto export, the regression suite, campaigns. Knows no architecture.
+        .target(name: "Harness", dependencies: ["SimExec", "CRegistry"]),
+        // The catalogue: every scenario, with its worlds and regression cases.
+        .target(name: "Catalog", dependencies: ["Harness", "KVMCore", "MIPS", "PPC", "X86", "RCU", "SimExec"]),
         // `kvmsim bench`: speed and memory figures, each beside its baseline; BenchC
         // is the C reference walk of the page-table arena.
         .target(name: "BenchC", dependencies: ["CURCU"], cSettings: [.define("_LGPL_SOURCE")]),
-        .target(name: "Bench", dependencies: ["Scenarios", "KVMCore", "RCU", "SimExec", "CURCU", "BenchC"]),
+        .target(name: "Bench", dependencies: ["Harness", "Catalog", "KVMCore", "MIPS", "RCU", "SimExec", "CURCU", "BenchC"]),
         .executableTarget(
             name: "kvmsim",
-            dependencies: ["Scenarios", "Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Harness", "Catalog", "Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "RCUTests", dependencies: ["RCU", "SimExec"]),
+        // Shared test support: running scenarios, checked-in traces.
+        .target(name: "TestSupport", dependencies: ["Harness", "Catalog", "SimExec"], path: "Tests/TestSupport"),
         .testTarget(name: "SimExecTests", dependencies: ["SimExec"]),
-        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec"]),
-        .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Scenarios"]),
-        .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Scenarios"]),
-        .testTarget(name: "X86Tests", dependencies: ["X86", "Scenarios"]),
-        .testTarget(name: "ScenariosTests", dependencies: ["Scenarios"]),
+        .testTarget(name: "RCUTests", dependencies: ["RCU", "SimExec"]),
+        .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec", "TestSupport"]),
+        .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Catalog", "Harness", "TestSupport"]),
+        .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Catalog", "Harness", "TestSupport"]),
+        .testTarget(name: "X86Tests", dependencies: ["X86", "Catalog", "Harness", "TestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Catalog", "KVMCore", "TestSupport"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ]
 )

@@ -3,7 +3,9 @@ import Foundation
 import SimExec
 import RCU
 import KVMCore
-import Scenarios
+import Harness
+import Catalog
+import MIPS
 import CURCU
 import BenchC
 #if canImport(Glibc)
@@ -346,7 +348,7 @@ public enum Bench {
         var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
         let rounds = 3, perRound = max(1, count / rounds)
         o.schedules = perRound
-        let names = SyncMMUScenario.race.actorNames(o.config)
+        let names = o.selection.actorNames
         let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }
         r.deterministicBackend = engine.backend.rawValue
@@ -383,10 +385,10 @@ public enum Bench {
     /// no-change-pte form), no host event source, 2 vcpus on 2 CPUs vs. 1 on 1.
     static func accesses(_ r: inout Report, seconds: Double) throws(InputError) {
         func run(vcpus: Int) throws(InputError) -> Double {
-            var c = SyncMMUScenario.race.defaultConfig(mode: .parallel)
+            let scenario = SyncMMURaceScenario()
+            var c = scenario.defaultConfig(mode: .parallel)
             c.cpus = vcpus; c.vcpus = vcpus; c.hostEventSources = 0; c.pages = 64; c.tableBits = 9
-            var o = RunOptions(scenario: "sync-mmu-race", variant: "no-change-pte", config: c)
-            o.mode = .parallel
+            var o = RunOptions(ScenarioSelection(scenario, variant: .noChangePTE, config: c), mode: .parallel)
             o.seconds = seconds
             let rep = try Runner(o).run()
             return Double(rep.schedules) / rep.elapsedSeconds

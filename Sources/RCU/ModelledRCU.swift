@@ -58,7 +58,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
 
     public func synchronize() {
         if depth[me] > 0 {
-            engine.report(oracle: "rcu-misuse", "synchronize_rcu() called inside an RCU read section (self-deadlock)")
+            engine.report(.rcuMisuse, "synchronize_rcu() called inside an RCU read section (self-deadlock)")
             return
         }
         let waitFor = snapshotReaders()

@@ -8,9 +8,11 @@ import SimExec
 ///   written inside one, so a section never migrates between threads.
 /// - `synchronize()` (synchronize_rcu) and waiting on `callRCU` callbacks must not
 ///   be called inside a read section, nor while holding a lock a reader waits for.
-/// - Memory published with `publish` and read with `dereference` inside a section
-///   stays valid until the section ends, if the writer frees it only after a grace
-///   period (`synchronize()` or `callRCU`).
+/// - Memory a reader reached inside a section (a page-table entry it loaded with
+///   an acquire, the model's rcu_dereference()) stays valid until the section
+///   ends, if the writer unlinked it first (a release store, the model's
+///   rcu_assign_pointer()) and frees it only after a grace period
+///   (`synchronize()` or `callRCU`).
 ///
 /// Two implementations share this interface: `LibURCU` (liburcu-memb, parallel
 /// mode) and `ModelledRCU` (deterministic mode), in which a reader can be overtaken
@@ -41,6 +43,11 @@ extension RCUDomain {
         defer { readUnlock() }
         return try body()
     }
+}
+
+extension Oracle {
+    /// RCU's own rules, checked by `ModelledRCU`.
+    public static let rcuMisuse = Oracle("rcu-misuse", "synchronize_rcu() is never called inside an RCU read section")
 }
 
 /// Makes the right RCU for a run: modelled in deterministic mode, liburcu in parallel mode.

@@ -2,7 +2,8 @@
 // kvmsim: the command line. Exit status 0: no violation; 1: violation; 2: bad input.
 import ArgumentParser
 import Foundation
-import Scenarios
+import Harness
+import Catalog
 import SimExec
 import Bench
 
@@ -30,16 +31,35 @@ func printError(_ line: String) {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List scenarios, their variants and their oracles.")
+    static let configuration = CommandConfiguration(abstract: "List scenarios, their variants (with the kernel commit each follows), oracles and knobs.")
     @Flag(help: "Print JSON.") var json = false
 
-    struct Entry: Encodable { var name, summary, docs: String; var variants, oracles: [String] }
+    struct Variant: Encodable { var name: String; var commit: KernelCommit? }
+    struct Knob: Encodable { var flag, help: String }
+    struct OracleEntry: Encodable { var name, invariant: String }
+    struct Entry: Encodable {
+        var name, summary, docs: String
+        var variants: [String]
+        var oracles: [String]
+        var variantCommits: [Variant]
+        var oracleInvariants: [OracleEntry]
+        var knobs: [Knob]
+    }
 
     func run() throws {
-        let entries = ScenarioRegistry.all.map { Entry(name: $0.name, summary: $0.summary, docs: $0.docs, variants: $0.variants, oracles: $0.oracles) }
+        let entries = ScenarioRegistry.all.map { s in
+            Entry(name: s.name, summary: s.summary, docs: s.docs, variants: s.variants, oracles: s.oracles.map(\.name),
+                  variantCommits: s.variants.map { Variant(name: $0, commit: s.commit(ofVariant: $0)) },
+                  oracleInvariants: s.oracles.map { OracleEntry(name: $0.name, invariant: $0.invariant) },
+                  knobs: s.knobs.map { Knob(flag: $0.flag, help: $0.help) })
+        }
         if json { printJSON(["scenarios": entries]); return }
         for e in entries {
-            print("\(e.name)\n  \(e.summary)\n  variants: \(e.variants.joined(separator: ", "))\n  oracles:  \(e.oracles.joined(separator: ", "))\n  docs:     \(e.docs)")
+            print("\(e.name)\n  \(e.summary)")
+            for v in e.variantCommits { print("  variant \(v.name): \(v.commit.map { "\($0)" } ?? "no kernel commit (a model form)")") }
+            print("  oracles:  \(e.oracles.joined(separator: ", "))")
+            if !e.knobs.isEmpty { print("  knobs:    \(e.knobs.map { "--\($0.flag)" }.joined(separator: ", "))") }
+            print("  docs:     \(e.docs)")
         }
     }
 }
@@ -76,18 +96,18 @@ struct Run: ParsableCommand {
         guard let st = StrategyKind(rawValue: strategy) else { throw InputError("--strategy must be random or pct (got '\(strategy)')") }
         guard let sd = UInt64(seed) else { throw InputError("--seed must be a non-negative integer (got '\(seed)')") }
         if schedules != nil && seconds != nil { throw InputError("give --schedules or --seconds, not both") }
-        let s = try ScenarioRegistry.named(scenario)
-        var config = s.defaultConfig(mode: m)
-        if let cpus { config.cpus = cpus; config.hostEventSources = min(config.hostEventSources, cpus) }
-        if let vcpus { config.vcpus = vcpus }
-        if let pages { config.pages = pages }
-        if let threadsPerCore { config.threadsPerCore = threadsPerCore }
-        if let vcpusPerVcore { config.vcpusPerVcore = vcpusPerVcore }
-        if let hLocalPercent { config.hLocalPercent = hLocalPercent }
-        var o = RunOptions(scenario: scenario, variant: variant, config: config)
-        o.mode = m; o.seed = sd; o.schedules = schedules; o.seconds = seconds
+        var selection = try ScenarioRegistry.named(scenario).selection(variant: variant, mode: m)
+        if let cpus { selection.sizes.cpus = cpus; selection.sizes.hostEventSources = min(selection.sizes.hostEventSources, cpus) }
+        if let vcpus { selection.sizes.vcpus = vcpus }
+        if let pages { selection.sizes.pages = pages }
+        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent)] {
+            if let value { try selection.set(knob: flag, to: value) }
+        }
+        var o = RunOptions(selection, mode: m)
+        o.seed = sd; o.schedules = schedules; o.seconds = seconds
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
         o.backend = be
+        o.stop = interruption
         let runner = try Runner(o)
         if m == .deterministic && be == .fibers, let why = SimEngine.DeterministicBackend.fibersUnavailableReason {
             printError("note: using the thread backend (same schedules, about 10x slower): \(why)")
@@ -113,8 +133,7 @@ struct Run: ParsableCommand {
             }
         }
         if json { printJSON(report) } else { printHuman(report, trace: traceOut) }
-        let sig = interruptSignal.load(ordering: .relaxed)
-        if sig != 0 { throw ExitCode(128 + sig) }
+        if interruption.isRaised { throw ExitCode(128 + interruption.signal) }
         if let m = report.determinismMismatch {
             if !json { print("NOT DETERMINISTIC: \(m)") }
             throw ExitCode(1)
@@ -172,12 +191,11 @@ struct Replay: ParsableCommand {
 /// Writes a regress report as a table, JSON and/or JUnit, and exits 1 on a mismatch.
 func finishRegress(_ report: RegressReport, json: Bool, junit: String?) throws {
     if let junit {
-        do { try RegressionSuite.junit(report).write(toFile: junit, atomically: true, encoding: .utf8) }
+        do { try report.junit.write(toFile: junit, atomically: true, encoding: .utf8) }
         catch { throw InputError("cannot write '\(junit)': \(error.localizedDescription)") }
     }
-    if json { printJSON(report) } else { print(RegressionSuite.table(report)) }
-    let sig = interruptSignal.load(ordering: .relaxed)
-    if sig != 0 { throw ExitCode(128 + sig) }
+    if json { printJSON(report) } else { print(report.table) }
+    if interruption.isRaised { throw ExitCode(128 + interruption.signal) }
     if report.failed > 0 { throw ExitCode(1) }
 }
 
@@ -191,13 +209,32 @@ struct Regress: ParsableCommand {
     @Option(help: "Run the I-th of N disjoint slices of the cases (1-based), e.g. 2/4.") var shard: String?
     @Option(help: "Shrink each violation found and write its minimal trace into this directory.") var writeTraces: String?
     @Option(help: "Only the cases of this scenario (repeatable).") var scenario: [String] = []
-    @Flag(help: "List the cases and exit.") var list = false
+    @Flag(help: "List the cases and exit (with --json: one object with a `cases` array).") var list = false
+
+    struct ListedCase: Encodable {
+        var id, scenario, variant: String
+        var expected: Verdict
+        var seed: UInt64
+        var schedules: Int
+        var strategy: StrategyKind
+        var commit: KernelCommit?
+        var note: String
+    }
 
     func run() throws {
         let sh = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
         if let budget, budget < 1 { throw InputError("--budget must be at least 1 (got \(budget))") }
+        for s in scenario { _ = try ScenarioRegistry.named(s) }
         if list {
-            for c in RegressionSuite.cases(shard: sh, scenarios: Set(scenario)) { print("\(c.id)  expects \(c.expected.rawValue), \(c.schedules) schedules: \(c.note)") }
+            let cases = RegressionSuite.cases(shard: sh, scenarios: Set(scenario))
+            if json {
+                printJSON(["cases": cases.map { ListedCase(id: $0.id, scenario: $0.scenario, variant: $0.variant, expected: $0.expected, seed: $0.seed,
+                                                            schedules: $0.schedules, strategy: $0.strategy, commit: $0.commit, note: $0.note) }])
+                return
+            }
+            for c in cases {
+                print("\(c.id)  expects \(c.expected.rawValue), \(c.schedules) schedules\(c.commit.map { ", \($0)" } ?? ""): \(c.note)")
+            }
             return
         }
         if let writeTraces {
@@ -207,7 +244,7 @@ struct Regress: ParsableCommand {
             }
         }
         installSignalHandlers()
-        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario)) { r in
+        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario), stop: interruption) { r in
             if !json {
                 FileHandle.standardError.write("\(r.passed ? "ok  " : "FAIL") \(r.id): \(r.found.rawValue) (\(String(format: "%.1f", r.elapsedSeconds)) s)\n".data(using: .utf8)!)
             }
@@ -225,8 +262,8 @@ struct Merge: ParsableCommand {
     func run() throws {
         guard !files.isEmpty else { throw InputError("give at least one report to merge") }
         var reports: [RegressReport] = []
-        for f in files { reports.append(try RegressionSuite.load(f)) }
-        try finishRegress(try RegressionSuite.merge(reports), json: json, junit: junit)
+        for f in files { reports.append(try RegressReport.load(f)) }
+        try finishRegress(try RegressReport.merge(reports), json: json, junit: junit)
     }
 }
 
@@ -250,11 +287,11 @@ struct CampaignCommand: ParsableCommand {
         o.shard = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
         o.schedulesPerUnit = schedulesPerUnit
         o.parallelSecondsPerUnit = parallelSeconds
+        o.stop = interruption
         installSignalHandlers()
         let state = try Campaign.run(o) { line in if !json { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } }
         if json { printJSON(state) } else { print(Campaign.summary(state)) }
-        let sig = interruptSignal.load(ordering: .relaxed)
-        if sig != 0 { throw ExitCode(128 + sig) }
+        if interruption.isRaised { throw ExitCode(128 + interruption.signal) }
         if state.failures.contains(where: { !$0.known }) { throw ExitCode(1) }
     }
 }
@@ -317,8 +354,12 @@ struct Shrink: ParsableCommand {
     }
 }
 
+/// Raised by SIGINT / SIGTERM; every long command polls it and stops between
+/// units of work, reporting what ran.
+let interruption = StopSignal()
+
 private func onSignal(_ sig: Int32) {
-    interruptSignal.store(sig, ordering: .relaxed)
+    interruption.raise(sig)
 }
 
 func installSignalHandlers() {

@@ -4,13 +4,16 @@ import SimExec
 import RCU
 @testable import KVMCore
 
-/// An arch that records the hooks the generic notifier code calls.
-final class RecordingArch: KVMArchMMU, @unchecked Sendable {
+/// An arch that records the hooks the generic notifier code calls, with a
+/// one-entry-per-gfn secondary MMU the oracle can see.
+final class RecordingArch: KVMArchMMU, SecondaryMMUView, @unchecked Sendable {
     var calls: [String] = []
+    var entries: [Int: PTE] = [:]
     func unmapHvaRange(_ range: Range<Int>) -> Bool { calls.append("unmap \(range)"); return true }
     func setSpteHva(_ hva: Int, _ pte: PTE) { calls.append("set_spte \(hva)") }
     func ageHva(_ range: Range<Int>) -> Bool { calls.append("age \(range)"); return true }
     func testAgeHva(_ hva: Int) -> Bool { calls.append("test_age \(hva)"); return false }
+    func mapping(ofGfn gfn: Int) -> PTE { entries[gfn] ?? .none }
 }
 
 func makeKVM() -> (SimEngine, KVM, RecordingArch) {
@@ -19,9 +22,10 @@ func makeKVM() -> (SimEngine, KVM, RecordingArch) {
     let rcu = ModelledRCU(engine: engine)
     let pages = HostPages(capacity: 32)
     let mm = HostMM(engine: engine, pages: pages, base: 1000, count: 8)
-    let kvm = KVM(engine: engine, rcu: rcu, hostMM: mm, memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 8, userspaceAddr: 1000)]), hostCPUs: 1)
+    let kvm = KVM(engine: engine, rcu: rcu, hostMM: mm, memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 8, userspaceAddr: 1000)]))
     let arch = RecordingArch()
     kvm.arch = arch
+    kvm.attach(oracle: MMUOracle(engine: engine, hostMM: mm, memslots: kvm.memslots, notifier: kvm.notifier, view: arch))
     kvm.registerMMUNotifier()
     return (engine, kvm, arch)
 }
@@ -61,27 +65,24 @@ func makeKVM() -> (SimEngine, KVM, RecordingArch) {
     /// its page is caught (the fill's stamp is below the aging's); one filled after
     /// the aging is not.
     @Test func agingOracleCatchesTheLastFillBeforeAnAging() throws {
-        let (engine, kvm, _) = makeKVM()
+        let (engine, kvm, arch) = makeKVM()
         defer { engine.shutdown() }
+        let oracle = try #require(kvm.oracle)
         let gfn = 1, hva = 1001
         kvm.hostMM.touch(hva, write: false)
         let pfn = try #require(kvm.hostMM.currentPfn(hva))
-        let cache = MMUMemoryCache(table: kvm.gpaTable)
-        _ = cache.topup(min: 2, max: 4)
-        let slot = try #require(kvm.gpaTable.walk(gfn, cache: cache))
         let young = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young)
-        kvm.gpaTable.set(slot: slot, young)
-        let before = kvm.tlbFillStamp                          // the TLB refill just before the aging
-        let wasYoung = kvm.oracle.youngGfns(hva..<(hva + 1))
+        arch.entries[gfn] = young
+        let before = oracle.agingClock                         // the TLB refill just before the aging
+        let wasYoung = oracle.youngGfns(hva..<(hva + 1))
         #expect(wasYoung == [gfn])
-        kvm.gpaTable.set(slot: slot, young.mkold())            // what the arch's aging does
-        kvm.oracle.agedWithFlush(wasYoung)
-        let after = kvm.tlbFillStamp
-        kvm.oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: after)
+        arch.entries[gfn] = young.mkold()                      // what the arch's aging does
+        oracle.agedWithFlush(wasYoung)
+        let after = oracle.agingClock
+        oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: after)
         #expect(engine.violationTotal == 0)
-        kvm.oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: before)
+        oracle.guestAccess(vcpu: 0, gfn: gfn, pfn: pfn, write: nil, via: "TLB", tlbStamp: before)
         #expect(engine.violations.map(\.oracle) == ["I4"])
-        cache.freeAll()
     }
 
     /// The KVM clears the host mm's (unowned) observer when it goes away, as
@@ -90,9 +91,11 @@ func makeKVM() -> (SimEngine, KVM, RecordingArch) {
         let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
         defer { engine.shutdown() }
         let mm = HostMM(engine: engine, pages: HostPages(capacity: 32), base: 1000, count: 8)
+        let arch = RecordingArch()
         do {
             let kvm = KVM(engine: engine, rcu: ModelledRCU(engine: engine), hostMM: mm,
-                          memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 8, userspaceAddr: 1000)]), hostCPUs: 1)
+                          memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: 8, userspaceAddr: 1000)]))
+            kvm.attach(oracle: MMUOracle(engine: engine, hostMM: mm, memslots: kvm.memslots, notifier: kvm.notifier, view: arch))
             #expect(mm.observer === kvm.oracle)
         }
         #expect(mm.observer == nil)

@@ -27,33 +27,6 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
         #expect(t.lookupLockless(5, point: "walk").pfn == 7)
     }
 
-    /// kvm_mips_flush_gpa_pt frees exactly the tables the (inclusive) range covers.
-    @Test func flushFreesFullyCoveredTables() {
-        let (engine, t, cache) = makeTable()       // 4 entries per level: a pte table spans 4 pages, a pmd 16
-        defer { engine.shutdown() }
-        for page in 0..<32 {
-            _ = cache.topup(min: 2, max: 4)
-            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
-        }
-        cache.freeAll()
-        let live = t.liveTables                   // pgd + 2 pmd + 8 pte
-        #expect(live == 11)
-        // Pages 1...2: partial pte table, nothing freed.
-        #expect(!t.flushRange(1, 2, clearCoveredLeaves: true))
-        #expect(t.liveTables == live)
-        #expect(t.lookup(1) == .none && t.lookup(3).pfn == 4)
-        // Pages 4...7: exactly one pte table: freed (after a grace period: none running).
-        #expect(!t.flushRange(4, 7, clearCoveredLeaves: true))
-        #expect(t.liveTables == live - 1)
-        // Pages 16...31: one whole pmd and its four pte tables.
-        #expect(!t.flushRange(16, 31, clearCoveredLeaves: true))
-        #expect(t.liveTables == live - 6)
-        #expect(t.presentEntries().map(\.page) == [0, 3, 8, 9, 10, 11, 12, 13, 14, 15])
-        // Everything: the pgd reports it could go too.
-        #expect(t.flushRange(0, 63, clearCoveredLeaves: true))
-        #expect(t.liveTables == 1)
-    }
-
     /// A large arena is only reserved: memory is counted (and touched) up to the
     /// highest table handed out, and freed tables are reused before new ones.
     @Test func largeArenaCostsOnlyTheTablesUsed() {
@@ -84,16 +57,6 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
         #expect(t.allocatedBytes == used + tableBytes)
     }
 
-    @Test func rangeOpReportsChanges() {
-        let (engine, t, cache) = makeTable()
-        defer { engine.shutdown() }
-        _ = cache.topup(min: 2, max: 4)
-        t.set(slot: t.walk(2, cache: cache)!, PTE(pfn: 3, flags: PTE.present | PTE.young))
-        #expect(t.rangeOp(0, 3) { $0.mkold() })
-        #expect(!t.lookup(2).isYoung)
-        #expect(!t.rangeOp(0, 3) { $0.mkold() })   // nothing young any more
-    }
-
     /// A lock-free reader overtaken mid-walk by a writer that unlinks and frees the
     /// tables below it: with a grace period nothing is reported in any schedule;
     /// freeing at once is found as rcu-use-after-free.
@@ -114,7 +77,7 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
             engine.spawn(on: r.executor) { await r.run { _ = rcu.read { t.lookupLockless(5, point: "walk") } } }
             engine.spawn(on: w.executor) { await w.run {
                 engine.point("writer")
-                t.flushRange(0, 15, clearCoveredLeaves: true)      // unlinks the pmd and pte tables
+                unlinkSubtree(t, above: 5)                          // unlinks the pmd and pte tables
                 let c2 = MMUMemoryCache(table: t)
                 _ = c2.topup(min: 2, max: 2)                        // reuse freed tables at once
                 t.set(slot: t.walk(5, cache: c2)!, PTE(pfn: 10, flags: PTE.present))
@@ -124,6 +87,17 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
         }
         if mutated { #expect(found > 0) } else { #expect(found == 0) }
     }
+}
+
+/// Unlinks the pmd (level 1) table above `page` from the pgd and frees it and
+/// the pte table below it: what an arch's range flush does for a covered range.
+func unlinkSubtree(_ t: PageTable, above page: Int) {
+    let pmdSlot = t.slot(0, t.index(page, level: 0))
+    let pmd = PageTable.child(t.entry(slot: pmdSlot))
+    let pte = PageTable.child(t.entry(slot: t.slot(pmd, t.index(page, level: 1))))
+    t.clearDirectoryEntry(slot: pmdSlot)
+    t.retire(pte)
+    t.retire(pmd)
 }
 
 actor TableActor: SimActor {

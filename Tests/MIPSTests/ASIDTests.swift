@@ -3,7 +3,9 @@ import Testing
 import SimExec
 import KVMCore
 import MIPS
-@testable import Scenarios
+@testable import Catalog
+import Harness
+import TestSupport
 
 /// Seed 000: every variant's verdict in deterministic mode, pinned.
 @Suite struct ASIDLazyRegenTests {
@@ -58,7 +60,7 @@ import MIPS
 @Suite struct ASIDAllocatorTests {
     @Test func cyclesWrapAndFlush() {
         let asids = ASIDAllocator(bits: 2, cpus: 1)
-        let tlb = HostTLB(cpu: 0, size: 4)
+        let tlb = MIPSTLB(cpu: 0, size: 4)
         let mm = MipsMM(name: "mm", cpus: 1)
         #expect(asids.isStale(0, cpu: 0))                   // a zero context is always stale
         #expect(asids.asidCache(0) == 4)                    // asid_first_version

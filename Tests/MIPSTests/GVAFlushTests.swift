@@ -4,7 +4,9 @@ import SimExec
 import RCU
 import KVMCore
 @testable import MIPS
-@testable import Scenarios
+@testable import Catalog
+import Harness
+import TestSupport
 
 /// kvm_mips_flush_gva_pt(): every flag combination against the boundary addresses,
 /// and tables freed exactly when a flush covers them.
@@ -116,7 +118,7 @@ import KVMCore
         defer { engine.shutdown() }
         engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
         let asids = ASIDAllocator(bits: 3, cpus: 2)
-        let tlbs = [HostTLB(cpu: 0), HostTLB(cpu: 1)]
+        let tlbs = [MIPSTLB(cpu: 0), MIPSTLB(cpu: 1)]
         let state = VCPUState(id: 0, cpu: 0)
         let gva = VCPUGVATables(vcpu: 0, variant: .patched, engine: engine, rcu: ModelledRCU(engine: engine))
         let v = TrapEmulVCPU(id: 0, variant: .upstream411, asids: asids, tlbs: tlbs, engine: engine, state: state,
@@ -128,7 +130,7 @@ import KVMCore
         #expect(gva.user.lookup(1).isPresent)
         let asidBefore = v.hostUserASID
         state.makeRequest(VCPUState.reqTLBFlush)
-        v.checkASIDs()
+        v.beforeGuestEntry()
         #expect(!gva.user.lookup(1).isPresent)
         #expect(v.hostUserASID != asidBefore)
         #expect(v.guestUserMM.cpuContext(1) == 0)

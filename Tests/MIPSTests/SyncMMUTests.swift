@@ -4,19 +4,9 @@ import Foundation
 import SimExec
 import KVMCore
 import MIPS
-@testable import Scenarios
-
-func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
-         schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random,
-         configure: (inout ScenarioConfig) -> Void = { _ in }) throws -> (RunReport, Runner) {
-    let s = try ScenarioRegistry.named(scenario)
-    var c = s.defaultConfig(mode: mode)
-    configure(&c)
-    var o = RunOptions(scenario: scenario, variant: variant, config: c)
-    o.mode = mode; o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
-    let r = try Runner(o)
-    return (r.run(), r)
-}
+@testable import Catalog
+import Harness
+import TestSupport
 
 /// Seed 004 in deterministic mode: every pre-fix and mutated variant is caught
 /// within a fixed budget; the verdict of every variant is pinned.
@@ -75,7 +65,7 @@ func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .determini
 /// The finding in `patched`: KVM's change_pte handler installs a mapping while
 /// another invalidation of the same page is in progress (docs/mechanisms/sync-mmu.md).
 @Suite struct ChangePTERaceTests {
-    static func smallStress(_ c: inout ScenarioConfig) { c.pages = 2; c.vcpus = 1 }
+    static func smallStress(_ c: inout ScenarioSelection) { c.sizes.pages = 2; c.sizes.vcpus = 1 }
 
     @Test func patchedShowsTheChangePTERace() throws {
         let (r, runner) = try run("sync-mmu-stress", "patched", seed: 3, schedules: 3000, configure: Self.smallStress)
@@ -114,14 +104,14 @@ func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .determini
         let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
         defer { engine.shutdown() }
         engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
-        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMURaceScenario().defaultConfig(mode: .deterministic), seed: 1)
         let mm = world.hostMM
         let ctx = world.contexts[0]
         ctx.runOp(GuestOp(gfn: 0, write: true))
-        #expect(world.kvm.gpaTable.lookup(0).isYoung)
+        #expect(world.mmu.table.lookup(0).isYoung)
         #expect(world.mmu.testAgeHva(mm.base) == false)
         #expect(world.mmu.ageHva(mm.base..<(mm.base + 1)) == true)
-        #expect(!world.kvm.gpaTable.lookup(0).isYoung)
+        #expect(!world.mmu.table.lookup(0).isYoung)
     }
 
     /// kvm_set_spte_hva flushes only when replacing a present, young PTE with a
@@ -130,12 +120,12 @@ func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .determini
         let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
         defer { engine.shutdown() }
         engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
-        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMURaceScenario().defaultConfig(mode: .deterministic), seed: 1)
         let ctx = world.contexts[0]
         ctx.runOp(GuestOp(gfn: 0, write: false))
         let v = world.kvm.vcpus[1]
         _ = v.checkRequest(VCPUState.reqTLBFlush)
-        let old = world.kvm.gpaTable.lookup(0)
+        let old = world.mmu.table.lookup(0)
         world.mmu.setSpteHva(world.hostMM.base, old)                  // same PTE: no flush
         #expect(!v.checkRequest(VCPUState.reqTLBFlush))
         world.mmu.setSpteHva(world.hostMM.base, PTE(pfn: old.pfn + 1, flags: PTE.present | PTE.young))
@@ -152,18 +142,18 @@ func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .determini
         let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
         defer { engine.shutdown() }
         engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
-        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMUScenario.race.defaultConfig(mode: .deterministic), seed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: SyncMMURaceScenario().defaultConfig(mode: .deterministic), seed: 1)
         let mm = world.hostMM, ctx = world.contexts[0]
         ctx.runOp(GuestOp(gfn: 0, write: false))
         ctx.runOp(GuestOp(gfn: 1, write: false))
         mm.ksmMerge(mm.base, mm.base + 1)
         #expect(mm.currentPfn(mm.base) == mm.currentPfn(mm.base + 1))
-        #expect(world.kvm.gpaTable.lookup(1) == .none)               // unmapped by the notifier
+        #expect(world.mmu.table.lookup(1) == .none)               // unmapped by the notifier
         ctx.runOp(GuestOp(gfn: 1, write: false))
-        #expect(!world.kvm.gpaTable.lookup(1).isWrite)               // gfn_to_pfn_prot: not writable
+        #expect(!world.mmu.table.lookup(1).isWrite)               // gfn_to_pfn_prot: not writable
         ctx.runOp(GuestOp(gfn: 0, write: true))                      // vcpu0 owns even gfns
         #expect(mm.currentPfn(mm.base) != mm.currentPfn(mm.base + 1))
-        #expect(world.kvm.gpaTable.lookup(0).isDirty)
+        #expect(world.mmu.table.lookup(0).isDirty)
         #expect(engine.violations.isEmpty, "\(engine.violations)")
     }
 }

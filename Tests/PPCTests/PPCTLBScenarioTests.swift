@@ -1,21 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Testing
 import SimExec
-@testable import Scenarios
-
-func runPPC(_ scenario: String, _ variant: String, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
-            schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random) throws -> (RunReport, Runner) {
-    var o = try RunOptions(scenario: scenario, variant: variant, mode: mode)
-    o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
-    let r = try Runner(o)
-    return (r.run(), r)
-}
+import Harness
+import TestSupport
 
 /// Seed 002's verdicts, pinned.
 @Suite struct PPCTLBScenarioTests {
     @Test func preFixIsCaughtAndReplays() throws {
         for strategy in [StrategyKind.random, .pct] {
-            let (r, runner) = try runPPC("ppc-tlb-local", "pre-fix", schedules: 20000, strategy: strategy)
+            let (r, runner) = try run("ppc-tlb-local", "pre-fix", schedules: 20000, strategy: strategy)
             #expect(r.violations > 0, "\(strategy)")
             let trace = try #require(runner.failingTrace)
             let replay = try Runner.replay(trace)
@@ -26,7 +19,7 @@ func runPPC(_ scenario: String, _ variant: String, mode: ExecutionMode = .determ
     @Test func theCommitsInterleavingIsReached() throws {
         // Seed 1: vcpu0's H_REMOVE with H_LOCAL does tlbiel on its core only, the
         // host frees the page (a swap-out), vcpu1 reads it through its own core's TLB.
-        let (r, runner) = try runPPC("ppc-tlb-local", "pre-fix", schedules: 100_000)
+        let (r, runner) = try run("ppc-tlb-local", "pre-fix", schedules: 100_000)
         #expect(r.firstViolation?.oracle == "use-after-free")
         let replay = try Runner.replay(try #require(runner.failingTrace))
         #expect(replay.events.contains { $0.text.contains("tlbiel") })
@@ -36,20 +29,20 @@ func runPPC(_ scenario: String, _ variant: String, mode: ExecutionMode = .determ
 
     @Test func patchedHolds() throws {
         for strategy in [StrategyKind.random, .pct] {
-            let (r, _) = try runPPC("ppc-tlb-local", "patched", schedules: 3000, strategy: strategy)
+            let (r, _) = try run("ppc-tlb-local", "patched", schedules: 3000, strategy: strategy)
             #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
             #expect(r.counters["tlbiel"] == 0)                       // 2 vcores: never local
         }
-        let (s, _) = try runPPC("ppc-tlb-stress", "patched", schedules: 300)
+        let (s, _) = try run("ppc-tlb-stress", "patched", schedules: 300)
         #expect(s.violations == 0, "\(s.firstViolation?.description ?? "")")
-        let (p, _) = try runPPC("ppc-tlb-stress", "patched", mode: .parallel, seconds: 2)
+        let (p, _) = try run("ppc-tlb-stress", "patched", mode: .parallel, seconds: 2)
         #expect(p.violations == 0, "\(p.firstViolation?.description ?? "")")
     }
 
     @Test func preFixIsCaughtOnRealThreads() throws {
         // The small scenario: found in 0.1-0.2 s in a release build (ppc-tlb-stress
         // takes 0.3-2 s there, too long to be sure of in a loaded debug test run).
-        let (p, _) = try runPPC("ppc-tlb-local", "pre-fix", mode: .parallel, seconds: 20)
+        let (p, _) = try run("ppc-tlb-local", "pre-fix", mode: .parallel, seconds: 20)
         #expect(p.violations > 0)
     }
 }

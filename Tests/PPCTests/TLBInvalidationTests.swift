@@ -12,7 +12,7 @@ func makeVM(_ variant: TLBInvalidationVariant, vcpus: Int, perVcore: Int, pages:
     engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
     let mm = HostMM(engine: engine, pages: HostPages(capacity: 64), base: 1000, count: pages)
     let kvm = KVM(engine: engine, rcu: ModelledRCU(engine: engine), hostMM: mm,
-                  memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: pages, userspaceAddr: 1000)]), hostCPUs: 1)
+                  memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: pages, userspaceAddr: 1000)]))
     let hv = Book3SHV(kvm: kvm, variant: variant, host: PPCHost(cores: 2, threadsPerCore: 4, tlbSize: 8), hptGroups: 2)
     for _ in 0..<vcpus { hv.createVCPU(vcpusPerVcore: perVcore) }
     hv.finishCreation()
@@ -96,9 +96,9 @@ extension Book3SHV {
             hv.enter(hv.vcores[0], core: 0)
             let flushes = hv.counter(.entryFlushes)
             hv.vcpusRunning(1)
-            #expect(!hv.allocResetHPT())                            // -EBUSY while a vcpu runs
+            #expect(!hv.kvmppcAllocResetHPT())                            // -EBUSY while a vcpu runs
             hv.vcpusRunning(-1)
-            #expect(hv.allocResetHPT())
+            #expect(hv.kvmppcAllocResetHPT())
             hv.enter(hv.vcores[0], core: 0)
             #expect(hv.counter(.entryFlushes) > flushes, "\(variant)")
         }
@@ -112,19 +112,19 @@ extension Book3SHV {
         defer { e.shutdown() }
         let v = hv.vcpus[0]
         hv.enter(v.vcore, core: 0)
-        #expect(hv.hRemove(v, flags: [], pteIndex: 999, avpn: 0) == .parameter)
-        #expect(hv.hRemove(v, flags: [], pteIndex: 3, avpn: 0) == .notFound)
-        let (st, i) = hv.hEnter(v, flags: [], pteIndex: 0, vpn: 5, gfn: 1, writable: true)
+        #expect(hv.kvmppcHRemove(v, flags: [], pteIndex: 999, avpn: 0) == .parameter)
+        #expect(hv.kvmppcHRemove(v, flags: [], pteIndex: 3, avpn: 0) == .notFound)
+        let (st, i) = hv.kvmppcDoHEnter(v, flags: [], pteIndex: 0, vpn: 5, gfn: 1, writable: true)
         #expect(st == .success && i == 0)
         #expect(hv.hpt.v(i) & HPT.absent != 0)                     // host page not present yet
-        #expect(hv.hEnter(v, flags: [.exact], pteIndex: 0, vpn: 6, gfn: 2, writable: true).0 == .ptegFull)
-        #expect(hv.hEnter(v, flags: [], pteIndex: 0, vpn: 6, gfn: 99, writable: true).0 == .parameter)
-        #expect(hv.hProtect(v, flags: [.avpn], pteIndex: i, avpn: 6) == .notFound)
-        #expect(hv.hProtect(v, flags: [.avpn], pteIndex: i, avpn: 5) == .success)
+        #expect(hv.kvmppcDoHEnter(v, flags: [.exact], pteIndex: 0, vpn: 6, gfn: 2, writable: true).0 == .ptegFull)
+        #expect(hv.kvmppcDoHEnter(v, flags: [], pteIndex: 0, vpn: 6, gfn: 99, writable: true).0 == .parameter)
+        #expect(hv.kvmppcHProtect(v, flags: [.avpn], pteIndex: i, avpn: 6) == .notFound)
+        #expect(hv.kvmppcHProtect(v, flags: [.avpn], pteIndex: i, avpn: 5) == .success)
         #expect(!HPT.isWritable(hv.hpt.guestRpte(i)))
-        #expect(hv.hRemove(v, flags: [.avpn], pteIndex: i, avpn: 5) == .success)
+        #expect(hv.kvmppcHRemove(v, flags: [.avpn], pteIndex: i, avpn: 5) == .success)
         #expect(hv.hpt.v(i) == 0)
-        #expect(hv.hBulkRemove(v, [(pteIndex: i, avpn: 5), (pteIndex: 999, avpn: 0)]) == [.notFound, .parameter])
+        #expect(hv.kvmppcHBulkRemove(v, [(pteIndex: i, avpn: 5), (pteIndex: 999, avpn: 0)]) == [.notFound, .parameter])
     }
 
     @Test func accessFaultsInAndHostUnmapInvalidatesEverywhere() {
@@ -133,7 +133,7 @@ extension Book3SHV {
         let (a, b) = (hv.vcpus[0], hv.vcpus[1])
         hv.enter(a.vcore, core: 0)
         hv.enter(b.vcore, core: 1)
-        let (_, i) = hv.hEnter(a, flags: [], pteIndex: hv.hpt.group(of: 5) * HPT.hpteGroupSize, vpn: 5, gfn: 1, writable: true)
+        let (_, i) = hv.kvmppcDoHEnter(a, flags: [], pteIndex: hv.hpt.group(of: 5) * HPT.hpteGroupSize, vpn: 5, gfn: 1, writable: true)
         #expect(hv.guestAccess(a, vpn: 5, write: true))            // HPTE fault, then a fill on core 0
         #expect(hv.guestAccess(b, vpn: 5, write: false))           // fill on core 1
         #expect(hv.hpt.v(i) & HPT.valid != 0)

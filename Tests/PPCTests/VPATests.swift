@@ -3,7 +3,8 @@ import Testing
 import SimExec
 import KVMCore
 @testable import PPC
-@testable import Scenarios
+import Harness
+import TestSupport
 
 /// Two vcpus and 4 guest pages, built on the test thread.
 func makeVPA(_ variant: VPAVariant) -> (SimEngine, VPARegistration) {
@@ -73,7 +74,7 @@ extension VPARegistration {
         #expect(r.call(.deregVPA) == .resource)                             // a DTL is (pending) registered
         #expect(r.call(.deregDTL) == .success)                              // pending deregistration
         #expect(r.call(.deregVPA) == .success)
-        r.updateVPAs(r.vcpus[1])
+        r.kvmppcUpdateVPAs(r.vcpus[1])
         #expect(r.oracle.installedArea(owner: 1, .vpa) == nil)
     }
 
@@ -105,7 +106,7 @@ extension VPARegistration {
         #expect(t.load(VPAVCPU.dtlIndex) == 3)
         #expect(r.call(.regDTL, gpa: 3 * PAPR.pageSize, len: 48) == .success)
         #expect(r.oracle.installedArea(owner: 1, .dtl) == dtl)              // still the old one
-        r.updateVPAs(t)
+        r.kvmppcUpdateVPAs(t)
         #expect(r.oracle.installedArea(owner: 1, .dtl)?.count == 48)
         r.oracle.checkBalance()
         #expect(e.violations.isEmpty, "\(e.violations)")
@@ -116,7 +117,7 @@ extension VPARegistration {
 @Suite struct VPAScenarioTests {
     @Test func preFixIsCaughtAndReplays() throws {
         for strategy in [StrategyKind.random, .pct] {
-            let (r, runner) = try runPPC("vpa-cross-register", "pre-fix", schedules: 2000, strategy: strategy)
+            let (r, runner) = try run("vpa-cross-register", "pre-fix", schedules: 2000, strategy: strategy)
             #expect(r.violations > 0, "\(strategy)")
             let trace = try #require(runner.failingTrace)
             #expect(try Runner.replay(trace).violations.first == trace.violation)
@@ -125,24 +126,24 @@ extension VPARegistration {
 
     @Test func preFixWritesIntoAnUnpinnedDTL() throws {
         // Seed 3: vcpu0's deregistration unpins vcpu1's DTL while vcpu1 writes an entry.
-        let (_, runner) = try runPPC("vpa-cross-register", "pre-fix", seed: 3, schedules: 100)
+        let (_, runner) = try run("vpa-cross-register", "pre-fix", seed: 3, schedules: 100)
         let replay = try Runner.replay(try #require(runner.failingTrace))
         #expect(replay.violations.contains { $0.oracle == "vpa-unpinned-write" })
     }
 
     @Test func patchedHolds() throws {
         for strategy in [StrategyKind.random, .pct] {
-            let (r, _) = try runPPC("vpa-cross-register", "patched", schedules: 3000, strategy: strategy)
+            let (r, _) = try run("vpa-cross-register", "patched", schedules: 3000, strategy: strategy)
             #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
-            let (s, _) = try runPPC("vpa-stress", "patched", schedules: 500, strategy: strategy)
+            let (s, _) = try run("vpa-stress", "patched", schedules: 500, strategy: strategy)
             #expect(s.violations == 0, "\(strategy): \(s.firstViolation?.description ?? "")")
         }
-        let (p, _) = try runPPC("vpa-stress", "patched", mode: .parallel, seconds: 2)
+        let (p, _) = try run("vpa-stress", "patched", mode: .parallel, seconds: 2)
         #expect(p.violations == 0, "\(p.firstViolation?.description ?? "")")
     }
 
     @Test func preFixIsCaughtOnRealThreads() throws {
-        let (p, _) = try runPPC("vpa-stress", "pre-fix", mode: .parallel, seconds: 10)
+        let (p, _) = try run("vpa-stress", "pre-fix", mode: .parallel, seconds: 10)
         #expect(p.violations > 0)
     }
 }

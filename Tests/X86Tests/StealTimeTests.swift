@@ -2,16 +2,14 @@
 import Testing
 import SimExec
 @testable import X86
-@testable import Scenarios
+import Harness
+import TestSupport
 
 /// CVE-2019-3016's verdicts, pinned.
 @Suite struct StealTimeTests {
     func run(_ variant: String, mode: ExecutionMode = .deterministic, schedules: Int? = nil, seconds: Double? = nil,
              strategy: StrategyKind = .random) throws -> (RunReport, Runner) {
-        var o = try RunOptions(scenario: "steal-time-flush", variant: variant, mode: mode)
-        o.schedules = schedules; o.seconds = seconds; o.strategy = strategy
-        let r = try Runner(o)
-        return (r.run(), r)
+        try TestSupport.run("steal-time-flush", variant, mode: mode, schedules: schedules, seconds: seconds, strategy: strategy)
     }
 
     @Test func preFixLosesTheFlush() throws {
@@ -34,12 +32,9 @@ import SimExec
     }
 
     @Test func signedMMUSeqHangs() throws {
-        var o = try RunOptions(scenario: "mmu-seq-wrap", variant: "pre-fix", mode: .deterministic)
-        o.schedules = 1000
-        let r = try Runner(o).run()
+        let (r, _) = try TestSupport.run("mmu-seq-wrap", "pre-fix", schedules: 1000)
         #expect(r.firstViolation?.oracle == "spurious-retry")
-        o.variant = "patched"
-        let p = try Runner(o).run()
+        let (p, _) = try TestSupport.run("mmu-seq-wrap", "patched", schedules: 1000)
         #expect(p.violations == 0)
     }
 }

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import MIPS
+import Harness
+
+/// Seed 004's race, small: 2 host CPUs, 2 vcpus, 4 pages, one host event
+/// source, tiny GPA tables. Built to find the mmu_notifier_retry race fast.
+public struct SyncMMURaceScenario: Scenario {
+    public typealias Variant = SyncMMUVariant
+    public typealias Options = MIPSGPAOptions
+
+    public init() {}
+    public let name = "sync-mmu-race"
+    public let summary = "2 host CPUs, 2 vcpus, a few pages, one host event source: the mmu_notifier_retry race (seed 004)"
+    public let docs = "docs/mechanisms/sync-mmu.md"
+    public var oracles: [Oracle] { MIPSMMU.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        Config(WorldSizes(cpus: 2, vcpus: 2, pages: 4, opsPerVCPU: 4, hostEventsPerSource: 2, hostEventSources: 1),
+               MIPSGPAOptions(tableBits: 1, tlbSize: 4))
+    }
+
+    public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }
+
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { [MIPSMMU.markFastPath, MIPSMMU.markRetry] }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        SyncMMUWorld(engine: engine, variant: variant, config: config, seed: seed)
+    }
+
+    public var cases: [Case] {[
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 004: no MMU notifiers, the host frees a page the GPA table still maps"),
+        Case(.noRetry, expects: .violation, schedules: 100_000,
+             note: "seed 004 without its mmu_notifier_retry() check (mutation)"),
+        Case(.patched, expects: .clean, schedules: 20_000,
+             note: "seed 004 holds against one host event source in deterministic search (parallel runs find the change_pte race)"),
+        Case(.noChangePTE, expects: .clean, schedules: 20_000,
+             note: "seed 004 without KVM's change_pte handler"),
+    ]}
+
+    public var parallelFindings: [(variant: Variant, note: String)] {[
+        (.patched, "finding: change_pte during the vcpu's own COW break and a host invalidation (docs/mechanisms/sync-mmu.md)"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(SyncMMURaceScenario(), into: $0) }

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import MIPS
+import Harness
+
+/// Seed 004 under every host mm event at once: 4 vcpus fault, read and write
+/// 64 pages while every host event source zaps, swaps, KSM-merges, COW-breaks,
+/// mprotects and ages.
+public struct SyncMMUStressScenario: Scenario {
+    public typealias Variant = SyncMMUVariant
+    public typealias Options = MIPSGPAOptions
+
+    public init() {}
+    public let name = "sync-mmu-stress"
+    public let summary = "vcpus fault, read and write random pages while every host CPU zaps, swaps, KSM-merges, COW-breaks, mprotects and ages (seed 004)"
+    public let docs = "docs/mechanisms/sync-mmu.md"
+    public var oracles: [Oracle] { MIPSMMU.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        Config(WorldSizes(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2),
+               MIPSGPAOptions(tableBits: 3, tlbSize: 16))
+    }
+
+    public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }
+
+    public func coverageMarks(variant: Variant) -> [CoverageMark] {
+        [MIPSMMU.markFastPath, MIPSMMU.markRetry, MIPSMMU.markSetSpte]
+    }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        SyncMMUWorld(engine: engine, variant: variant, config: config, seed: seed)
+    }
+
+    public var cases: [Case] {[
+        Case(.patched, expects: .violation, seed: 3, schedules: 2_000, configure: { $0.pages = 2; $0.vcpus = 1 },
+             note: "finding: change_pte during a concurrent invalidation (docs/mechanisms/sync-mmu.md)"),
+        Case(.noChangePTE, expects: .clean, schedules: 1_000,
+             note: "every host mm event at once, change_pte handler gone"),
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 004's race under every host mm event"),
+        Case(.noRetry, expects: .violation, schedules: 100_000,
+             note: "seed 004 without its mmu_notifier_retry() check, under every host mm event (mutation)"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(SyncMMUStressScenario(), into: $0) }

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import RCU
+import KVMCore
+import MIPS
+import Harness
+
+/// The world of the seed-004 scenarios: MIPS guest faults against host mm
+/// events through the MMU notifiers.
+///
+/// Actors: `cpu0...` (host CPUs; the first `hostEventSources` run a host event
+/// source: zap, swap-out/in, KSM merge, COW break, mprotect, aging) and `vcpu0...`
+/// (vcpu i loaded on cpu i % cpus; it owns, i.e. is the only writer of, gfns
+/// g with g % vcpus == i, and reads any gfn).
+final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig<MIPSGPAOptions>
+    let seed: UInt64
+    let kvm: KVM
+    let mmu: MIPSMMU
+    let hostMM: HostMM
+    let hostCPUs: [HostCPU]
+    let vcpus: [VCPU]
+    let contexts: [MIPSVCPUContext]
+    let hostBase = 0x7F00_0000   // host virtual page of guest RAM
+    /// Host events done per host CPU (atomics: the runner reads them).
+    private let hostEventsDone: AtomicWords
+
+    init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig<MIPSGPAOptions>, seed: UInt64,
+         mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0) {
+        self.engine = engine
+        self.config = c
+        self.seed = seed
+        let rcu = makeRCU(for: engine)
+        let pages = HostPages(capacity: 4 * c.pages + 64)
+        hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
+        let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
+        kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots)
+        mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3)
+        mmu.mmuSeqType = mmuSeqType
+        kvm.setMMUNotifierSeq(initialMMUNotifierSeq)
+        let ex = engine.executors
+        hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        let cpuLocks = (0..<c.cpus).map { _ in SpinLock("vcpu_load(cpu)", engine: engine) }
+        var states: [VCPUState] = []
+        for v in 0..<c.vcpus { states.append(kvm.createVCPU(cpu: v % c.cpus)) }
+        vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
+        let n = c.vcpus
+        let mipsMMU = mmu
+        contexts = states.map { s in MIPSVCPUContext(vcpu: s, mmu: mipsMMU, cpuLock: cpuLocks[s.cpu], ownsGfn: { $0 % n == s.id }) }
+        hostEventsDone = AtomicWords(count: c.cpus)
+    }
+
+    deinit { hostEventsDone.free() }
+
+    var completedWork: Int { contexts.reduce(0) { $0 + $1.completedOps } + (0..<config.cpus).reduce(0) { $0 + Int(hostEventsDone.load($1)) } }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
+                hostMM.randomEvent(&rng)
+                hostEventsDone.store(i, UInt64(n + 1))
+            }
+        }
+        for (i, vcpu) in vcpus.enumerated() {
+            let ctx = contexts[i]
+            let id = vcpu.state.id
+            engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU, { rng, _ in
+                let gfn = rng.below(c.pages)
+                let write = gfn % c.vcpus == id && rng.below(2) == 0
+                ctx.runOp(GuestOp(gfn: gfn, write: write))
+            }, done: { ctx.cache.freeAll() })
+        }
+    }
+
+    func finish() { kvm.rcu.barrier() }
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import MIPS
+import RCU
+import Harness
+
+/// The world of the trap-and-emulate ASID scenarios (seeds 000 and 001).
+///
+/// Actors: `cpu0...` run host processes (each switch_mm() may take a new ASID
+/// and so start new ASID cycles; the ASID width is tiny), `vcpu0...` run a guest
+/// that reads user pages of its current process, switches process (a guest
+/// kernel EntryHi write) and migrates between host CPUs. With GVA page tables
+/// (gva-flush), guest RAM is backed by a host mm whose events run on cpu0, and
+/// GVA fills go through kvm_mips_map_page().
+///
+/// Oracle `stale-asid` (`StaleASIDOracle`): a guest user access translates only
+/// through a host TLB entry filled for this vcpu, the running guest process
+/// and the page it maps.
+final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig<TrapEmulOptions>
+    let seed: UInt64
+    let asids: ASIDAllocator
+    let tlbs: [MIPSTLB]
+    let cpuLocks: [SpinLock]
+    let hostCPUs: [HostCPU]
+    let vcpus: [VCPU]
+    let teVCPUs: [TrapEmulVCPU]
+    let hostProcesses: [HostProcess]
+    let guestRAM: TrapEmulGuestRAM
+    /// The SYNC_MMU stack behind the GVA fills (gva-flush only): host mm, KVM,
+    /// kvm_mips_map_page(). Host mm events run on cpu0.
+    let kvm: KVM?
+    let gpaMMU: MIPSMMU?
+    let oracle: StaleASIDOracle
+    private let work: AtomicWords
+
+    init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig<TrapEmulOptions>, seed: UInt64) {
+        self.engine = engine
+        self.config = c
+        self.seed = seed
+        asids = ASIDAllocator(bits: c.asidBits, cpus: c.cpus)
+        cpuLocks = (0..<c.cpus).map { _ in SpinLock("run_on_cpu", engine: engine) }
+        let ex = engine.executors
+        hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        let rcu = makeRCU(for: engine)
+        let gfns = (c.guestProcesses + 1) * c.pages
+        let ram = TrapEmulGuestRAM(gfns: gfns)
+        guestRAM = ram
+        let states: [VCPUState]
+        if gvaVariant != nil {
+            // Guest RAM backed by the host mm, GPA faults through kvm_mips_map_page()
+            // (seed 004 as written), flushes through KVM_REQ_TLB_FLUSH.
+            let hostBase = 0x7F00_0000
+            let pages = HostPages(capacity: 4 * gfns + 64)
+            let mm = HostMM(engine: engine, pages: pages, base: hostBase, count: gfns)
+            let k = KVM(engine: engine, rcu: rcu, hostMM: mm,
+                        memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: gfns, userspaceAddr: hostBase)]))
+            let gpa = MIPSMMU(kvm: k, variant: .patched, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: GVAFlushScenario.gpaTableBits, tableLevels: 3)
+            gpaMMU = gpa
+            kvm = k
+            tlbs = gpa.tlbs
+            states = (0..<c.vcpus).map { k.createVCPU(cpu: $0 % c.cpus) }
+        } else {
+            kvm = nil
+            gpaMMU = nil
+            tlbs = (0..<c.cpus).map { MIPSTLB(cpu: $0, size: c.tlbSize) }
+            states = (0..<c.vcpus).map { VCPUState(id: $0, cpu: $0 % c.cpus) }
+        }
+        vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
+        let (asids, tlbs, gpaMMU) = (asids, tlbs, gpaMMU)
+        teVCPUs = states.map { s in
+            TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
+                         state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages,
+                         gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) },
+                         gpaMMU: gpaMMU)
+        }
+        hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
+        oracle = StaleASIDOracle(engine: engine, memoryOracle: gpaMMU?.oracle)
+        work = AtomicWords(count: 1)
+    }
+
+    deinit { work.free() }
+
+    var completedWork: Int { Int(work.load(0)) }
+    func finish() { kvm?.rcu.barrier() }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, _ in
+                engine.point("host:schedule")
+                defer { work.add(0, 1) }
+                if i == 0, let kvm, rng.below(2) == 0 {
+                    kvm.hostMM.randomEvent(&rng)                    // gva-flush: host mm events on cpu0
+                    return
+                }
+                let p = hostProcesses[rng.below(hostProcesses.count)]
+                cpuLocks[i].withLock {
+                    p.run(cpu: i, asids: asids, tlb: tlbs[i], vpn: rng.below(c.pages), engine: engine)
+                }
+            }
+        }
+        for (i, vcpu) in vcpus.enumerated() {
+            let te = teVCPUs[i]
+            engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, _ in
+                let cpu = te.cpu
+                cpuLocks[cpu].withLock {
+                    te.kvmArchVCPULoad(cpu)                         // vcpu_load (sched in)
+                    switch rng.below(3) {
+                    case 0:
+                        te.kvmMipsEmulateCP0WriteEntryHi(1 + rng.below(c.guestProcesses))
+                    default:
+                        te.guestUserAccess(vpn: rng.below(c.pages)) { oracle.userAccess($0, $1) }
+                    }
+                    te.kvmArchVCPUPut()                             // vcpu_put (sched out)
+                }
+                if c.cpus > 1 && rng.below(3) == 0 {
+                    te.migrate(to: (cpu + 1 + rng.below(c.cpus - 1)) % c.cpus)
+                }
+                work.add(0, 1)
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import MIPS
+import Harness
+
+/// Seed 001: the trap-and-emulate world on the v4.11 ASID code with GVA page
+/// tables, filled on guest TLB misses from kvm_mips_map_page() and walked by
+/// the host TLB refill handler.
+public struct GVAFlushScenario: Scenario {
+    public typealias Variant = GVAFlushVariant
+    public typealias Options = TrapEmulOptions
+
+    public init() {}
+    public let name = "gva-flush"
+    public let summary = "MIPS trap-and-emulate GVA page tables across guest ASID changes (seed 001, on the v4.11 ASID code)"
+    public let docs = "docs/mechanisms/gva-page-tables.md"
+    public var oracles: [Oracle] { StaleASIDOracle.oracles + MIPSMMU.oracles }
+    /// Guest frames map through a GPA table of 3 levels of this many bits.
+    static let gpaTableBits = 3
+
+    public func defaultConfig(mode: ExecutionMode) -> Config { ASIDLazyRegenScenario().defaultConfig(mode: mode) }
+
+    public func validate(_ c: Config) throws(InputError) {
+        try MIPSGPAOptions.checkPagesFit(c.pages, tableBits: Self.gpaTableBits, scenario: name)
+    }
+
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest] }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: variant, config: config, seed: seed)
+    }
+
+    public var cases: [Case] {[
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 001: GVA page tables not flushed on guest ASID change"),
+        Case(.patched, expects: .clean, schedules: 20_000,
+             note: "seed 001"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(GVAFlushScenario(), into: $0) }

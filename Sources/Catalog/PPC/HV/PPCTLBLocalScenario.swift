@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import PPC
+import Harness
+
+/// Seed 002's race, small: 2 cores of 4 threads, an SMP guest of 2 one-vcpu
+/// vcores that invalidates with H_LOCAL, while the host pages out.
+public struct PPCTLBLocalScenario: Scenario {
+    public typealias Variant = TLBInvalidationVariant
+    public typealias Options = PPCHVOptions
+
+    public init() {}
+    public let name = "ppc-tlb-local"
+    public let summary = "2 cores, an SMP guest of 2 vcores that uses H_LOCAL while the host pages out: the stale-TLB race (seed 002)"
+    public let docs = "docs/mechanisms/ppc-tlb.md"
+    public var oracles: [Oracle] { Book3SHV.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        Config(WorldSizes(cpus: 8, vcpus: 2, pages: 2, opsPerVCPU: 10, hostEventsPerSource: 4, hostEventSources: 1),
+               PPCHVOptions(threadsPerCore: 4, vcpusPerVcore: 1, hLocalPercent: 100, tlbSize: 8))
+    }
+
+    public func actorNames(_ c: Config) -> [String] { PPCTLBWorld.actorNames(c) }
+    public func validate(_ c: Config) throws(InputError) { try PPCTLBWorld.validate(c, scenario: name) }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { PPCTLBWorld.coverageMarks(variant) }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        PPCTLBWorld(engine: engine, variant: variant, config: config, seed: seed, local: true)
+    }
+
+    public var cases: [Case] {[
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 002: H_LOCAL on an SMP guest leaves a stale TLB entry to a freed page"),
+        Case(.patched, expects: .clean, schedules: 20_000,
+             note: "seed 002: global_invalidates(), need_tlb_flush"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(PPCTLBLocalScenario(), into: $0) }

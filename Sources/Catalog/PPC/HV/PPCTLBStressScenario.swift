@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import PPC
+import Harness
+
+/// Seed 002 under load: 3 vcores of 2 vcpus moving between 4 cores, mixed HPT
+/// hcalls with and without H_LOCAL, every host mm event.
+public struct PPCTLBStressScenario: Scenario {
+    public typealias Variant = TLBInvalidationVariant
+    public typealias Options = PPCHVOptions
+
+    public init() {}
+    public let name = "ppc-tlb-stress"
+    public let summary = "many vcores moving between cores, mixed HPT hcalls with and without H_LOCAL, host page-out, KSM, aging (seed 002)"
+    public let docs = "docs/mechanisms/ppc-tlb.md"
+    public var oracles: [Oracle] { Book3SHV.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        mode == .deterministic
+            ? Config(WorldSizes(cpus: 16, vcpus: 6, pages: 4, opsPerVCPU: 12, hostEventsPerSource: 6, hostEventSources: 2),
+                     PPCHVOptions(threadsPerCore: 4, vcpusPerVcore: 2, hLocalPercent: 50, tlbSize: 16))
+            : Config(WorldSizes(cpus: 16, vcpus: 6, pages: 32, opsPerVCPU: 12, hostEventsPerSource: 6, hostEventSources: 2),
+                     PPCHVOptions(threadsPerCore: 4, vcpusPerVcore: 2, hLocalPercent: 25, tlbSize: 32))
+    }
+
+    public func actorNames(_ c: Config) -> [String] { PPCTLBWorld.actorNames(c) }
+    public func validate(_ c: Config) throws(InputError) { try PPCTLBWorld.validate(c, scenario: name) }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { PPCTLBWorld.coverageMarks(variant) }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        PPCTLBWorld(engine: engine, variant: variant, config: config, seed: seed, local: false)
+    }
+
+    public var cases: [Case] {[
+        Case(.patched, expects: .clean, schedules: 1_000,
+             note: "seed 002 with vcores moving and every host mm event"),
+        Case(.patched, expects: .clean, schedules: 1_000, configure: { $0.vcpus = 4; $0.vcpusPerVcore = 4 },
+             note: "seed 002 with a one-vcore guest: tlbiel and the need_tlb_flush entry flush as the vcore moves"),
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 002's races with vcores moving and every host mm event"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(PPCTLBStressScenario(), into: $0) }

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import PPC
+import Harness
+
+/// Seed 003's race, small: vcpu0 registers and deregisters vcpu1's DTL while
+/// vcpu1 writes DTL entries.
+public struct VPACrossRegisterScenario: Scenario {
+    public typealias Variant = VPAVariant
+    public typealias Options = NoOptions
+
+    public init() {}
+    public let name = "vpa-cross-register"
+    public let summary = "2 vcpus: vcpu0 registers and deregisters vcpu1's DTL while vcpu1 writes DTL entries (seed 003)"
+    public let docs = "docs/mechanisms/vpa.md"
+    public var oracles: [Oracle] { VPAOracle.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        Config(WorldSizes(cpus: 2, vcpus: 2, pages: 4, opsPerVCPU: 4, hostEventsPerSource: 2, hostEventSources: 1))
+    }
+
+    public func actorNames(_ c: Config) -> [String] { VPAWorld.actorNames(c) }
+
+    public func validate(_ c: Config) throws(InputError) {
+        if c.vcpus < 2 { throw InputError("\(name) needs at least 2 vcpus (got \(c.vcpus))") }
+    }
+
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { [VPARegistration.markUpdatePending, VPARegistration.markDTLWrap] }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: true)
+    }
+
+    public var cases: [Case] {[
+        Case(.preFix, expects: .violation, schedules: 100_000,
+             note: "seed 003: another vcpu changes a running vcpu's DTL pointers"),
+        Case(.patched, expects: .clean, schedules: 20_000,
+             note: "seed 003: the owner switches areas in kvmppc_update_vpas()"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(VPACrossRegisterScenario(), into: $0) }

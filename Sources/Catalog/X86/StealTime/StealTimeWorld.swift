@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import X86
+import Harness
+
+/// The world of steal-time-flush: each vcpu actor is a vcpu thread that is
+/// loaded (record_steal_time), runs guest loads and remaps of guest pages (each
+/// remap flushes the other vcpus' TLBs: a KVM_VCPU_FLUSH_TLB flag for a
+/// preempted vcpu, an IPI otherwise), and is preempted
+/// (kvm_steal_time_set_preempted).
+final class StealTimeWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig<NoOptions>
+    let seed: UInt64
+    let vm: StealTimeVM
+    let actors: [VCPU]
+    private let done: AtomicWords
+
+    init(engine: SimEngine, variant: StealTimeVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64) {
+        self.engine = engine
+        config = c
+        self.seed = seed
+        vm = StealTimeVM(engine: engine, variant: variant, vcpus: c.vcpus, vpns: c.pages, gfns: c.pages + 1)
+        actors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: engine.executors[$0]) }
+        done = AtomicWords(count: c.vcpus)
+    }
+    deinit { done.free() }
+
+    var completedWork: Int { (0..<config.vcpus).reduce(0) { $0 + Int(done.load($1)) } }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, actor) in actors.enumerated() {
+            engine.spawnWork(on: actor, seed: seed, salt: UInt64(1000 + i)) { [self] rng in
+                var n = 0
+                while !engine.stopRequested && (endless || n < c.opsPerVCPU) {
+                    vm.recordStealTime(i)                              // vcpu_load, KVM_REQ_STEAL_UPDATE
+                    for _ in 0..<(1 + rng.below(3)) where endless || n < c.opsPerVCPU {
+                        let vpn = rng.below(c.pages)
+                        if rng.below(10) < 7 { vm.access(i, vpn: vpn) } else { vm.remap(i, vpn: vpn, to: rng.below(c.pages + 1)) }
+                        n += 1
+                        done.store(i, UInt64(n))
+                    }
+                    vm.setPreempted(i)                                 // vcpu_put: preempted
+                    engine.point("vcpu:preempted")
+                }
+                vm.offline(i)
+            }
+        }
+    }
+
+    func finish() {}
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A long stress campaign over every scenario and variant (`kvmsim campaign`):
+/// deterministic seeds and parallel stress, in turns, within a time budget, with
+/// its state in a directory so that it resumes where it stopped, splits across
+/// machines by shard, and loses nothing when interrupted.
+///
+/// The database (`--db DIR`):
+/// - `state.json`: per scenario/variant, the next deterministic and parallel
+///   seed, schedules and seconds run, coverage-mark counts; every failure
+///   (mode, seed, oracle, message, whether the regression suite expects it);
+/// - `traces/`: the minimal trace of each deterministic failure.
+/// The state is rewritten (write to a temporary file, then rename) after every
+/// unit of work, so a killed campaign loses at most the unit it was running; an
+/// interrupted unit's partial result is recorded too.
+public enum Campaign {
+    public struct PairState: Codable, Sendable {
+        public var scenario: String
+        public var variant: String
+        public var nextDeterministicSeed: UInt64 = 1
+        public var nextParallelSeed: UInt64 = 1
+        public var schedules: Int = 0
+        public var parallelSeconds: Double = 0
+        public var parallelWork: Int = 0
+        public var coverage: [String: Int] = [:]
+        public var unreachedMarks: [String] = []
+        public var id: String { "\(scenario)/\(variant)" }
+    }
+
+    public struct Failure: Codable, Sendable {
+        public var scenario: String
+        public var variant: String
+        public var mode: ExecutionMode
+        public var seed: UInt64
+        public var schedule: Int?
+        public var oracle: String
+        public var message: String
+        /// The regression suite expects this variant to fail (a known race).
+        public var known: Bool
+        /// Minimal trace (deterministic failures), relative to the database.
+        public var trace: String?
+    }
+
+    public struct State: Codable, Sendable {
+        public var format = "kvmsim-campaign"
+        public var version = 1
+        public var shard: String?
+        public var pairs: [PairState] = []
+        public var failures: [Failure] = []
+        public var units = 0
+        public var elapsedSeconds: Double = 0
+    }
+
+    public struct Options: Sendable {
+        public var db: String
+        public var seconds: Double
+        public var shard: (index: Int, count: Int)?
+        /// Schedules per deterministic unit, seconds per parallel unit.
+        public var schedulesPerUnit = 2000
+        public var parallelSecondsPerUnit: Double = 5
+        /// Stops the campaign between units (and the unit it is running).
+        public var stop: StopSignal = .never
+        public init(db: String, seconds: Double) { self.db = db; self.seconds = seconds }
+    }
+
+    /// Every scenario/variant pair of this shard.
+    static func pairs(shard: (index: Int, count: Int)?) -> [PairState] {
+        let all = ScenarioRegistry.all.flatMap { s in s.variants.map { PairState(scenario: s.name, variant: $0) } }
+        guard let shard else { return all }
+        return all.enumerated().filter { $0.offset % shard.count == shard.index - 1 }.map(\.element)
+    }
+
+    static func isKnown(_ scenario: String, _ variant: String) -> Bool {
+        RegressionSuite.knownFailure(scenario, variant) != nil
+    }
+
+    static func statePath(_ db: String) -> String { (db as NSString).appendingPathComponent("state.json") }
+
+    /// Loads the database, or starts one. A database of another shard is bad input.
+    public static func open(_ o: Options) throws(InputError) -> State {
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: (o.db as NSString).appendingPathComponent("traces"), withIntermediateDirectories: true) }
+        catch { throw InputError("cannot create campaign database '\(o.db)': \(error.localizedDescription)") }
+        let shardText = o.shard.map { "\($0.index)/\($0.count)" }
+        var state = State(shard: shardText)
+        if fm.fileExists(atPath: statePath(o.db)) {
+            do { state = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: statePath(o.db)))) }
+            catch { throw InputError("'\(statePath(o.db))' is not a kvmsim campaign state: \(TraceFile.describe(error))") }
+            guard state.format == "kvmsim-campaign", state.version == 1 else { throw InputError("'\(statePath(o.db))': unsupported campaign state") }
+            guard state.shard == shardText else {
+                throw InputError("campaign database '\(o.db)' belongs to shard \(state.shard ?? "all"), not \(shardText ?? "all")")
+            }
+        }
+        // New scenarios or variants since the database was made join at seed 1.
+        for p in pairs(shard: o.shard) where !state.pairs.contains(where: { $0.id == p.id }) { state.pairs.append(p) }
+        return state
+    }
+
+    public static func save(_ state: State, db: String) throws(InputError) {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let tmp = statePath(db) + ".tmp"
+        do { try enc.encode(state).write(to: URL(fileURLWithPath: tmp)) }
+        catch { throw InputError("cannot write '\(tmp)': \(error.localizedDescription)") }
+        // rename(2) replaces the old state atomically.
+        guard rename(tmp, statePath(db)) == 0 else { throw InputError("cannot replace '\(statePath(db))': \(String(cString: strerror(errno)))") }
+    }
+
+    /// Runs units round-robin over the pairs, deterministic and parallel in turn,
+    /// until the time is up or a signal arrives. `progress` gets one line per unit.
+    public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws(InputError) -> State {
+        var state = try open(o)
+        let start = Date()
+        let active = state.pairs.enumerated().filter { p in pairs(shard: o.shard).contains { $0.id == p.element.id } }.map(\.offset)
+        guard !active.isEmpty else { return state }
+        var turn = state.units
+        while Date().timeIntervalSince(start) < o.seconds && !o.stop.isRaised {
+            let i = active[turn % active.count]
+            let parallel = (turn / active.count) % 2 == 1
+            turn += 1
+            var p = state.pairs[i]
+            let mode: ExecutionMode = parallel ? .parallel : .deterministic
+            var opts = try RunOptions(scenario: p.scenario, variant: p.variant, mode: mode)
+            opts.stop = o.stop
+            let left = o.seconds - Date().timeIntervalSince(start)
+            if parallel {
+                opts.seed = p.nextParallelSeed
+                opts.seconds = max(0.1, min(o.parallelSecondsPerUnit, left))
+            } else {
+                opts.seed = p.nextDeterministicSeed
+                opts.schedules = o.schedulesPerUnit
+                opts.seconds = max(0.1, left)
+            }
+            let runner = try Runner(opts)
+            let r = runner.run()
+            if parallel {
+                p.nextParallelSeed += 1
+                p.parallelSeconds += r.elapsedSeconds
+                p.parallelWork += r.schedules
+            } else {
+                p.nextDeterministicSeed += 1
+                p.schedules += r.schedules
+            }
+            p.coverage.merge(r.coverage, uniquingKeysWith: +)
+            p.unreachedMarks = p.coverage.filter { $0.value == 0 }.map(\.key).sorted()
+            if let v = r.firstViolation {
+                var tracePath: String? = nil
+                if let t = runner.failingTrace {
+                    let name = "traces/\(p.scenario)--\(p.variant)--seed\(opts.seed).trace.json"
+                    let minimal = (try? Shrinker.shrink(t, maxReplays: 1000).trace) ?? t
+                    do { try minimal.write(to: (o.db as NSString).appendingPathComponent(name)); tracePath = name } catch {}
+                }
+                state.failures.append(Failure(scenario: p.scenario, variant: p.variant, mode: mode, seed: opts.seed,
+                                              schedule: parallel ? nil : r.firstViolationSchedule, oracle: v.oracle, message: v.message,
+                                              known: isKnown(p.scenario, p.variant), trace: tracePath))
+            }
+            state.pairs[i] = p
+            state.units += 1
+            state.elapsedSeconds += r.elapsedSeconds
+            try save(state, db: o.db)
+            let what = parallel ? String(format: "%.1f s parallel", r.elapsedSeconds) : "\(r.schedules) schedules"
+            progress(String(format: "[%6.0fs] %@ seed %llu: %@, %@", Date().timeIntervalSince(start), p.id, opts.seed, what,
+                            r.firstViolation.map { "VIOLATION \($0.oracle)" + (isKnown(p.scenario, p.variant) ? " (known)" : " (NEW)") } ?? "clean"))
+        }
+        return state
+    }
+
+    /// The human summary.
+    public static func summary(_ s: State) -> String {
+        var lines = ["campaign\(s.shard.map { " shard \($0)" } ?? ""): \(s.units) units, \(String(format: "%.0f", s.elapsedSeconds)) s of runs"]
+        for p in s.pairs {
+            var l = "  \(p.id): \(p.schedules) schedules, \(String(format: "%.0f", p.parallelSeconds)) s parallel"
+            let f = s.failures.filter { $0.scenario == p.scenario && $0.variant == p.variant }
+            if !f.isEmpty { l += ", \(f.count) failing seed(s)" + (isKnown(p.scenario, p.variant) ? " (known race)" : " (NEW)") }
+            if !p.unreachedMarks.isEmpty { l += "; never reached: \(p.unreachedMarks.joined(separator: "; "))" }
+            lines.append(l)
+        }
+        let new = s.failures.filter { !$0.known }
+        lines.append("\(s.failures.count) failures recorded, \(new.count) not known to the regression suite")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// What to run.
+public struct RunOptions: Sendable {
+    /// The scenario, variant and configuration.
+    public var selection: ScenarioSelection
+    public var mode: ExecutionMode = .deterministic
+    public var seed: UInt64 = 1
+    /// Deterministic: schedules to run. Parallel: work units (guest ops + host events).
+    public var schedules: Int?
+    public var seconds: Double?
+    public var strategy: StrategyKind = .random
+    public var depth: Int = 3
+    /// Run every schedule even after a violation.
+    public var keepGoing = false
+    /// Run each deterministic schedule twice and compare the traces.
+    public var checkDeterminism = false
+    /// How deterministic mode passes the baton (same schedules either way).
+    public var backend: SimEngine.DeterministicBackend = .preferred
+    /// Stops the run between schedules (deterministic) or at the next poll (parallel).
+    public var stop: StopSignal = .never
+
+    public init(_ selection: ScenarioSelection, mode: ExecutionMode = .deterministic) {
+        self.selection = selection
+        self.mode = mode
+    }
+
+    /// Options for `scenario` / `variant` (names, parsed here) in the scenario's
+    /// default configuration for `mode`.
+    public init(scenario: String, variant: String, mode: ExecutionMode) throws(InputError) {
+        self.init(try ScenarioRegistry.named(scenario).selection(variant: variant, mode: mode), mode: mode)
+    }
+
+    public var scenario: String { selection.scenarioName }
+    public var variant: String { selection.variant }
+}

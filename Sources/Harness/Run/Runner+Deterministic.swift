@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+
+/// Deterministic mode: seeded schedules, a fresh world for each, the first
+/// failing one kept as a trace.
+extension Runner {
+    func runDeterministic() -> RunReport {
+        let o = options
+        let names = o.selection.actorNames
+        var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
+        let strategy = makeStrategy()
+        let start = Date()
+        let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
+        var hash = FNV1a64()
+        var ran = 0, violations = 0, steps = 0
+        var first: (schedule: Int, violation: Violation)?
+        var firstAt: Double?
+        var mismatch: DeterminismMismatch?
+        let t0 = SimEngine.monotonicSeconds()
+        var lastProgress = start
+        while ran < budget {
+            if interrupted { break }
+            if let s = o.seconds, Date().timeIntervalSince(start) >= s { break }
+            let scheduleSeed = SplitMix64.derive(o.seed, UInt64(ran))
+            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+            if o.checkDeterminism && !engine.wedged {
+                let (d1, h1) = (engine.decisions, engine.scheduleHash)
+                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+                if engine.decisions != d1 || engine.scheduleHash != h1 {
+                    let d2 = engine.decisions
+                    let at = (0..<min(d1.count, d2.count)).first { d1[$0] != d2[$0] } ?? min(d1.count, d2.count)
+                    mismatch = DeterminismMismatch(schedule: ran, step: at,
+                                                   first: at < d1.count ? names[Int(d1[at])] : nil,
+                                                   second: at < d2.count ? names[Int(d2[at])] : nil)
+                }
+            }
+            steps += engine.decisions.count
+            (strategy as? PCTStrategy)?.observe(scheduleLength: engine.decisions.count)
+            hash.combine(engine.scheduleHash)
+            if !found.isEmpty {
+                violations += engine.violationTotal
+                if first == nil {
+                    first = (ran, found[0])
+                    firstAt = engine.firstViolationTime.map { $0 - t0 }
+                    failingTrace = TraceFile(selection: o.selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
+                                             strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
+                                             violation: found[0])
+                }
+            }
+            ran += 1
+            if engine.wedged {
+                engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
+            }
+            if (first != nil && !o.keepGoing) || mismatch != nil { break }
+            if let progress, ran & 63 == 0 {
+                let now = Date()
+                if now.timeIntervalSince(lastProgress) > 0.2 { lastProgress = now; progress(ran, o.schedules, now.timeIntervalSince(start)) }
+            }
+        }
+        engine.shutdown()
+        return report(schedules: ran, violations: violations, first: first, elapsed: Date().timeIntervalSince(start),
+                      traceHash: String(format: "%016llx", hash.value), steps: steps, secondsToFirst: firstAt, mismatch: mismatch)
+    }
+
+    /// Runs one schedule on `engine` and returns its violations.
+    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64) -> [Violation] {
+        engine.beginSchedule(strategy: strategy, scheduleSeed: scheduleSeed)
+        let world = options.selection.makeWorld(engine: engine, seed: scheduleSeed)
+        world.start(endless: false)
+        engine.runSchedule()
+        if !engine.deadlocked { world.finish() }
+        addCounters(of: world)
+        if engine.hung {
+            engine.report(.livelock, "the schedule ran \(engine.maxSteps) steps without finishing")
+        }
+        violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
+        coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+        return engine.violations
+    }
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+
+/// Runs a scenario in either mode and records the first failing schedule as a
+/// trace. Facets: `Runner+Deterministic.swift` (seeded schedules, one world
+/// each), `Runner+Parallel.swift` (one world on real threads),
+/// `Runner+Replay.swift` (a trace, step by step, with narration).
+public final class Runner {
+    public let options: RunOptions
+    /// Called now and then with (done, total or nil, elapsed seconds).
+    public var progress: ((Int, Int?, Double) -> Void)?
+    /// The trace of the first failing schedule (deterministic mode).
+    public internal(set) var failingTrace: TraceFile?
+    /// Protocol counters and violations per oracle, summed over the schedules run so far.
+    var counterTotals: [String: Int] = [:]
+    var violationTotals: [String: Int] = [:]
+    var coverageTotals: [String: Int] = [:]
+
+    /// Checks the options (bad input: an `InputError`, exit 2).
+    public init(_ options: RunOptions) throws(InputError) {
+        try options.selection.validate()
+        if let s = options.schedules, s < 1 { throw InputError("--schedules must be at least 1 (got \(s))") }
+        if let s = options.seconds, !(s > 0 && s <= 7 * 24 * 3600) { throw InputError("--seconds must be greater than 0 and at most a week") }
+        guard (1...64).contains(options.depth) else { throw InputError("--depth must be between 1 and 64 (got \(options.depth))") }
+        if options.checkDeterminism && options.mode != .deterministic {
+            throw InputError("--check-determinism needs --mode deterministic")
+        }
+        self.options = options
+    }
+
+    public func run() -> RunReport {
+        options.mode == .deterministic ? runDeterministic() : runParallel()
+    }
+
+    var interrupted: Bool { options.stop.isRaised }
+
+    func makeStrategy() -> SchedulingStrategy {
+        options.strategy == .pct ? PCTStrategy(depth: options.depth) : RandomStrategy()
+    }
+
+    /// A report with the run's totals, coverage and configuration.
+    func report(schedules: Int, violations: Int, first: (schedule: Int, violation: Violation)?, elapsed: Double,
+                traceHash: String?, steps: Int, secondsToFirst: Double?, mismatch: DeterminismMismatch? = nil) -> RunReport {
+        let o = options
+        var r = RunReport(scenario: o.scenario, variant: o.variant, mode: o.mode, seed: o.seed, strategy: o.strategy,
+                          schedules: schedules, violations: violations, firstViolationSchedule: first?.schedule,
+                          firstViolation: first?.violation, elapsedSeconds: elapsed, traceHash: traceHash,
+                          config: o.selection.config, interrupted: interrupted, steps: steps,
+                          secondsToFirstViolation: secondsToFirst, determinismMismatch: mismatch)
+        r.counters = counterTotals
+        r.violationsByOracle = violationTotals
+        var cov = coverageTotals
+        let marks = o.selection.coverageMarks
+        for m in marks where cov[m.name] == nil { cov[m.name] = 0 }
+        r.coverage = cov
+        r.unreachedMarks = marks.map(\.name).filter { cov[$0] == 0 }.sorted()
+        return r
+    }
+
+    /// Adds a world's counters to the run's totals.
+    func addCounters(of world: any ScenarioWorld) {
+        for (c, n) in world.counters { counterTotals[c.name, default: 0] += n }
+    }
+}

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// A run's verdict: some oracle fired, or none did.
+public enum Verdict: String, Codable, Sendable {
+    case violation, clean
+}
+
+/// One case of the race regression suite, declared by its scenario (in the
+/// scenario's `cases`): a variant run deterministically from a seed for a
+/// number of schedules, with the verdict the model really gives (a known race
+/// found, a fix holding, or a finding in a fixed variant kept as it is).
+public struct RegressionCase<S: Scenario>: Sendable {
+    public var variant: S.Variant
+    public var expected: Verdict
+    public var seed: UInt64
+    /// Schedules to run; a violation case stops at its first violation.
+    public var schedules: Int
+    public var strategy: StrategyKind
+    /// PCT depth (with `strategy: .pct`).
+    public var depth: Int
+    /// Changes to the scenario's deterministic default configuration.
+    public var configure: (@Sendable (inout S.Config) -> Void)?
+    /// The kernel commit the case reproduces; nil: the variant's own.
+    public var commit: KernelCommit?
+    /// Why the case exists, one line.
+    public var note: String
+
+    public init(_ variant: S.Variant, expects expected: Verdict, seed: UInt64 = 1, schedules: Int,
+                strategy: StrategyKind = .random, depth: Int = 3, commit: KernelCommit? = nil,
+                configure: (@Sendable (inout S.Config) -> Void)? = nil, note: String) {
+        self.variant = variant; self.expected = expected; self.seed = seed; self.schedules = schedules
+        self.strategy = strategy; self.depth = depth; self.commit = commit; self.configure = configure; self.note = note
+    }
+}
+
+/// A regression case of any scenario, as the suite runs it.
+public struct SuiteCase: Sendable {
+    public var scenario: String
+    public var variant: String
+    public var expected: Verdict
+    public var seed: UInt64
+    public var schedules: Int
+    public var strategy: StrategyKind
+    public var depth: Int
+    public var commit: KernelCommit?
+    public var note: String
+    /// Configuration keys changed from the scenario's default (kebab-case).
+    public var overrides: [(key: String, value: String)]
+    /// What to run.
+    public var selection: ScenarioSelection
+
+    /// Unique name: scenario/variant, plus the overrides and seed if any
+    /// ("sync-mmu-stress/patched pages=2 vcpus=1 seed=3").
+    public var id: String {
+        var s = "\(scenario)/\(variant)"
+        for (k, v) in overrides { s += " \(k)=\(v)" }
+        if strategy != .random { s += " strategy=\(strategy.rawValue)" }
+        if seed != 1 { s += " seed=\(seed)" }
+        return s
+    }
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// The host mm events that fire MMU notifiers (mm/memory.c, mm/vmscan.c,
+/// mm/ksm.c, mm/mprotect.c, mm/page_idle.c), each in the kernel's order:
+/// invalidate_range_start, the PTE change under the page table lock, the old
+/// page released, invalidate_range_end, with scheduling points between the steps.
+extension HostMM {
+    /// Host touch of a page (the VMM or a host thread reading or writing guest RAM).
+    public func touch(_ hva: Int, write: Bool) {
+        guard let r = getUserPage(hva, write: write) else { return }
+        pages.put(r.pfn)
+    }
+
+    /// wp_page_copy() (mm/memory.c): a write fault on a shared (KSM or COW) page whose PTE was
+    /// `orig` copies it. In the kernel's order: allocate and copy, then
+    /// invalidate_range_start, then under the PTL check `pte_same(orig)` and
+    /// `set_pte_at_notify()` (change_pte notifiers, then the PTE), then release the
+    /// old page, then invalidate_range_end.
+    public func wpPageCopy(_ hva: Int, orig: PTE) {
+        guard let newPfn = pages.alloc() else { return }
+        pages.content.store(newPfn, pages.content.load(orig.pfn))   // cow_user_page()
+        let r = hva..<(hva + 1)
+        invalidateRangeStart(r)
+        engine.point("wp_page_copy:after_invalidate_range_start")
+        let newPTE = PTE(pfn: newPfn, flags: PTE.present | PTE.read | PTE.write | PTE.dirty | PTE.young)
+        let replaced: Bool = withPageTableLock {
+            guard pte(hva) == orig else { return false }           // pte_same() failed: someone else changed it
+            changePTE(hva, newPTE)                                   // set_pte_at_notify(): notifiers first,
+            hostPTE.store(idx(hva), newPTE.raw)                      // then the PTE
+            return true
+        }
+        if replaced {
+            engine.event("host: COW break hva \(hex(hva)): pfn \(orig.pfn) -> \(newPfn)")
+            pages.put(orig.pfn)
+        } else {
+            pages.put(newPfn)
+        }
+        engine.point("wp_page_copy:before_invalidate_range_end")
+        invalidateRangeEnd(r)
+    }
+
+    /// A host write to `hva` (the VMM touching guest RAM): faults in, breaking COW.
+    public func hostWrite(_ hva: Int) { touch(hva, write: true) }
+
+    /// MADV_DONTNEED / munmap of guest RAM (balloon inflation, memory hot-unplug):
+    /// zap the pages; the next touch gets fresh zero pages.
+    public func zap(_ r: Range<Int>) {
+        invalidateRangeStart(r)
+        engine.point("zap_page_range:after_invalidate_range_start")
+        var toPut: [Int] = []
+        withPageTableLock {
+            for h in r {
+                let p = pte(h)
+                if p.isPresent { toPut.append(p.pfn) }
+                hostPTE.store(idx(h), 0)
+                let s = swapState.load(idx(h))
+                if s >= 2 { toPut.append(Int(s - 2)) }
+                swapState.store(idx(h), 0)
+            }
+        }
+        for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
+        engine.event("host: zapped hva \(hex(r.lowerBound))..<\(hex(r.upperBound)), releasing pfns \(toPut)")
+        for pfn in toPut { pages.put(pfn) }
+        engine.point("zap_page_range:before_invalidate_range_end")
+        invalidateRangeEnd(r)
+    }
+
+    /// Page reclaim of one page (shrink_page_list -> try_to_unmap -> pageout): the
+    /// page leaves the host page table; if nobody else holds a reference its content
+    /// goes to swap and it is freed, otherwise it stays in the swap cache.
+    public func swapOut(_ hva: Int) {
+        let victim = pte(hva)                // the page reclaim picked from the LRU
+        guard victim.isPresent else { return }
+        let r = hva..<(hva + 1)
+        invalidateRangeStart(r)
+        engine.point("try_to_unmap:after_invalidate_range_start")
+        var freedPfn: Int? = nil
+        withPageTableLock {
+            let p = pte(hva)
+            guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
+            hostPTE.store(idx(hva), 0)
+            if pages.refs(p.pfn) > 1 {
+                swapState.store(idx(hva), UInt64(p.pfn + 2))   // __remove_mapping fails: kept in swap cache
+            } else {
+                swapContent.store(idx(hva), pages.content.load(p.pfn))
+                swapState.store(idx(hva), 1)
+                freedPfn = p.pfn
+            }
+        }
+        if let pfn = freedPfn {
+            engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
+            pages.put(pfn)
+        } else {
+            engine.event("host: hva \(hex(hva)) unmapped for swap, page kept in swap cache (extra reference)")
+        }
+        engine.point("try_to_unmap:before_invalidate_range_end")
+        invalidateRangeEnd(r)
+    }
+
+    /// Swap-in by a host touch (do_swap_page).
+    public func swapIn(_ hva: Int) { touch(hva, write: false) }
+
+    /// KSM (mm/ksm.c): merge two pages with equal content into one write-protected
+    /// page. write_protect_page() on both, then replace_page() maps the second hva
+    /// to the first page. Pages with extra references (page_count() above the
+    /// mapping's) are skipped, as `write_protect_page()` does.
+    public func ksmMerge(_ a: Int, _ b: Int) {
+        guard a != b else { return }
+        let pa = pte(a), pb = pte(b)
+        guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn,
+              pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
+              pages.content.load(pa.pfn) == pages.content.load(pb.pfn) else { return }
+        for h in [a, b] {   // write_protect_page()
+            let r = h..<(h + 1)
+            invalidateRangeStart(r)
+            engine.point("write_protect_page:after_invalidate_range_start")
+            withPageTableLock { let p = pte(h); if p.isPresent { hostPTE.store(idx(h), p.wrprotect().raw) } }
+            invalidateRangeEnd(r)
+        }
+        // replace_page(): b now maps a's page, read-only.
+        let r = b..<(b + 1)
+        invalidateRangeStart(r)
+        engine.point("replace_page:after_invalidate_range_start")
+        var merged = false
+        var old = PTE.none
+        var kp = PTE.none
+        withPageTableLock {
+            let ka = pte(a)
+            old = pte(b)
+            guard ka.isPresent, old.isPresent, !ka.isWrite, !old.isWrite,
+                  pages.refs(old.pfn) == 1,
+                  pages.content.load(ka.pfn) == pages.content.load(old.pfn) else { return }
+            pages.get(ka.pfn)
+            kp = PTE(pfn: ka.pfn, flags: PTE.present | PTE.read | PTE.young)
+            changePTE(b, kp)                 // set_pte_at_notify()
+            hostPTE.store(idx(b), kp.raw)
+            merged = true
+        }
+        if merged {
+            engine.event("host: KSM merged hva \(hex(b)) (pfn \(old.pfn)) into pfn \(kp.pfn)")
+            pages.put(old.pfn)
+        }
+        invalidateRangeEnd(r)
+    }
+
+    /// mprotect(): make the range read-only or writable again (change_protection).
+    public func mprotect(_ r: Range<Int>, writable: Bool) {
+        invalidateRangeStart(r)
+        engine.point("change_protection:after_invalidate_range_start")
+        withPageTableLock {
+            for h in r {
+                vmaWritable.store(idx(h), writable ? 1 : 0)
+                let p = pte(h)
+                if p.isPresent && !writable { hostPTE.store(idx(h), p.wrprotect().raw) }
+            }
+        }
+        engine.event("host: mprotect hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) \(writable ? "read-write" : "read-only")")
+        invalidateRangeEnd(r)
+    }
+
+    /// Idle page tracking (mm/page_idle.c): clear the young bit of the host PTEs and
+    /// of every secondary MMU; `flush` selects clear_flush_young over clear_young.
+    /// Returns whether any mapping was young.
+    @discardableResult
+    public func clearYoung(_ r: Range<Int>, flush: Bool) -> Bool {
+        var young = false
+        withPageTableLock {
+            for h in r { let p = pte(h); if p.isPresent && p.isYoung { young = true; hostPTE.store(idx(h), p.mkold().raw) } }
+        }
+        for ref in subscriberRefs { young = (flush ? ref.s.clearFlushYoung(r) : ref.s.clearYoung(r)) || young }
+        engine.event("host: \(flush ? "clear_flush_young" : "clear_young")(hva \(hex(r.lowerBound))..<\(hex(r.upperBound))) -> \(young)")
+        return young
+    }
+
+    /// mmu_notifier_test_young() plus the host PTE.
+    public func testYoung(_ hva: Int) -> Bool {
+        var young = pte(hva).isYoung
+        for ref in subscriberRefs { young = ref.s.testYoung(hva: hva) || young }
+        return young
+    }
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// The VMM process's address space (`struct mm_struct`) over the guest RAM it maps,
+/// with the host memory-management events that fire MMU notifiers.
+///
+/// State per host virtual page: the host PTE (present, write, dirty, young, pfn),
+/// whether the VMA allows writes (mprotect), and, for a page not present, where its
+/// content is: on "disk" (a saved content word) or still in the swap cache (a pfn
+/// that someone else's reference kept alive).
+///
+/// Every event follows the kernel's order: `mmu_notifier_invalidate_range_start`,
+/// then the host PTE change under `page_table_lock`, then the pages are released,
+/// then `mmu_notifier_invalidate_range_end`. Scheduling points sit between those
+/// steps, where another CPU can run.
+///
+/// Facets: this file holds the state and the fault path (get_user_pages);
+/// `HostMM+Events.swift` the events.
+///
+/// Locking: `page_table_lock` (a modelled spinlock with no scheduling point
+/// inside) guards every change of host PTEs and swap state; readers (oracles)
+/// load atomics.
+public final class HostMM: @unchecked Sendable {
+    public let engine: SimEngine
+    public let pages: HostPages
+    /// First host virtual page of the region (the VMM's guest RAM mapping).
+    public let base: Int
+    public let count: Int
+    let hostPTE: AtomicWords
+    let vmaWritable: AtomicWords
+    let swapContent: AtomicWords
+    /// 0: nothing swapped; 1: content on disk (`swapContent`); else pfn + 2 of a
+    /// page kept in the swap cache by an extra reference.
+    let swapState: AtomicWords
+    /// The page table lock (`pte_lockptr()`); a modelled spinlock because
+    /// `set_pte_at_notify()` calls `change_pte` notifiers, which take `mmu_lock`,
+    /// while holding it.
+    let pageTableLock: SpinLock
+    /// Registered secondary MMUs. Unowned: a subscriber (KVM) owns the HostMM, not
+    /// the other way round. Registered before any actor runs (`register`),
+    /// read-only after: no dynamic exclusivity checks.
+    @exclusivity(unchecked) var subscriberRefs: [Unowned] = []
+    struct Unowned { unowned(unsafe) let s: MMUNotifierSubscriber }
+    /// The oracle watching host mm events. Unowned: the KVM that owns the oracle
+    /// sets it and clears it when it goes away (as `kvm_destroy_vm()` calls
+    /// `mmu_notifier_unregister()`). Not `weak`: a weak reference gives the oracle a
+    /// side table, and every retain of it on the guest-access path then takes the
+    /// runtime's slow, contended path.
+    public unowned(unsafe) var observer: HostMMObserver?
+
+    public init(engine: SimEngine, pages: HostPages, base: Int, count: Int) {
+        self.engine = engine
+        self.pages = pages
+        self.base = base
+        self.count = count
+        hostPTE = AtomicWords(count: count)
+        vmaWritable = AtomicWords(count: count, initial: 1)
+        swapContent = AtomicWords(count: count)
+        swapState = AtomicWords(count: count)
+        pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
+    }
+
+    /// mmu_notifier_register(). Call before any actor runs.
+    public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
+
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free() }
+
+    public var range: Range<Int> { base..<(base + count) }
+    @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
+
+    /// pte_offset_map_lock() ... pte_unmap_unlock().
+    @inline(__always)
+    func withPageTableLock<R>(_ body: () -> R) -> R { pageTableLock.withLock { body() } }
+
+    /// The host PTE of `hva` (oracle and test view).
+    public func pte(_ hva: Int) -> PTE { PTE(raw: hostPTE.load(idx(hva))) }
+
+    /// The pfn the host considers the current page of `hva`: the mapped page, or the
+    /// page still in the swap cache. nil when the content is only on disk or the
+    /// page was never touched.
+    public func currentPfn(_ hva: Int) -> Int? {
+        let p = pte(hva)
+        if p.isPresent { return p.pfn }
+        let s = swapState.load(idx(hva))
+        return s >= 2 ? Int(s - 2) : nil
+    }
+
+    // MARK: - notifier fan-out (mm/mmu_notifier.c)
+
+    func invalidateRangeStart(_ r: Range<Int>) {
+        engine.event("host: mmu_notifier_invalidate_range_start(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
+        for ref in subscriberRefs { ref.s.invalidateRangeStart(r) }
+        observer?.invalidateRangeStartReturned(r)
+    }
+
+    func invalidateRangeEnd(_ r: Range<Int>) {
+        engine.event("host: mmu_notifier_invalidate_range_end(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
+        for ref in subscriberRefs { ref.s.invalidateRangeEnd(r) }
+    }
+
+    func changePTE(_ hva: Int, _ p: PTE) {
+        engine.event("host: mmu_notifier_change_pte(hva \(hex(hva)), \(p))")
+        for ref in subscriberRefs { ref.s.changePTE(hva: hva, pte: p) }
+    }
+
+    // MARK: - faults (mm/memory.c, mm/gup.c)
+
+    /// get_user_pages() of one page, as `hva_to_pfn()` calls it for
+    /// `gfn_to_pfn_prot()`: faults the page in (first touch, swap-in), breaks COW
+    /// for a write, takes a reference. Returns the pfn and whether the host
+    /// mapping is writable, or nil if the access is not allowed (EFAULT).
+    /// May sleep: a scheduling point.
+    public func getUserPage(_ hva: Int, write: Bool) -> (pfn: Int, writable: Bool)? {
+        engine.point("get_user_pages")
+        while true {
+            if write && vmaWritable.load(idx(hva)) == 0 { return nil }
+            var needCOW: PTE? = nil
+            let got: (Int, Bool)? = withPageTableLock {
+                guard let p = faultInLocked(hva) else { return nil }
+                if write && !p.isWrite {
+                    if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
+                    // do_wp_page() reuse: the only user may write in place.
+                    hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
+                }
+                pages.get(p.pfn)
+                // hva_to_pfn(): writable when the host PTE allows writes (the
+                // FOLL_WRITE gup, or __get_user_pages_fast(write=1) for a read fault).
+                let now = pte(hva)
+                return (now.pfn, now.isWrite)
+            }
+            if let got { return got }
+            if let orig = needCOW { wpPageCopy(hva, orig: orig); continue }
+            return nil
+        }
+    }
+
+    /// Makes the page present (page_table_lock held): first touch allocates a zero
+    /// page (do_anonymous_page()), a swapped page is read back or taken from the
+    /// swap cache (do_swap_page()).
+    private func faultInLocked(_ hva: Int) -> PTE? {
+        pageTableLock.assertHeld("handle_pte_fault()")
+        let i = idx(hva)
+        let p = PTE(raw: hostPTE.load(i))
+        if p.isPresent { return p }
+        let s = swapState.load(i)
+        let pfn: Int
+        if s >= 2 {
+            pfn = Int(s - 2)                 // still in the swap cache: map it again
+        } else {
+            guard let fresh = pages.alloc() else { return nil }
+            pfn = fresh
+            if s == 1 { pages.content.store(pfn, swapContent.load(i)) }
+        }
+        swapState.store(i, 0)
+        let writable = vmaWritable.load(i) == 1
+        let np = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0))
+        hostPTE.store(i, np.raw)
+        engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
+        return np
+    }
+}

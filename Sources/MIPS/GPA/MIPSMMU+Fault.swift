@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import KVMCore
+import SimExec
+
+/// The GPA fault handler of arch/mips/kvm/mmu.c (v4.11): the fast path under
+/// `mmu_lock`, then the slow path with the `mmu_notifier_seq` snapshot,
+/// gfn_to_pfn_prot() outside the lock, and the mmu_notifier_retry() check under it.
+extension MIPSMMU {
+    /// _kvm_mips_map_page_fast(): handle the fault with what the GPA table already
+    /// has, under mmu_lock. patched: make an old PTE young; dirty a clean one if it
+    /// is writable, else -EFAULT (slow path, which may break COW). pre-fix: only an
+    /// existing PTE (all PTEs are young, dirty and writable there).
+    func kvmMipsMapPageFast(_ vcpu: VCPUState, gfn: Int, write: Bool) -> PTE? {
+        kvm.mmuLock.lock()
+        defer { kvm.mmuLock.unlock() }
+        guard let s = table.walk(gfn, cache: nil) else { return nil }
+        var p = table.load(slot: s)
+        guard p.isPresent else { return nil }
+        engine.cover(Self.markFastPath)
+        if variant == .preFix { return p }
+        if !p.isYoung {
+            p = p.mkyoung()
+            table.set(slot: s, p)
+            engine.event("vcpu\(vcpu.id): map_page_fast: gfn \(gfn) made young")
+        }
+        if write && !p.isDirty {
+            if !p.isWrite { return nil }
+            oracle.dirtying(gfn: gfn, pte: p)
+            p = p.mkdirty()
+            table.set(slot: s, p)   // mark_page_dirty(), kvm_set_pfn_dirty()
+            engine.event("vcpu\(vcpu.id): map_page_fast: gfn \(gfn) dirtied")
+        }
+        return p
+    }
+
+    /// kvm_mips_map_page(): map guest frame `gfn` for a read or write fault and return
+    /// the new GPA PTE. Takes mmu_lock; sleeps in gfn_to_pfn_prot() outside it.
+    public func kvmMipsMapPage(_ vcpu: VCPUState, cache: MMUMemoryCache, gfn: Int, write: Bool) -> Result<PTE, MapPageError> {
+        if let p = kvmMipsMapPageFast(vcpu, gfn: gfn, write: write) { return .success(p) }
+        guard cache.topup(min: cacheMinPages, max: cacheMaxPages) else { return .failure(.enomem) }
+
+        if variant == .preFix {
+            // gfn_to_pfn(): a write fault, the reference is kept (the page stays pinned).
+            guard let got = kvm.gfnToPfn(gfn) else { return .failure(.efault) }
+            engine.point("kvm_mips_map_page:after_gfn_to_pfn")
+            kvm.mmuLock.lock()
+            defer { kvm.mmuLock.unlock() }
+            guard let s = table.walk(gfn, cache: cache) else { kvm.releasePfnClean(got.pfn); return .failure(.enomem) }
+            let entry = PTE(pfn: got.pfn, flags: PTE.present | PTE.read | PTE.write | PTE.dirty | PTE.young)
+            oracle.installingMapping(gfn: gfn, pte: entry, mmuSeq: nil)
+            table.set(slot: s, entry)
+            engine.event("vcpu\(vcpu.id): map_page: gfn \(gfn) -> \(entry) (page pinned)")
+            return .success(entry)
+        }
+
+        while true {   // retry:
+            if engine.stopRequested { return .failure(.eintr) }
+            let seqNow = kvm.mmuNotifierSeq
+            let mmuSeq = mmuSeqType.snapshot(seqNow)
+            smp_rmb()
+            engine.event("vcpu\(vcpu.id): map_page slow path: gfn \(gfn), mmu_notifier_seq snapshot \(mmuSeq)")
+            // gfn_to_pfn_prot(): may sleep, may break COW (which fires the notifiers).
+            guard let got = kvm.gfnToPfnProt(gfn, writeFault: write) else { return .failure(.efault) }
+            let writeable = got.writable
+            engine.event("vcpu\(vcpu.id): gfn_to_pfn_prot(gfn \(gfn)) = pfn \(got.pfn)\(writeable ? " writable" : "")")
+            engine.point("kvm_mips_map_page:after_gfn_to_pfn_prot")
+
+            kvm.mmuLock.lock()
+            if variant != .noRetry && kvm.mmuNotifierRetry(mmuSeq) {
+                engine.cover(Self.markRetry)
+                oracle.retryTaken(vcpu: vcpu.id, snapshotSeq: seqNow)
+                engine.event("vcpu\(vcpu.id): mmu_notifier_retry(seq \(mmuSeq)) -> retry")
+                kvm.mmuLock.unlock()
+                kvm.releasePfnClean(got.pfn)
+                engine.yieldPoint("kvm_mips_map_page:retry")
+                continue
+            }
+            guard let s = table.walk(gfn, cache: cache) else {
+                kvm.mmuLock.unlock()
+                kvm.releasePfnClean(got.pfn)
+                return .failure(.enomem)
+            }
+            var prot = PTE.present | PTE.read | PTE.young
+            if writeable {
+                prot |= PTE.write
+                if write { prot |= PTE.dirty }   // mark_page_dirty(), kvm_set_pfn_dirty()
+            }
+            let entry = PTE(pfn: got.pfn, flags: prot)
+            oracle.installingMapping(gfn: gfn, pte: entry, mmuSeq: mmuSeq)
+            table.set(slot: s, entry)
+            engine.event("vcpu\(vcpu.id): map_page: set_pte(gfn \(gfn), \(entry))")
+            engine.point("kvm_mips_map_page:before_unlock")
+            kvm.mmuLock.unlock()
+            kvm.releasePfnClean(got.pfn)        // kvm_release_pfn_clean(); kvm_set_pfn_accessed()
+            return .success(entry)
+        }
+    }
+}

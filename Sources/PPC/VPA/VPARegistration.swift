@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+
+/// The VPA, DTL and SLB-shadow registration of a Book3S HV VM (book3s_hv.c):
+/// do_h_register_vpa(), kvmppc_update_vpa(s), kvmppc_create_dtl_entry() and the
+/// VPA yield count updates at guest entry and exit, in v3.4 (pre-fix) and seed
+/// 003 form.
+public final class VPARegistration: @unchecked Sendable {
+    /// Coverage marks.
+    public static let markUpdatePending = CoverageMark("ppc: update_pending consumed (kvmppc_update_vpa)")
+    public static let markUpdateRetry = CoverageMark("ppc: kvmppc_update_vpa retries (next_gpa moved)")
+    public static let markDTLWrap = CoverageMark("ppc: DTL wraps at its end")
+    public static let markResource = CoverageMark("ppc: H_REGISTER_VPA returns H_RESOURCE")
+    public let engine: SimEngine
+    public let variant: VPAVariant
+    public let vcpus: [VPAVCPU]
+    public let oracle: VPAOracle
+    let pinning: GuestPagePinning
+    /// The guest's buffers: the length word at offset 4 of each area it may
+    /// register (what do_h_register_vpa reads through the pinned page).
+    let lengths: Locked<[Int: Int]>
+
+    public init(engine: SimEngine, variant: VPAVariant, vcpus: Int, hostMM: HostMM, memslots: Memslots) {
+        self.engine = engine
+        self.variant = variant
+        self.vcpus = (0..<vcpus).map { VPAVCPU(id: $0, engine: engine) }
+        oracle = VPAOracle(engine: engine, hostMM: hostMM, vcpus: vcpus)
+        pinning = GuestPagePinning(hostMM: hostMM, memslots: memslots, oracle: oracle)
+        lengths = Locked([:])
+    }
+
+    /// The guest writes the length word of the buffer at `gpa`.
+    public func guestSetLength(gpa: Int, _ len: Int) { lengths.withLock { $0[gpa] = len } }
+    func readLength(gpa: Int) -> Int { lengths.withLock { $0[gpa] ?? 0 } }
+
+    /// The calling actor's vcpu id (oracle bookkeeping).
+    func setPointer(_ t: VPAVCPU, _ index: Int, _ value: Int, by caller: Int) {
+        oracle.pointerChanging(owner: t.id, by: caller)
+        t.words.store(index, UInt64(value))
+    }
+}

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+
+/// `struct kvmppc_vpa` (seed 003): the pinned area in use and the pending update.
+/// `pinned_addr` / `pinned_end` change only in the owner's kvmppc_update_vpa();
+/// `next_gpa`, `len` and `update_pending` only under `vpa_update_lock`.
+struct KVMPPCVPA {
+    static let words = 5
+    let base: Int   // index of pinned_addr in the vcpu's words
+    var pinnedAddr: Int { base }
+    var pinnedEnd: Int { base + 1 }
+    var nextGPA: Int { base + 2 }
+    var len: Int { base + 3 }
+    var updatePending: Int { base + 4 }
+}
+
+/// The VPA-related part of `vcpu->arch` for both variants.
+///
+/// Locking (patched): `vpa_update_lock` protects every `kvmppc_vpa` field but
+/// `pinned_addr`; `pinned_addr`, `pinned_end`, `dtl_ptr` and `dtl_index` are
+/// written only by the owner, outside the guest. Pre-fix: no lock; any vcpu's
+/// H_REGISTER_VPA writes the pointers.
+public final class VPAVCPU: @unchecked Sendable {
+    public let id: Int
+    let vpaUpdateLock: SpinLock
+    /// patched: 3 x kvmppc_vpa, then dtl_ptr, dtl_index.
+    /// pre-fix: vpa, dtl, dtl_end, slb_shadow, dtl_ptr, dtl_index.
+    let words: AtomicWords
+    static let dtlPtr = 3 * KVMPPCVPA.words
+    static let dtlIndex = dtlPtr + 1
+    static let preVPA = 0, preDTL = 1, preDTLEnd = 2, preSLB = 3
+
+    init(id: Int, engine: SimEngine) {
+        self.id = id
+        vpaUpdateLock = SpinLock("spin_lock(&vcpu->arch.vpa_update_lock)", engine: engine)
+        words = AtomicWords(count: 3 * KVMPPCVPA.words + 2)
+    }
+    deinit { words.free() }
+
+    func area(_ k: VPAKind) -> KVMPPCVPA { KVMPPCVPA(base: k.rawValue * KVMPPCVPA.words) }
+    func load(_ i: Int) -> Int { Int(words.load(i)) }
+
+    /// registered(area) (vpa_is_registered()): judged on the pending state.
+    func isRegistered(_ k: VPAKind) -> Bool {
+        let a = area(k)
+        return load(a.updatePending) != 0 ? load(a.nextGPA) != 0 : load(a.pinnedAddr) != 0
+    }
+}

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+
+/// Seed 003's variants of PAPR per-vcpu area registration, 2e25aa5f ("KVM:
+/// PPC: Book3S HV: Make virtual processor area registration more robust").
+public enum VPAVariant: String, ModelVariant {
+    /// v3.4: do_h_register_vpa(), on the caller's CPU, pins the new area and sets
+    /// the target's `vpa`, `dtl`, `dtl_end`, `dtl_ptr` and `slb_shadow` directly,
+    /// unpinning the old area first.
+    case preFix = "pre-fix"
+    /// Seed 003: `struct kvmppc_vpa`, `vpa_update_lock`; the caller only records
+    /// `next_gpa` / `len` / `update_pending`, and the target itself pins and
+    /// switches in kvmppc_update_vpas() before it enters the guest.
+    case patched
+
+    /// Seed 003 (only the short id is known to us).
+    public static let seedCommit = KernelCommit("2e25aa5f", "KVM: PPC: Book3S HV: Make virtual processor area registration more robust")
+
+    public var commit: KernelCommit? { self == .preFix ? Self.seedCommit.parent : Self.seedCommit }
+}

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+import CURCU
+import CFiber
+
+/// How a run executes the (single) model code.
+public enum ExecutionMode: String, Sendable, CaseIterable, Codable {
+    /// One thread runs at a time; a seeded strategy picks every step.
+    case deterministic
+    /// Every actor's thread runs for real, concurrently.
+    case parallel
+}
+
+/// The execution engine: owns one `SimExecutor` per actor and, in deterministic
+/// mode, the baton that only one executor holds at a time.
+///
+/// Model code sees the engine through three calls:
+/// - `point(_:)`: a named scheduling point, where the kernel could be preempted,
+///   sleep, or be overtaken by another CPU. Synchronous: it can stand anywhere,
+///   including inside an RCU read section or a spinlock-held region.
+/// - `waitUntil(_:_:)`: block (spin, sleep) until a condition holds, e.g. a
+///   spinlock is free or a grace period has ended. Deterministic mode never runs
+///   a waiter whose condition is false.
+/// - `report(_:_:)` / `event(_:)`: oracles' violations and the narration of a run.
+///
+/// The type is one class (so that the per-step paths inline) written in facets:
+/// - this file: the stored state, building and ending an engine, starting work;
+/// - `SimEngine+Baton.swift`: deterministic schedules (points, waits, picking);
+/// - `SimEngine+Fibers.swift`, `SimEngine+Threads.swift`: the two ways
+///   deterministic mode passes the baton;
+/// - `SimEngine+Parallel.swift`: the real-thread runtime;
+/// - `SimEngine+RunRecord.swift`: stop requests, violations, narration,
+///   coverage and the schedule's hash.
+///
+/// Deterministic mode: every decision is made by the strategy from the schedule's
+/// seed; nothing else (clocks, hashing, thread timing) affects which thread runs.
+/// Locking: with the thread backend, `mutex` guards the baton, executor states and
+/// queues, the step log (a thread returns from `pthread_cond_wait` holding it).
+/// With fibers there is one thread: the one that calls `spawn` and `runSchedule`,
+/// on which every executor's fiber runs; the scheduler's state needs no lock, and
+/// `lockScheduler()` does nothing. (So deterministic-mode model code must never
+/// hand work to a thread outside the simulator, which it could not replay anyway.)
+public final class SimEngine: @unchecked Sendable {
+    public let mode: ExecutionMode
+
+    // The scheduler's state below is guarded by `mutex` and never passed inout to
+    // overlapping accesses, so the dynamic exclusivity checks (about an eighth of a
+    // deterministic step's instructions) are turned off for it with @exclusivity(unchecked).
+
+    /// Deterministic mode's baton passing (`.threads` in parallel mode, where every
+    /// executor has a thread, and where the runtime does not support fibers).
+    public let backend: DeterministicBackend
+    /// Fiber backend: the context of the thread inside `runSchedule` or `shutdown` (mutex).
+    @exclusivity(unchecked) var threadFiber: OpaquePointer?
+    @exclusivity(unchecked) var fiberLayoutChecked = false
+    static let fiberStackSize = 4 << 20
+    @exclusivity(unchecked) public internal(set) var executors: [SimExecutor] = []
+
+    @exclusivity(unchecked) var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) var mainCond = pthread_cond_t()
+
+    // ---- deterministic state (mutex) ----
+    @exclusivity(unchecked) var baton = -1
+    @exclusivity(unchecked) var scheduleDone = false
+    /// The schedule's strategy, in a box the engine keeps alive (`strategyBox`)
+    /// and reads through an unmanaged reference at every step: borrowed, so a
+    /// step does no reference counting (an `unowned(unsafe)` reference would be
+    /// retained and released at each use).
+    final class StrategyBox {
+        let strategy: SchedulingStrategy
+        init(_ s: SchedulingStrategy) { strategy = s }
+    }
+    @exclusivity(unchecked) var strategyBox = StrategyBox(RandomStrategy())
+    @exclusivity(unchecked) var strategyRef: Unmanaged<StrategyBox>
+    @exclusivity(unchecked) var pointHashCache = [(key: UInt, hash: UInt64)](repeating: (0, 0), count: SimEngine.pointHashSlots)
+    /// Scratch list of runnable executor ids (`pickNext`), one slot per executor.
+    let runnableBuffer: UnsafeMutablePointer<Int>
+    /// `executors` without reference counting, for the per-step loops (`executors`
+    /// keeps them alive until `shutdown`, after which no step runs).
+    let executorTable: UnsafeMutableBufferPointer<Unmanaged<SimExecutor>>
+    /// Executor chosen at each step of the current schedule.
+    @exclusivity(unchecked) public internal(set) var decisions: [UInt16] = []
+    /// Point at which each step's chosen actor resumed (only with `recordSteps`).
+    @exclusivity(unchecked) public internal(set) var stepLog: [(actor: Int, point: StaticString)] = []
+    @exclusivity(unchecked) public var recordSteps = false
+    @exclusivity(unchecked) var hasher = StepHash()
+    /// Steps after which a schedule counts as a hang (livelock oracle).
+    @exclusivity(unchecked) public var maxSteps = 200_000
+    @exclusivity(unchecked) public internal(set) var deadlocked = false
+    @exclusivity(unchecked) public internal(set) var hung = false
+    /// True once a deadlock left threads stuck; the engine cannot run again.
+    @exclusivity(unchecked) public internal(set) var wedged = false
+
+    // ---- shared by both modes (SimEngine+RunRecord.swift) ----
+    @usableFromInline let stopFlag = Atomic<Bool>(false)
+    let activeTasks = Atomic<Int>(0)
+    /// The first `keptViolations` violations, and a count per oracle of all.
+    let violationLock = Locked<(list: [Violation], counts: [String: Int])>(([], [:]))
+    public static let keptViolations = 1000
+    let firstViolationTimeLock = Locked<Double?>(nil)
+    let eventLock = Locked<[SimEvent]>([])
+    /// Record the narration (`event`). Off in long runs; on when a failing
+    /// schedule is replayed.
+    @exclusivity(unchecked) public var recordEvents = false
+    /// Stop the schedule at its first violation.
+    @exclusivity(unchecked) public var stopOnViolation = true
+    /// Coverage-mark counts since the last `takeCoverage()`.
+    let coverage = AtomicWords(count: CoverageMark.capacity)
+
+    public init(mode: ExecutionMode, actorNames: [String], backend: DeterministicBackend = .preferred) {
+        self.mode = mode
+        self.backend = mode == .deterministic && (backend == .threads || DeterministicBackend.fibersSupported) ? backend : .threads
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&mainCond, nil)
+        precondition(actorNames.count <= Int(UInt16.max))
+        runnableBuffer = .allocate(capacity: max(1, actorNames.count))
+        executorTable = .allocate(capacity: actorNames.count)
+        strategyRef = Unmanaged.passUnretained(strategyBox)
+        executors = actorNames.enumerated().map { SimExecutor(id: $0.offset, name: $0.element, engine: self) }
+        _ = executorTable.initialize(from: executors.map { Unmanaged.passUnretained($0) })
+        if self.backend == .threads { for e in executors { e.startThread() } }
+    }
+
+    deinit {
+        runnableBuffer.deallocate()
+        executorTable.deallocate()
+        coverage.free()
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&mainCond)
+    }
+
+    /// Ends the threads. Call once, when no schedule is running.
+    public func shutdown() {
+        guard !wedged else { return }
+        if backend == .fibers { shutdownFibers(); return }
+        shutdownThreads()
+    }
+
+    // MARK: - starting work
+
+    /// Starts `body` as a task on `executor`'s thread (its task executor preference),
+    /// so that it never touches the global concurrent pool.
+    public func spawn(on executor: SimExecutor, _ body: @escaping @Sendable () async -> Void) {
+        activeTasks.add(1, ordering: .acquiringAndReleasing)
+        Task(executorPreference: executor) { [self] in
+            await body()
+            if activeTasks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, mode == .parallel {
+                pthread_mutex_lock(&mutex); pthread_cond_broadcast(&mainCond); pthread_mutex_unlock(&mutex)
+            }
+        }
+    }
+
+    func enqueue(_ job: UnownedJob, on e: SimExecutor) {
+        if mode == .deterministic {
+            lockScheduler()
+            e.queue.append(job)
+            if e.state == .idle { e.state = .ready }
+            unlockScheduler()
+        } else {
+            pthread_mutex_lock(&e.localMutex)
+            e.queue.append(job)
+            pthread_cond_signal(&e.localCond)
+            pthread_mutex_unlock(&e.localMutex)
+        }
+    }
+
+    /// An executor's thread starts its loop (thread backend and parallel mode).
+    func threadLoop(_ me: SimExecutor) {
+        if mode == .deterministic { threadDeterministicLoop(me) } else { parallelLoop(me) }
+    }
+}
+
+/// How deterministic mode passes the baton. Both give the same schedule for a
+/// seed (the strategy's choices are the same); they differ in cost.
+extension SimEngine {
+    public enum DeterministicBackend: String, Sendable {
+        /// Every executor is a fiber (its own stack, `Sources/CFiber`) on the thread
+        /// that calls `runSchedule`; a step is a user-level context switch.
+        case fibers
+        /// Every executor has a thread; a step is a condition-variable hand-off.
+        case threads
+
+        /// `KVMSIM_DETERMINISTIC_BACKEND=threads|fibers`, else fibers (an engine
+        /// uses threads where the runtime does not support fibers).
+        public static var preferred: DeterministicBackend {
+            getenv("KVMSIM_DETERMINISTIC_BACKEND").flatMap { DeterministicBackend(rawValue: String(cString: $0)) } ?? .fibers
+        }
+
+        static var fibersSupported: Bool { kvmsim_fibers_supported(nil) != 0 }
+
+        /// Why this process cannot use fibers (an engine then uses threads), or nil.
+        public static var fibersUnavailableReason: String? {
+            var reason: UnsafePointer<CChar>? = nil
+            guard kvmsim_fibers_supported(&reason) == 0 else { return nil }
+            return reason.map { String(cString: $0) } ?? "unknown reason"
+        }
+    }
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CURCU
+
+/// A fixed-size array of 64-bit words accessed only through C11 atomics.
+///
+/// The model's shared kernel memory (page-table entries, host PTEs, page
+/// reference counts, TLB entries) lives in these, so that lock-free readers in
+/// parallel mode are data-race free (ThreadSanitizer understands the builtins).
+/// Reference semantics: copies share storage; the owner calls `free()` once,
+/// when no copy is used any more (e.g. in its deinit).
+public struct AtomicWords: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<UInt64>
+    public let count: Int
+    /// Bytes mapped with `mmap` (`init(reservingZeroed:)`), 0 for a heap allocation.
+    public let mappedBytes: Int
+
+    public init(count: Int, initial: UInt64 = 0) {
+        let base = UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1))
+        base.initialize(repeating: initial, count: max(count, 1))
+        self.init(base: base, count: count, mappedBytes: 0)
+    }
+
+    private init(base: UnsafeMutablePointer<UInt64>, count: Int, mappedBytes: Int) {
+        self.base = base; self.count = count; self.mappedBytes = mappedBytes
+    }
+
+    /// Zeroed words, reserved as address space: from `AtomicWords.reserveThreshold`
+    /// bytes up the words come from an anonymous `MAP_NORESERVE` mapping, which
+    /// the kernel backs with memory page by page on first touch (so an arena sized
+    /// for the worst case costs only what is used); smaller ones from the heap.
+    public init(reservingZeroed count: Int) {
+        let bytes = max(count, 1) * 8
+        guard bytes >= AtomicWords.reserveThreshold else { self.init(count: count); return }
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("kvmsim: cannot reserve \(bytes >> 20) MiB of address space") }
+        self.init(base: p.bindMemory(to: UInt64.self, capacity: max(count, 1)), count: count, mappedBytes: bytes)
+    }
+
+    /// Words whose contents are undefined until written (zero when mapped), for an
+    /// arena whose owner writes every word before any read (`PageTable` zeroes a
+    /// table as it hands it out): a world built per schedule does not zero memory
+    /// it may never use. Same memory rules as `init(reservingZeroed:)`.
+    public init(reserving count: Int) {
+        let bytes = max(count, 1) * 8
+        guard bytes >= AtomicWords.reserveThreshold else {
+            self.init(base: UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1)), count: count, mappedBytes: 0)
+            return
+        }
+        self.init(reservingZeroed: count)
+    }
+
+    /// Below this many bytes `init(reservingZeroed:)` uses the heap: a small world
+    /// built per schedule should not pay two system calls.
+    public static let reserveThreshold = 1 << 20
+
+    /// Bytes of memory these words occupy: for a mapping, the pages touched so far
+    /// when only words `0..<highWater` have ever been written; else the allocation.
+    public func residentBytes(highWater: Int) -> Int {
+        guard mappedBytes > 0 else { return max(count, 1) * 8 }
+        let page = 4096
+        return min(mappedBytes, (highWater * 8 + page - 1) / page * page)
+    }
+
+    public func free() {
+        if mappedBytes > 0 { munmap(base, mappedBytes) } else { base.deallocate() }
+    }
+
+    @inlinable @inline(__always) public func load(_ i: Int) -> UInt64 { kvmsim_load_acquire(base + i) }
+    @inlinable @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 { kvmsim_load_relaxed(base + i) }
+    @inlinable @inline(__always) public func store(_ i: Int, _ v: UInt64) { kvmsim_store_release(base + i, v) }
+    @inlinable @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) { kvmsim_store_relaxed(base + i, v) }
+    @inlinable @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, v) &+ v }
+    @inlinable @inline(__always) @discardableResult public func sub(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_add(base + i, 0 &- v) &- v }
+    @inlinable @inline(__always) @discardableResult public func fetchOr(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_fetch_or(base + i, v) }
+    /// xchg(): stores `v`, returns the old value.
+    @inlinable @inline(__always) @discardableResult public func exchange(_ i: Int, _ v: UInt64) -> UInt64 { kvmsim_exchange(base + i, v) }
+    @inlinable @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { kvmsim_cas(base + i, expected, desired) }
+}

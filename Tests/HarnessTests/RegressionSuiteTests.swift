@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import SimExec
+@testable import Harness
+import Catalog
+import TestSupport
+
+@Suite struct RegressionSuiteTests {
+    @Test func theSuiteCoversEnoughRacesAndFixes() throws {
+        let cases = RegressionSuite.cases
+        #expect(cases.count >= 12)
+        #expect(Set(cases.map(\.scenario)).count >= 7)
+        #expect(Set(cases.map(\.id)).count == cases.count)
+        for c in cases {
+            let s = try ScenarioRegistry.named(c.scenario)
+            #expect(s.variants.contains(c.variant), "\(c.id)")
+        }
+        // Every variant of every scenario declares its verdict (a campaign then
+        // knows what is expected of every pair).
+        for s in ScenarioRegistry.all {
+            for v in s.variants {
+                #expect(cases.contains { $0.scenario == s.name && $0.variant == v }, "\(s.name)/\(v) has no regression case")
+            }
+        }
+        // Shards are disjoint and cover every case.
+        let shards = (1...3).flatMap { RegressionSuite.cases(shard: ($0, 3)).map(\.id) }
+        #expect(shards.sorted() == cases.map(\.id).sorted())
+        #expect(throws: InputError.self) { try RegressionSuite.parseShard("4/3") }
+        #expect(throws: InputError.self) { try RegressionSuite.parseShard("x") }
+    }
+
+    /// A model change that hides a known race fails here.
+    @Test func everyMinimalTraceReplaysToItsViolation() throws {
+        let traces = try CheckedInTraces.all()
+        let violationCases = RegressionSuite.cases.filter { $0.expected == .violation }
+        for c in violationCases {
+            #expect(traces.contains { $0.name == "\(c.scenario)--\(c.variant).trace.json" }, "no minimal trace for \(c.id)")
+        }
+        for (name, t) in traces {
+            let r = try Runner.replay(t)
+            #expect(r.mismatchStep == nil, "\(name): trace no longer matches the model")
+            let first = r.violations.first
+            #expect(first?.oracle == t.violation?.oracle && first?.step == t.violation?.step,
+                    "\(name): replay gives \(first?.description ?? "no violation"), recorded \(t.violation?.description ?? "-")")
+        }
+    }
+
+    @Test func shrinkingIsDeterministicAndKeepsTheOracle() throws {
+        let (_, runner) = try run("ppc-tlb-local", "pre-fix", schedules: 100_000)
+        let t = try #require(runner.failingTrace)
+        let a = try Shrinker.shrink(t, maxReplays: 300)
+        let b = try Shrinker.shrink(t, maxReplays: 300)
+        #expect(a.trace == b.trace)
+        #expect(a.steps <= t.decisions.count && a.preemptions <= a.originalPreemptions)
+        #expect(a.trace.violation?.oracle == t.violation?.oracle)
+        #expect(try Runner.replay(a.trace).violations.first?.oracle == t.violation?.oracle)
+    }
+
+    @Test func junitIsWellFormedWithOneTestcasePerCase() throws {
+        let cases = [RegressionSuite.cases[0], RegressionSuite.cases[2]]
+        var results = try cases.map { try RegressionSuite.run($0, budget: 50) }
+        results[1].passed = false                                           // show a failure element
+        results[1].note = "a <note> & \"quotes\" \u{1}"
+        let report = RegressReport(cases: results, elapsedSeconds: 1, shard: nil, interrupted: false)
+        let xml = report.junit
+        final class Counter: NSObject, XMLParserDelegate {
+            var testcases = 0, failures = 0, root = ""
+            func parser(_ p: XMLParser, didStartElement e: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+                if root.isEmpty { root = e }
+                if e == "testcase" { testcases += 1 }
+                if e == "failure" { failures += 1 }
+            }
+        }
+        let parser = XMLParser(data: Data(xml.utf8))
+        let counter = Counter()
+        parser.delegate = counter
+        #expect(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+        #expect(counter.root == "testsuites" && counter.testcases == 2 && counter.failures == 1)
+    }
+
+    @Test func mergeJoinsShardsAndRejectsOverlaps() throws {
+        let a = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[0], budget: 10)], elapsedSeconds: 1, shard: "1/2", interrupted: false)
+        let b = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[1], budget: 10)], elapsedSeconds: 2, shard: "2/2", interrupted: false)
+        let m = try RegressReport.merge([b, a])
+        #expect(m.cases.map(\.id) == [RegressionSuite.cases[0].id, RegressionSuite.cases[1].id])
+        #expect(m.passed == 2 && m.shard == nil)
+        #expect(throws: InputError.self) { try RegressReport.merge([a, a]) }
+    }
+}
+
+/// `replay --perfetto` writes the Chrome trace-event format
+/// (docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU).
+@Suite struct PerfettoExportTests {
+    @Test func aFailingTraceExportsValidTraceEvents() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-perfetto-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A trace written by a failing `run --trace-out`.
+        let (_, runner) = try run("sync-mmu-race", "pre-fix", schedules: 1000)
+        let path = dir.appendingPathComponent("t.trace.json").path
+        try #require(runner.failingTrace).write(to: path)
+        let t = try TraceFile.load(from: path)
+        let data = PerfettoExport.make(t, try Runner.replay(t))
+        try validateTraceEventFormat(data, actors: t.actors)
+    }
+
+    /// The format's rules: a JSON object with a `traceEvents` array; every event
+    /// has a string `name`, a known `ph`, integer `pid` and `tid`; timed events a
+    /// non-negative numeric `ts`; "X" a non-negative `dur`; "i" a scope `s` of
+    /// g, p or t; "M" a known metadata name and an `args` object with the value
+    /// ("name" for names, a number "sort_index" for sort indexes);
+    /// `displayTimeUnit`, if present, "ms" or "ns".
+    func validateTraceEventFormat(_ data: Data, actors: [String]) throws {
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        if let unit = root["displayTimeUnit"] { #expect(["ms", "ns"].contains(unit as? String ?? "")) }
+        let events = try #require(root["traceEvents"] as? [[String: Any]])
+        #expect(!events.isEmpty)
+        var threadNames: [Int: String] = [:]
+        var phases = Set<String>()
+        for e in events {
+            let ph = try #require(e["ph"] as? String)
+            phases.insert(ph)
+            #expect(["B", "E", "X", "i", "I", "C", "b", "n", "e", "s", "t", "f", "P", "O", "N", "D", "M", "R", "c"].contains(ph))
+            #expect(e["name"] is String)
+            let pid = try #require(e["pid"] as? Int), tid = try #require(e["tid"] as? Int)
+            #expect(pid >= 0 && tid >= 0)
+            switch ph {
+            case "M":
+                let name = e["name"] as? String ?? ""
+                #expect(["process_name", "process_labels", "process_sort_index", "thread_name", "thread_sort_index"].contains(name))
+                let args = try #require(e["args"] as? [String: Any])
+                if name.hasSuffix("_name") { #expect(args["name"] is String); if name == "thread_name" { threadNames[tid] = args["name"] as? String } }
+                if name.hasSuffix("sort_index") { #expect(args["sort_index"] is Int) }
+            default:
+                let ts = try #require(e["ts"] as? Double ?? (e["ts"] as? Int).map(Double.init))
+                #expect(ts >= 0)
+                if ph == "X" { #expect((e["dur"] as? Int ?? -1) >= 0) }
+                if ph == "i" || ph == "I" { #expect(["g", "p", "t"].contains(e["s"] as? String ?? "t")) }
+            }
+        }
+        #expect(Set(threadNames.values).isSuperset(of: actors), "a track per actor")
+        #expect(phases.isSuperset(of: ["M", "X", "i"]))
+        #expect(events.contains { ($0["cat"] as? String) == "violation" && ($0["s"] as? String) == "g" })
+    }
+}
+
+/// `kvmsim campaign`: resumes from its database, records failures with minimal
+/// traces, refuses a database of another shard.
+@Suite struct CampaignTests {
+    @Test func resumesAndRecordsFailures() throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-campaign-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: db) }
+        // The shard holding a race found in a few schedules (sync-mmu-race/pre-fix),
+        // about two pairs a shard: derived from the registry, so a new scenario
+        // moves the shard, not the test.
+        let all = Campaign.pairs(shard: nil)
+        let count = max(1, all.count / 2)
+        let target = try #require(all.firstIndex { $0.id == "sync-mmu-race/pre-fix" })
+        let shard = (index: target % count + 1, count: count)
+        var o = Campaign.Options(db: db, seconds: 1.5)
+        o.shard = shard
+        o.schedulesPerUnit = 50
+        o.parallelSecondsPerUnit = 0.2
+        let first = try Campaign.run(o)
+        #expect(first.units > 0)
+        #expect(first.pairs.map(\.id) == Campaign.pairs(shard: shard).map(\.id))
+        #expect(first.pairs.contains { $0.id == "sync-mmu-race/pre-fix" })
+        let again = try Campaign.run(o)
+        #expect(again.units > first.units)
+        #expect(again.pairs[0].nextDeterministicSeed > first.pairs[0].nextDeterministicSeed)
+        let failure = try #require(again.failures.first { $0.mode == .deterministic && $0.scenario == "sync-mmu-race" })
+        #expect(failure.known)
+        let trace = try #require(failure.trace)
+        #expect(try TraceFile.load(from: (db as NSString).appendingPathComponent(trace)).violation?.oracle == failure.oracle)
+        o.shard = (shard.index % shard.count + 1, shard.count + 1)
+        #expect(throws: InputError.self) { try Campaign.run(o) }
+    }
+}
