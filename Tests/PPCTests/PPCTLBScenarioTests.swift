@@ -2,6 +2,7 @@
 import Testing
 import SimExec
 import Harness
+import PPC
 import TestSupport
 
 /// Seed 002's verdicts, pinned.
@@ -35,6 +36,7 @@ import TestSupport
         }
         let (s, _) = try run("ppc-tlb-stress", "patched", schedules: 300)
         #expect(s.violations == 0, "\(s.firstViolation?.description ?? "")")
+        #expect((s.coverage[Book3SHV.markProtectLocal.name] ?? 0) > 0)   // H_PROTECT|H_LOCAL is issued
         let (p, _) = try run("ppc-tlb-stress", "patched", mode: .parallel, seconds: 2)
         #expect(p.violations == 0, "\(p.firstViolation?.description ?? "")")
     }

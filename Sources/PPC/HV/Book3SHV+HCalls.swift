@@ -162,6 +162,7 @@ extension Book3SHV {
     public func kvmppcHProtect(_ vcpu: PPCVCPU, flags: HCallFlags, pteIndex: Int, avpn: Int) -> HCallStatus {
         guard pteIndex >= 0, pteIndex < hpt.npte else { return .parameter }
         guard let v = lockMatchingHPTE(pteIndex, flags: flags, avpn: avpn) else { return .notFound }
+        if flags.contains(.local) { engine.cover(Self.markProtectLocal) }
         // Update the guest view of the second HPTE dword, then the HPTE.
         hpt.setGuestRpte(pteIndex, HPT.makeReadonly(hpt.guestRpte(pteIndex)))
         let r = HPT.makeReadonly(hpt.r(pteIndex))

@@ -37,6 +37,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
     public static let markFault = CoverageMark("ppc: HPTE fault validates an HPTE")
     public static let markFaultRetry = CoverageMark("ppc: HPTE fault mmu_notifier_retry taken")
     public static let markUnmap = CoverageMark("ppc: kvm_unmap_rmapp invalidates an HPTE")
+    public static let markProtectLocal = CoverageMark("ppc: H_PROTECT with H_LOCAL")
     public let kvm: KVM
     public let engine: SimEngine
     public let variant: TLBInvalidationVariant

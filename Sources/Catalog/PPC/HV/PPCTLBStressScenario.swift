@@ -26,7 +26,7 @@ public struct PPCTLBStressScenario: Scenario {
 
     public func actorNames(_ c: Config) -> [String] { PPCTLBWorld.actorNames(c) }
     public func validate(_ c: Config) throws(InputError) { try PPCTLBWorld.validate(c, scenario: name) }
-    public func coverageMarks(variant: Variant) -> [CoverageMark] { PPCTLBWorld.coverageMarks(variant) }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { PPCTLBWorld.coverageMarks(variant) + [Book3SHV.markProtectLocal] }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         PPCTLBWorld(engine: engine, variant: variant, config: config, seed: seed, local: false)

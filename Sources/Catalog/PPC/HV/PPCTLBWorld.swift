@@ -131,19 +131,20 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
     }
 
     /// One guest operation: mostly loads and stores, then unmaps (some remapping
-    /// the page elsewhere), write-protects and bulk unmaps, H_LOCAL at the
-    /// configured rate.
+    /// the page elsewhere), write-protects and bulk unmaps (ppc-tlb-local:
+    /// loads, stores and unmaps only); H_LOCAL at the configured rate, on every
+    /// kind of invalidating hcall that takes it.
     func guestOp(_ vcpu: PPCVCPU, _ rng: inout SplitMix64) {
         let vpn = rng.below(guest.vpns)
-        let local = rng.below(100) < config.hLocalPercent
+        let hLocal = rng.below(100) < config.hLocalPercent
         // ppc-tlb-local: loads and stores, and unmaps (the commit's danger) only.
         let k = local ? rng.below(82) : rng.below(100)
         if k < 60 {
             guest.access(vcpu, vpn: vpn, write: rng.below(2) == 0)
         } else if k < 82 {
-            guest.remove(vcpu, vpn: vpn, local: local, remapTo: rng.below(3) == 0 ? rng.below(guest.vpns) : nil)
+            guest.remove(vcpu, vpn: vpn, local: hLocal, remapTo: rng.below(3) == 0 ? rng.below(guest.vpns) : nil)
         } else if k < 92 {
-            guest.protect(vcpu, vpn: vpn, local: local)
+            guest.protect(vcpu, vpn: vpn, local: hLocal)
         } else {
             guest.bulkRemove(vcpu, vpns: (0..<(2 + rng.below(3))).map { _ in rng.below(guest.vpns) })
         }
