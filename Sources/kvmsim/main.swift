@@ -37,6 +37,7 @@ struct List: ParsableCommand {
     struct Variant: Encodable { var name: String; var commit: KernelCommit? }
     struct Knob: Encodable { var flag, help: String }
     struct OracleEntry: Encodable { var name, invariant: String }
+    struct Finding: Encodable { var variant, note: String }
     struct Entry: Encodable {
         var name, summary, docs: String
         var variants: [String]
@@ -44,6 +45,8 @@ struct List: ParsableCommand {
         var variantCommits: [Variant]
         var oracleInvariants: [OracleEntry]
         var knobs: [Knob]
+        /// Violations seen only on real threads (not yet a deterministic case).
+        var parallelFindings: [Finding]
     }
 
     func run() throws {
@@ -51,7 +54,8 @@ struct List: ParsableCommand {
             Entry(name: s.name, summary: s.summary, docs: s.docs, variants: s.variants, oracles: s.oracles.map(\.name),
                   variantCommits: s.variants.map { Variant(name: $0, commit: s.commit(ofVariant: $0)) },
                   oracleInvariants: s.oracles.map { OracleEntry(name: $0.name, invariant: $0.invariant) },
-                  knobs: s.knobs.map { Knob(flag: $0.flag, help: $0.help) })
+                  knobs: s.knobs.map { Knob(flag: $0.flag, help: $0.help) },
+                  parallelFindings: s.parallelFindings.map { Finding(variant: $0.variant, note: $0.note) })
         }
         if json { printJSON(["scenarios": entries]); return }
         for e in entries {
@@ -219,6 +223,8 @@ struct Regress: ParsableCommand {
         var strategy: StrategyKind
         var commit: KernelCommit?
         var note: String
+        /// `kvmsim run SCENARIO --variant VARIANT <runFlags>` runs the case's configuration.
+        var runFlags: [String]?
     }
 
     func run() throws {
@@ -229,7 +235,8 @@ struct Regress: ParsableCommand {
             let cases = RegressionSuite.cases(shard: sh, scenarios: Set(scenario))
             if json {
                 printJSON(["cases": cases.map { ListedCase(id: $0.id, scenario: $0.scenario, variant: $0.variant, expected: $0.expected, seed: $0.seed,
-                                                            schedules: $0.schedules, strategy: $0.strategy, commit: $0.commit, note: $0.note) }])
+                                                            schedules: $0.schedules, strategy: $0.strategy, commit: $0.commit, note: $0.note,
+                                                            runFlags: $0.runFlags) }])
                 return
             }
             for c in cases {

@@ -65,10 +65,14 @@ struct ConcreteScenarioBox<S: Scenario>: ScenarioBox {
             var config = base
             c.configure?(&config)
             let selection = ScenarioSelection(TypedSelection(scenario: scenario, variant: c.variant, config: config), scenario: erased)
+            let overrides = ConfigDiff.overrides(from: base, to: config)
+            let flagged = Set(["cpus", "vcpus", "pages"] + S.Options.knobs.map(\.flag))
+            var flags: [String]? = overrides.allSatisfy { flagged.contains($0.key) } ? overrides.flatMap { ["--\($0.key)", $0.value] } : nil
+            flags? += ["--seed", "\(c.seed)", "--strategy", c.strategy.rawValue] + (c.strategy == .pct ? ["--depth", "\(c.depth)"] : [])
             return SuiteCase(scenario: scenario.name, variant: c.variant.rawValue, expected: c.expected, seed: c.seed,
                              schedules: c.schedules, strategy: c.strategy, depth: c.depth,
                              commit: c.commit ?? c.variant.commit, note: c.note,
-                             overrides: ConfigDiff.overrides(from: base, to: config), selection: selection)
+                             overrides: overrides, runFlags: flags, selection: selection)
         }
     }
 

@@ -47,6 +47,9 @@ public struct SuiteCase: Sendable {
     public var note: String
     /// Configuration keys changed from the scenario's default (kebab-case).
     public var overrides: [(key: String, value: String)]
+    /// The `kvmsim run` flags that select this case's configuration, seed and
+    /// strategy (nil when an override has no flag: run it with `regress`).
+    public var runFlags: [String]?
     /// What to run.
     public var selection: ScenarioSelection
 

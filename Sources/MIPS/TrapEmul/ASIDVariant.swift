@@ -32,7 +32,7 @@ public enum ASIDVariant: String, ModelVariant, Codable {
         switch self {
         case .preFix: Self.seedCommit.parent
         case .patched: Self.seedCommit                         // the seed's mips.c hunk, as written
-        case .upstream411: KernelCommit("v4.11", "the trap-and-emulate ASID code as released in v4.11", release: "v4.11")
+        case .upstream411: .release("v4.11", "the trap-and-emulate ASID code of the release")
         case .patchedIntended, .propagateOnly, .noCancelOnly: nil   // the message's intent and its halves: no kernel had them
         }
     }

@@ -15,11 +15,16 @@ public struct KernelCommit: Sendable, Hashable, Codable, CustomStringConvertible
         self.id = id; self.subject = subject; self.release = release; self.before = before
     }
 
+    /// The code as a release tag has it, when no single commit names it
+    /// (`id` is the tag, `subject` says what of it the variant follows).
+    public static func release(_ tag: String, _ what: String) -> KernelCommit { KernelCommit(tag, what, release: tag) }
+
     /// The same commit, naming the code just before it.
     public var parent: KernelCommit { KernelCommit(id, subject, release: release, before: true) }
 
     public var description: String {
-        (before ? "before " : "") + "\(id) (\"\(subject)\"\(release.map { ", \($0)" } ?? ""))"
+        if id == release { return "\(id): \(subject)" }
+        return (before ? "before " : "") + "\(id) (\"\(subject)\"\(release.map { ", \($0)" } ?? ""))"
     }
 }
 
