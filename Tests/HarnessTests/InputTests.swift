@@ -66,6 +66,25 @@ import TestSupport
     }
 }
 
+/// Traces written before the restructure carried every architecture's keys in
+/// `config`: they still load (the other keys are ignored) and replay the same.
+@Suite struct OldTraceFormatTests {
+    @Test func extraConfigKeysOfOtherArchitecturesAreIgnored() throws {
+        let url = CheckedInTraces.directory.appendingPathComponent("sync-mmu-race--no-retry.trace.json")
+        let original = try TraceFile.load(from: url.path)
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var config = try #require(object["config"] as? [String: Any])
+        for (k, v) in ["asidBits": 8, "guestProcesses": 2, "threadsPerCore": 4, "vcpusPerVcore": 1, "hLocalPercent": 0] { config[k] = v }
+        object["config"] = config
+        let p = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-old-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: p))
+        let old = try TraceFile.load(from: p)
+        #expect(old == original)
+        #expect(try Runner.replay(old).violations.first?.oracle == original.violation?.oracle)
+    }
+}
+
 /// Every scenario either rejects the largest sizes the flags allow (one-line
 /// InputError) or runs with them: never a trap.
 @Suite struct LargeConfigurationTests {
