@@ -41,11 +41,11 @@ extension Book3SHV {
     /// (kvmppc_hv_setup_htab_rma() when the HPT was reset).
     func vcpusRunning(_ delta: Int) {
         if delta > 0 {
-            vmWords.add(0, 1)
+            vmWords.add(0, .vcpusRunning, 1)
             smp_mb()
-            if vmWords.load(1) == 0 { vmWords.store(1, 1) }
+            if vmWords.load(0, .rmaSetupDone) == 0 { vmWords.store(0, .rmaSetupDone, 1) }
         } else {
-            vmWords.sub(0, 1)
+            vmWords.sub(0, .vcpusRunning, 1)
         }
     }
 
@@ -55,9 +55,9 @@ extension Book3SHV {
     /// pre-fix: `last_vcpu[]` filled with an invalid vcpu number). The model also
     /// empties the rmap chains (v3.8 did not; kvmppc_rmap_reset() came later).
     public func kvmppcAllocResetHPT() -> Bool {
-        vmWords.store(1, 0)
+        vmWords.store(0, .rmaSetupDone, 0)
         smp_mb()
-        if vmWords.load(0) != 0 { vmWords.store(1, 1); return false }
+        if vmWords.load(0, .vcpusRunning) != 0 { vmWords.store(0, .rmaSetupDone, 1); return false }
         for i in 0..<hpt.npte { oracle.guestInvalidated(i, gen: oracle.generation(i), .remove, local: false, vcpu: 0) }
         hpt.clearAll()
         rmap.clearAll()
@@ -77,7 +77,7 @@ extension Book3SHV {
         for k in 0..<host.cores {
             let c = (core + k) % host.cores
             if host.coreOwner.cas(c, 0, UInt64(vc.id + 1)) {
-                vc.words.store(0, UInt64(c * host.threadsPerCore + 1))
+                vc.words.store(0, .pcpu, UInt64(c * host.threadsPerCore + 1))
                 return true
             }
         }
@@ -106,12 +106,12 @@ extension Book3SHV {
         engine.event("vcore\(vc.id): runs on core \(vc.pcpu! / host.threadsPerCore)")
         primaryThreadEntry(vc)
         let gen = vc.entryGeneration + 1
-        vc.words.store(2, gen)
-        vc.words.store(1, 1)                                        // vc->in_guest
+        vc.words.store(0, .entryGeneration, gen)
+        vc.words.store(0, .inGuest, 1)                                        // vc->in_guest
         engine.waitUntil("kvmppc_run_core:threads_exit") { [engine] in
             engine.stopRequested || (0..<vc.vcpus.count).allSatisfy { vc.acks.load($0) >= gen }
         }
-        vc.words.store(1, 0)
+        vc.words.store(0, .inGuest, 0)
         release(vc)
         return !engine.stopRequested
     }

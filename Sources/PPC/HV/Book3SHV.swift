@@ -60,7 +60,8 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
     public private(set) var vcores: [Vcore] = []
     public private(set) var vcpus: [PPCVCPU] = []
     /// kvm->arch.vcpus_running, kvm->arch.rma_setup_done.
-    let vmWords = AtomicWords(count: 2)
+    enum VMField: Int, CaseIterable { case vcpusRunning, rmaSetupDone }
+    let vmWords = AtomicRecords<VMField>(count: 1)
     let counters = AtomicWords(count: PPCCounter.allCases.count)
 
     public init(kvm: KVM, variant: TLBInvalidationVariant, host: PPCHost, hptGroups: Int) {
@@ -76,7 +77,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         precondition(host.cpus <= 64, "need_tlb_flush is one word in the model")
         kvm.arch = self
         kvm.registerMMUNotifier()
-        vmWords.store(1, 1)
+        vmWords.store(0, .rmaSetupDone, 1)
         // kvmppc_alloc_hpt() (seed 002): any core may hold stale entries of a
         // previous VM with this LPID.
         if variant == .patched { needTLBFlush.store(0, allCPUs) }

@@ -30,12 +30,14 @@ public final class HPT: @unchecked Sendable {
     public static let hpteGroupSize = 8
     public let npte: Int
     let engine: SimEngine
-    private let words: AtomicWords   // v, r, guest_rpte per slot
+    /// Per slot: hpte[0] (v), hpte[1] (r), the revmap's guest_rpte.
+    private enum Field: Int, CaseIterable { case v, r, guestRpte }
+    private let words: AtomicRecords<Field>
 
     public init(groups: Int, engine: SimEngine) {
         npte = groups * HPT.hpteGroupSize
         self.engine = engine
-        words = AtomicWords(count: 3 * npte)
+        words = AtomicRecords(count: npte)
     }
     deinit { words.free() }
 
@@ -44,14 +46,14 @@ public final class HPT: @unchecked Sendable {
     /// The primary hash group of a guest virtual page (hpt_hash() reduced).
     public func group(of vpn: Int) -> Int { (vpn &* 0x9E37_79B9) % groups }
 
-    public func v(_ i: Int) -> UInt64 { words.load(3 * i) }
-    public func r(_ i: Int) -> UInt64 { words.load(3 * i + 1) }
-    public func guestRpte(_ i: Int) -> UInt64 { words.load(3 * i + 2) }
-    func setV(_ i: Int, _ x: UInt64) { words.store(3 * i, x) }
-    func setR(_ i: Int, _ x: UInt64) { words.store(3 * i + 1, x) }
-    func setGuestRpte(_ i: Int, _ x: UInt64) { words.store(3 * i + 2, x) }
+    public func v(_ i: Int) -> UInt64 { words.load(i, .v) }
+    public func r(_ i: Int) -> UInt64 { words.load(i, .r) }
+    public func guestRpte(_ i: Int) -> UInt64 { words.load(i, .guestRpte) }
+    func setV(_ i: Int, _ x: UInt64) { words.store(i, .v, x) }
+    func setR(_ i: Int, _ x: UInt64) { words.store(i, .r, x) }
+    func setGuestRpte(_ i: Int, _ x: UInt64) { words.store(i, .guestRpte, x) }
     /// The hardware's reference/change bit update.
-    func orR(_ i: Int, _ bits: UInt64) { words.fetchOr(3 * i + 1, bits) }
+    func orR(_ i: Int, _ bits: UInt64) { words.fetchOr(i, .r, bits) }
 
     public static func makeV(vpn: Int, flags: UInt64) -> UInt64 { UInt64(vpn) << avpnShift | flags }
     public static func avpn(_ v: UInt64) -> Int { Int(v >> avpnShift) }
@@ -64,7 +66,7 @@ public final class HPT: @unchecked Sendable {
     /// try_lock_hpte(hpte, HPTE_V_HVLOCK): one attempt, no spinning.
     public func tryLock(_ i: Int) -> Bool {
         let old = v(i)
-        return old & HPT.hvlock == 0 && words.cas(3 * i, old, old | HPT.hvlock)
+        return old & HPT.hvlock == 0 && words.cas(i, .v, old, old | HPT.hvlock)
     }
 
     /// `while (!try_lock_hpte(hpte, HPTE_V_HVLOCK)) cpu_relax();`
@@ -84,5 +86,5 @@ public final class HPT: @unchecked Sendable {
     public func unlock(_ i: Int, _ newV: UInt64) { setV(i, newV & ~HPT.hvlock) }
 
     /// Clears every HPTE (the memset of kvmppc_alloc_reset_hpt()).
-    func clearAll() { for i in 0..<(3 * npte) { words.store(i, 0) } }
+    func clearAll() { for i in 0..<npte { words.store(i, .v, 0); words.store(i, .r, 0); words.store(i, .guestRpte, 0) } }
 }

@@ -14,22 +14,23 @@ public final class PPCGuestKernel: @unchecked Sendable {
     public let vpns: Int
     let gfns: Int
     let locks: [SpinLock]
-    /// Per vpn: gfn, slot + 1 (0: none), writable.
-    private let words: AtomicWords
+    /// Per vpn: the gfn it maps, its HPTE slot + 1 (0: none), writable.
+    private enum Field: Int, CaseIterable { case gfn, slotPlusOne, writable }
+    private let words: AtomicRecords<Field>
 
     public init(hv: Book3SHV, vpns: Int, gfns: Int) {
         self.hv = hv
         self.vpns = vpns
         self.gfns = gfns
         locks = (0..<vpns).map { _ in SpinLock("guest pte lock", engine: hv.engine) }
-        words = AtomicWords(count: 3 * vpns)
-        for v in 0..<vpns { words.store(3 * v, UInt64(v % gfns)); words.store(3 * v + 2, 1) }
+        words = AtomicRecords(count: vpns)
+        for v in 0..<vpns { words.store(v, .gfn, UInt64(v % gfns)); words.store(v, .writable, 1) }
     }
     deinit { words.free() }
 
-    func gfn(_ vpn: Int) -> Int { Int(words.load(3 * vpn)) }
-    func slot(_ vpn: Int) -> Int? { let s = words.load(3 * vpn + 1); return s == 0 ? nil : Int(s - 1) }
-    func writable(_ vpn: Int) -> Bool { words.load(3 * vpn + 2) != 0 }
+    func gfn(_ vpn: Int) -> Int { Int(words.load(vpn, .gfn)) }
+    func slot(_ vpn: Int) -> Int? { let s = words.load(vpn, .slotPlusOne); return s == 0 ? nil : Int(s - 1) }
+    func writable(_ vpn: Int) -> Bool { words.load(vpn, .writable) != 0 }
 
     /// A load or store; the guest's page fault (hash_page: H_ENTER) when it has
     /// no HPTE for the page.
@@ -47,7 +48,7 @@ public final class PPCGuestKernel: @unchecked Sendable {
         if let s = slot(vpn), HPT.avpn(hv.hpt.v(s)) == vpn, hv.hpt.v(s) & (HPT.valid | HPT.absent) != 0 { return }
         let group = hv.hpt.group(of: vpn) * HPT.hpteGroupSize
         let (st, index) = hv.kvmppcDoHEnter(vcpu, flags: [], pteIndex: group, vpn: vpn, gfn: gfn(vpn), writable: writable(vpn))
-        if st == .success { words.store(3 * vpn + 1, UInt64(index + 1)) }
+        if st == .success { words.store(vpn, .slotPlusOne, UInt64(index + 1)) }
     }
 
     /// Unmap the page (H_REMOVE), optionally pointing it at another gfn afterwards.
@@ -56,10 +57,10 @@ public final class PPCGuestKernel: @unchecked Sendable {
         defer { locks[vpn].unlock() }
         if let s = slot(vpn) {
             _ = hv.kvmppcHRemove(vcpu, flags: local ? [.avpn, .local] : [.avpn], pteIndex: s, avpn: vpn)
-            words.store(3 * vpn + 1, 0)
+            words.store(vpn, .slotPlusOne, 0)
         }
-        words.store(3 * vpn + 2, 1)
-        if let newGfn { words.store(3 * vpn, UInt64(newGfn % gfns)) }
+        words.store(vpn, .writable, 1)
+        if let newGfn { words.store(vpn, .gfn, UInt64(newGfn % gfns)) }
     }
 
     /// Write-protect the page (H_PROTECT to read-only).
@@ -67,7 +68,7 @@ public final class PPCGuestKernel: @unchecked Sendable {
         locks[vpn].lock()
         defer { locks[vpn].unlock() }
         guard writable(vpn) else { return }
-        words.store(3 * vpn + 2, 0)
+        words.store(vpn, .writable, 0)
         if let s = slot(vpn) { _ = hv.kvmppcHProtect(vcpu, flags: local ? [.avpn, .local] : [.avpn], pteIndex: s, avpn: vpn) }
     }
 
@@ -77,7 +78,7 @@ public final class PPCGuestKernel: @unchecked Sendable {
         for p in pages { locks[p].lock() }
         let reqs = pages.compactMap { p in slot(p).map { (pteIndex: $0, avpn: p) } }
         if !reqs.isEmpty { _ = hv.kvmppcHBulkRemove(vcpu, reqs) }
-        for p in pages { words.store(3 * p + 1, 0); words.store(3 * p + 2, 1) }
+        for p in pages { words.store(p, .slotPlusOne, 0); words.store(p, .writable, 1) }
         for p in pages.reversed() { locks[p].unlock() }
     }
 }

@@ -35,7 +35,8 @@ public final class PPCTLBOracle: @unchecked Sendable {
     /// one. Retirements are watermarks (every translation of a slot ends with an
     /// invalidation, so all up to the mark are retired) except those in `exempt`:
     /// local invalidations that broke the H_LOCAL contract.
-    private let words: AtomicWords
+    private enum Field: Int, CaseIterable { case generation, users, retiredTranslation, retiredWriteGeneration }
+    private let words: AtomicRecords<Field>
     /// Per (slot, kind): generations whose local invalidation broke the contract.
     private let exempt = Locked<[Int: Set<UInt64>]>([:])
 
@@ -44,23 +45,23 @@ public final class PPCTLBOracle: @unchecked Sendable {
         self.hostMM = hostMM
         self.memslots = memslots
         self.npte = npte
-        words = AtomicWords(count: 4 * npte)
+        words = AtomicRecords(count: npte)
     }
     deinit { words.free() }
 
     static let versionBits: UInt64 = 20
-    public func generation(_ slot: Int) -> UInt64 { words.load(4 * slot) }
+    public func generation(_ slot: Int) -> UInt64 { words.load(slot, .generation) }
 
     /// A new translation (`fresh`: H_ENTER) or a new version of the current one is
     /// about to be written to `slot` (HPTE lock held). A fresh translation also
     /// forgets who used the slot before.
     func newTranslation(_ slot: Int, fresh: Bool) {
-        let g = words.load(4 * slot)
+        let g = words.load(slot, .generation)
         if fresh {
-            words.store(4 * slot + 1, 0)
-            words.store(4 * slot, ((g >> Self.versionBits) + 1) << Self.versionBits)
+            words.store(slot, .users, 0)
+            words.store(slot, .generation, ((g >> Self.versionBits) + 1) << Self.versionBits)
         } else {
-            words.store(4 * slot, g + 1)
+            words.store(slot, .generation, g + 1)
         }
     }
 
@@ -68,7 +69,7 @@ public final class PPCTLBOracle: @unchecked Sendable {
 
     /// An hcall that invalidated generation `gen` of `slot` is returning.
     func guestInvalidated(_ slot: Int, gen: UInt64, _ kind: Retirement, local: Bool, vcpu: Int) {
-        let others = words.load(4 * slot + 1) & ~(1 << UInt64(vcpu))
+        let others = words.load(slot, .users) & ~(1 << UInt64(vcpu))
         let key = 2 * slot + (kind == .remove ? 0 : 1)
         let mark = kind == .remove ? gen >> Self.versionBits : gen
         if local && others != 0 {
@@ -76,10 +77,10 @@ public final class PPCTLBOracle: @unchecked Sendable {
             exempt.withLock { _ = $0[key, default: []].insert(mark) }
             return
         }
-        let w = 4 * slot + (kind == .remove ? 2 : 3)
+        let field: Field = kind == .remove ? .retiredTranslation : .retiredWriteGeneration
         while true {
-            let old = words.load(w)
-            if old >= mark || words.cas(w, old, mark) { return }
+            let old = words.load(slot, field)
+            if old >= mark || words.cas(slot, field, old, mark) { return }
         }
     }
 
@@ -90,12 +91,12 @@ public final class PPCTLBOracle: @unchecked Sendable {
 
     /// A guest access through `e` (a TLB hit, or the entry just filled).
     func access(vcpu: Int, core: Int, _ e: PPCTLBEntry, write: Bool, via: String) {
-        words.fetchOr(4 * e.slot + 1, 1 << UInt64(vcpu))
+        words.fetchOr(e.slot, .users, 1 << UInt64(vcpu))
         // Built only for a report (every guest access comes through here).
         func what() -> String { "vcpu\(vcpu) on core \(core) \(write ? "writes" : "reads") vpn \(hex(e.vpn)) via \(via) (HPTE \(e.slot) generation \(e.generation), pfn \(e.pfn))" }
         let translation = e.generation >> Self.versionBits
-        let writeMark = words.load(4 * e.slot + 3)
-        if translation <= words.load(4 * e.slot + 2) && !isExempt(e.slot, .remove, translation) {
+        let writeMark = words.load(e.slot, .retiredWriteGeneration)
+        if translation <= words.load(e.slot, .retiredTranslation) && !isExempt(e.slot, .remove, translation) {
             engine.report(.staleTLB, "\(what()), but the guest removed that translation and its hcall returned")
         } else if write && e.generation <= writeMark && writeMark >> Self.versionBits == translation
                     && !isExempt(e.slot, .writeProtect, e.generation) {

@@ -12,7 +12,8 @@ public final class Vcore: @unchecked Sendable {
     /// dynamic exclusivity checks (the scheduler's wait predicates read it at every step).
     @exclusivity(unchecked) public internal(set) var vcpus: [PPCVCPU] = []
     /// pcpu + 1 (0: not placed yet), in_guest, entry generation.
-    let words = AtomicWords(count: 3)
+    enum Field: Int, CaseIterable { case pcpu, inGuest, entryGeneration }
+    let words = AtomicRecords<Field>(count: 1)
     /// Per vcpu of this vcore: the entry generation it finished (acks). Set with `vcpus`.
     @exclusivity(unchecked) var acks: AtomicWords!
 
@@ -20,7 +21,7 @@ public final class Vcore: @unchecked Sendable {
     deinit { words.free(); acks?.free() }
 
     /// vc->pcpu: thread 0 of the core, or nil before the first run.
-    public var pcpu: Int? { let p = words.load(0); return p == 0 ? nil : Int(p - 1) }
-    public var inGuest: Bool { words.load(1) != 0 }
-    public var entryGeneration: UInt64 { words.load(2) }
+    public var pcpu: Int? { let p = words.load(0, .pcpu); return p == 0 ? nil : Int(p - 1) }
+    public var inGuest: Bool { words.load(0, .inGuest) != 0 }
+    public var entryGeneration: UInt64 { words.load(0, .entryGeneration) }
 }
