@@ -348,6 +348,7 @@ public enum Bench {
         var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
         let rounds = 3, perRound = max(1, count / rounds)
         o.schedules = perRound
+        o.lengths = [1]                                     // the scenario's own schedules, as the bare world's
         let names = o.selection.actorNames
         let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }

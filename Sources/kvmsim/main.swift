@@ -78,9 +78,12 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds.") var seconds: Double?
     @Option(help: "random or pct.") var strategy: String = "random"
     @Option(help: "PCT bug depth.") var depth: Int = 3
+    @Option(help: "Deterministic: schedule lengths as multiples of the scenario's quotas, used in turn (1 = the scenario's own).") var lengths: String = "1,2,4,8"
     @Option(help: "Host CPUs.") var cpus: Int?
     @Option(help: "Virtual CPUs.") var vcpus: Int?
     @Option(help: "Guest pages.") var pages: Int?
+    @Option(help: "Guest operations per vcpu in one deterministic schedule.") var opsPerVcpu: Int?
+    @Option(help: "Host events per host event source in one deterministic schedule.") var hostEventsPerSource: Int?
     @Option(help: "PPC: hardware threads per core (sharing one TLB).") var threadsPerCore: Int?
     @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
     @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
@@ -104,6 +107,8 @@ struct Run: ParsableCommand {
         if let cpus { selection.sizes.cpus = cpus; selection.sizes.hostEventSources = min(selection.sizes.hostEventSources, cpus) }
         if let vcpus { selection.sizes.vcpus = vcpus }
         if let pages { selection.sizes.pages = pages }
+        if let opsPerVcpu { selection.sizes.opsPerVCPU = opsPerVcpu }
+        if let hostEventsPerSource { selection.sizes.hostEventsPerSource = hostEventsPerSource }
         for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
@@ -112,6 +117,10 @@ struct Run: ParsableCommand {
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
         o.backend = be
         o.stop = interruption
+        o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
+            guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
+            return f
+        }
         let runner = try Runner(o)
         if m == .deterministic && be == .fibers, let why = SimEngine.DeterministicBackend.fibersUnavailableReason {
             printError("note: using the thread backend (same schedules, about 10x slower): \(why)")

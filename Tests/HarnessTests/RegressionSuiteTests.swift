@@ -38,7 +38,7 @@ import TestSupport
         let traces = try CheckedInTraces.all()
         let violationCases = RegressionSuite.cases.filter { $0.expected == .violation }
         for c in violationCases {
-            #expect(traces.contains { $0.name == "\(c.scenario)--\(c.variant).trace.json" }, "no minimal trace for \(c.id)")
+            #expect(traces.contains { $0.name == c.traceFileName }, "no minimal trace for \(c.id) (\(c.traceFileName))")
         }
         for (name, t) in traces {
             let r = try Runner.replay(t)

@@ -5,14 +5,17 @@ import Harness
 
 /// Runs a registered scenario by name: the variant in the scenario's default
 /// configuration for `mode`, then `configure` on the selection (sizes, knobs).
-/// Returns the report and the runner (for its failing trace).
+/// Returns the report and the runner (for its failing trace). Tests pin
+/// schedules of the scenario's own length (`lengths: [1]`) unless they ask
+/// for the default search's (`RunOptions.searchLengths`).
 public func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
                 schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random, depth: Int = 3,
-                keepGoing: Bool = false, configure: (inout ScenarioSelection) throws -> Void = { _ in }) throws -> (RunReport, Runner) {
+                lengths: [Int] = [1], keepGoing: Bool = false,
+                configure: (inout ScenarioSelection) throws -> Void = { _ in }) throws -> (RunReport, Runner) {
     var selection = try ScenarioRegistry.named(scenario).selection(variant: variant, mode: mode)
     try configure(&selection)
     return try run(selection, mode: mode, seed: seed, schedules: schedules, seconds: seconds, strategy: strategy, depth: depth,
-                   keepGoing: keepGoing)
+                   lengths: lengths, keepGoing: keepGoing)
 }
 
 /// Runs a typed scenario (for options the command line cannot set).
@@ -22,14 +25,16 @@ public func run<S: Scenario>(_ scenario: S, _ variant: S.Variant, mode: Executio
     var config = scenario.defaultConfig(mode: mode)
     configure(&config)
     return try run(ScenarioSelection(scenario, variant: variant, config: config), mode: mode, seed: seed, schedules: schedules,
-                   seconds: seconds, strategy: strategy, depth: depth, keepGoing: keepGoing)
+                   seconds: seconds, strategy: strategy, depth: depth, lengths: [1], keepGoing: keepGoing)
 }
 
 /// Runs a selection.
 public func run(_ selection: ScenarioSelection, mode: ExecutionMode = .deterministic, seed: UInt64 = 1, schedules: Int? = nil,
-                seconds: Double? = nil, strategy: StrategyKind = .random, depth: Int = 3, keepGoing: Bool = false) throws -> (RunReport, Runner) {
+                seconds: Double? = nil, strategy: StrategyKind = .random, depth: Int = 3, lengths: [Int] = [1],
+                keepGoing: Bool = false) throws -> (RunReport, Runner) {
     var o = RunOptions(selection, mode: mode)
     o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy; o.depth = depth; o.keepGoing = keepGoing
+    o.lengths = lengths
     let r = try Runner(o)
     return (r.run(), r)
 }

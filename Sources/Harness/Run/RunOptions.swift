@@ -18,6 +18,18 @@ public struct RunOptions: Sendable {
     public var checkDeterminism = false
     /// How deterministic mode passes the baton (same schedules either way).
     public var backend: SimEngine.DeterministicBackend = .preferred
+    /// Deterministic mode: schedule lengths, as multiples of the scenario's
+    /// per-actor quotas (`opsPerVCPU`, `hostEventsPerSource`); schedule `i`
+    /// uses `lengths[i % lengths.count]`. Longer worlds give a race more
+    /// chances per schedule (docs/performance.md, "search").
+    public var lengths: [Int] = RunOptions.searchLengths
+
+    /// The default search's lengths: over 10 seeds of the SYNC_MMU change_pte
+    /// race, worlds of 1, 2, 4 and 8 times the scenario's quotas in turn found
+    /// it 5-100x sooner than the scenario's own length with random or PCT
+    /// scheduling (docs/performance.md, "search"); short schedules still come
+    /// first, so a shallow race's trace stays short.
+    public static let searchLengths = [1, 2, 4, 8]
     /// Stops the run between schedules (deterministic) or at the next poll (parallel).
     public var stop: StopSignal = .never
 

@@ -23,10 +23,11 @@ extension Runner {
             if interrupted { break }
             if let s = o.seconds, Date().timeIntervalSince(start) >= s { break }
             let scheduleSeed = SplitMix64.derive(o.seed, UInt64(ran))
-            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+            let selection = selection(forSchedule: ran)
+            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection)
             if o.checkDeterminism && !engine.wedged {
                 let (d1, h1) = (engine.decisions, engine.scheduleHash)
-                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed)
+                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection)
                 if engine.decisions != d1 || engine.scheduleHash != h1 {
                     let d2 = engine.decisions
                     let at = (0..<min(d1.count, d2.count)).first { d1[$0] != d2[$0] } ?? min(d1.count, d2.count)
@@ -43,7 +44,7 @@ extension Runner {
                 if first == nil {
                     first = (ran, found[0])
                     firstAt = engine.firstViolationTime.map { $0 - t0 }
-                    failingTrace = TraceFile(selection: o.selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
+                    failingTrace = TraceFile(selection: selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
                                              strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
                                              violation: found[0])
                 }
@@ -64,9 +65,9 @@ extension Runner {
     }
 
     /// Runs one schedule on `engine` and returns its violations.
-    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64) -> [Violation] {
+    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64, selection: ScenarioSelection? = nil) -> [Violation] {
         engine.beginSchedule(strategy: strategy, scheduleSeed: scheduleSeed)
-        let world = options.selection.makeWorld(engine: engine, seed: scheduleSeed)
+        let world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
         world.start(endless: false)
         engine.runSchedule()
         if !engine.deadlocked { world.finish() }

@@ -26,8 +26,24 @@ public final class Runner {
         if options.checkDeterminism && options.mode != .deterministic {
             throw InputError("--check-determinism needs --mode deterministic")
         }
+        guard !options.lengths.isEmpty, options.lengths.allSatisfy({ (1...64).contains($0) }) else {
+            throw InputError("--lengths must be factors between 1 and 64 (got \(options.lengths.map(String.init).joined(separator: ",")))")
+        }
         self.options = options
+        scaledSelections = try options.lengths.map { f throws(InputError) in
+            var s = options.selection
+            s.sizes.opsPerVCPU *= f
+            s.sizes.hostEventsPerSource *= f
+            try s.validate()
+            return s
+        }
     }
+
+    /// The selection of each schedule length (`RunOptions.lengths`).
+    let scaledSelections: [ScenarioSelection]
+
+    /// The selection schedule `index` runs.
+    func selection(forSchedule index: Int) -> ScenarioSelection { scaledSelections[index % scaledSelections.count] }
 
     public func run() -> RunReport {
         options.mode == .deterministic ? runDeterministic() : runParallel()

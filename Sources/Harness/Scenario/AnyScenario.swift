@@ -69,8 +69,9 @@ struct ConcreteScenarioBox<S: Scenario>: ScenarioBox {
             let flagged = Set(["cpus", "vcpus", "pages"] + S.Options.knobs.map(\.flag))
             var flags: [String]? = overrides.allSatisfy { flagged.contains($0.key) } ? overrides.flatMap { ["--\($0.key)", $0.value] } : nil
             flags? += ["--seed", "\(c.seed)", "--strategy", c.strategy.rawValue] + (c.strategy == .pct ? ["--depth", "\(c.depth)"] : [])
+                + ["--lengths", c.lengths.map(String.init).joined(separator: ",")]
             return SuiteCase(scenario: scenario.name, variant: c.variant.rawValue, expected: c.expected, seed: c.seed,
-                             schedules: c.schedules, strategy: c.strategy, depth: c.depth,
+                             schedules: c.schedules, strategy: c.strategy, depth: c.depth, lengths: c.lengths,
                              commit: c.commit ?? c.variant.commit, note: c.note,
                              overrides: overrides, runFlags: flags, selection: selection)
         }

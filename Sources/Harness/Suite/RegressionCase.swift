@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import Foundation
 import SimExec
 
 /// A run's verdict: some oracle fired, or none did.
@@ -19,6 +20,8 @@ public struct RegressionCase<S: Scenario>: Sendable {
     public var strategy: StrategyKind
     /// PCT depth (with `strategy: .pct`).
     public var depth: Int
+    /// Schedule lengths (`RunOptions.lengths`); the scenario's own length by default.
+    public var lengths: [Int]
     /// Changes to the scenario's deterministic default configuration.
     public var configure: (@Sendable (inout S.Config) -> Void)?
     /// The kernel commit the case reproduces; nil: the variant's own.
@@ -27,10 +30,10 @@ public struct RegressionCase<S: Scenario>: Sendable {
     public var note: String
 
     public init(_ variant: S.Variant, expects expected: Verdict, seed: UInt64 = 1, schedules: Int,
-                strategy: StrategyKind = .random, depth: Int = 3, commit: KernelCommit? = nil,
+                strategy: StrategyKind = .random, depth: Int = 3, lengths: [Int] = [1], commit: KernelCommit? = nil,
                 configure: (@Sendable (inout S.Config) -> Void)? = nil, note: String) {
         self.variant = variant; self.expected = expected; self.seed = seed; self.schedules = schedules
-        self.strategy = strategy; self.depth = depth; self.commit = commit; self.configure = configure; self.note = note
+        self.strategy = strategy; self.depth = depth; self.lengths = lengths; self.commit = commit; self.configure = configure; self.note = note
     }
 }
 
@@ -43,6 +46,7 @@ public struct SuiteCase: Sendable {
     public var schedules: Int
     public var strategy: StrategyKind
     public var depth: Int
+    public var lengths: [Int]
     public var commit: KernelCommit?
     public var note: String
     /// Configuration keys changed from the scenario's default (kebab-case).
@@ -59,7 +63,16 @@ public struct SuiteCase: Sendable {
         var s = "\(scenario)/\(variant)"
         for (k, v) in overrides { s += " \(k)=\(v)" }
         if strategy != .random { s += " strategy=\(strategy.rawValue)" }
+        if lengths != [1] { s += " lengths=\(lengths.map(String.init).joined(separator: ","))" }
         if seed != 1 { s += " seed=\(seed)" }
         return s
+    }
+
+    /// The name of the case's minimal trace in Tests/Traces:
+    /// `<scenario>--<variant>.trace.json`, plus the rest of the id when the case
+    /// has overrides (`sync-mmu-stress--patched--pages=2_vcpus=1_seed=3.trace.json`).
+    public var traceFileName: String {
+        let rest = id.dropFirst("\(scenario)/\(variant)".count).trimmingCharacters(in: .whitespaces)
+        return "\(scenario)--\(variant)" + (rest.isEmpty ? "" : "--" + rest.replacingOccurrences(of: " ", with: "_")) + ".trace.json"
     }
 }

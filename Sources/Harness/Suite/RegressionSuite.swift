@@ -42,20 +42,21 @@ public enum RegressionSuite {
         o.seed = c.seed
         o.strategy = c.strategy
         o.depth = c.depth
+        o.lengths = c.lengths
         o.schedules = c.expected == .clean ? min(c.schedules, budget ?? .max) : c.schedules
         o.stop = stop
         return o
     }
 
     /// Runs one case. With `tracesDir`, a violation's schedule is shrunk and its
-    /// minimal trace written there as `<scenario>--<variant>.trace.json`.
+    /// minimal trace written there (`SuiteCase.traceFileName`).
     public static func run(_ c: SuiteCase, budget: Int?, tracesDir: String? = nil, stop: StopSignal = .never) throws(InputError) -> CaseResult {
         let runner = try Runner(options(c, budget: budget, stop: stop))
         let r = runner.run()
         let found: Verdict = r.violations > 0 ? .violation : .clean
         if let tracesDir, let t = runner.failingTrace {
             let minimal = try Shrinker.shrink(t).trace
-            let path = (tracesDir as NSString).appendingPathComponent("\(c.scenario)--\(c.variant).trace.json")
+            let path = (tracesDir as NSString).appendingPathComponent(c.traceFileName)
             do { try minimal.write(to: path) } catch { throw InputError("cannot write '\(path)': \(error.localizedDescription)") }
         }
         return CaseResult(id: c.id, scenario: c.scenario, variant: c.variant, expected: c.expected, found: found,

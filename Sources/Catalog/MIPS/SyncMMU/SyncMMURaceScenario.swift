@@ -34,14 +34,10 @@ public struct SyncMMURaceScenario: Scenario {
              note: "seed 004: no MMU notifiers, the host frees a page the GPA table still maps"),
         Case(.noRetry, expects: .violation, schedules: 100_000,
              note: "seed 004 without its mmu_notifier_retry() check (mutation)"),
-        Case(.patched, expects: .clean, schedules: 20_000,
-             note: "seed 004 holds against one host event source in deterministic search (parallel runs find the change_pte race)"),
+        Case(.patched, expects: .violation, seed: 7, schedules: 1_000_000, lengths: RunOptions.searchLengths,
+             note: "finding: change_pte during the vcpu's own COW break and a host invalidation, found by the default search (docs/mechanisms/sync-mmu.md)"),
         Case(.noChangePTE, expects: .clean, schedules: 20_000,
              note: "seed 004 without KVM's change_pte handler"),
-    ]}
-
-    public var parallelFindings: [(variant: Variant, note: String)] {[
-        (.patched, "finding: change_pte during the vcpu's own COW break and a host invalidation (docs/mechanisms/sync-mmu.md)"),
     ]}
 }
 

@@ -35,8 +35,12 @@ public struct SyncMMUStressScenario: Scenario {
     public var cases: [Case] {[
         Case(.patched, expects: .violation, seed: 3, schedules: 2_000, configure: { $0.pages = 2; $0.vcpus = 1 },
              note: "finding: change_pte during a concurrent invalidation (docs/mechanisms/sync-mmu.md)"),
+        Case(.patched, expects: .violation, seed: 7, schedules: 100_000, lengths: RunOptions.searchLengths,
+             note: "finding: the change_pte race at the default sizes, found by the default search"),
         Case(.noChangePTE, expects: .clean, schedules: 1_000,
              note: "every host mm event at once, change_pte handler gone"),
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths,
+             note: "the same, in the default search's longer worlds"),
         Case(.preFix, expects: .violation, schedules: 100_000,
              note: "seed 004's race under every host mm event"),
         Case(.noRetry, expects: .violation, schedules: 100_000,
