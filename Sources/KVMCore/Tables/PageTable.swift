@@ -45,7 +45,7 @@ public final class PageTable: @unchecked Sendable {
     /// lock-free readers walk, the kernel's choice to weigh against RCU.
     public var freeWithoutGracePeriod = false
     /// Per leaf slot, who filled it (model only: an oracle's record, like
-    /// `HostTLB.Entry.owner`). Allocated only with `recordOwners`.
+    /// an arch TLB entry's `owner`). Allocated only with `recordOwners`.
     private let owners: AtomicWords?
 
     static let live: UInt64 = 1, retired: UInt64 = 2

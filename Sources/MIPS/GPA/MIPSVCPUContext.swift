@@ -7,7 +7,8 @@ import RCU
 /// from the GPA table, GPA faults into `kvm_mips_map_page()`, and the run loop.
 ///
 /// The refill follows the MIPS VZ refill handler (kvm_mips_build_tlb_refill_exception,
-/// arch/mips/kvm/entry.c): it walks the GPA page table without taking mmu_lock.
+/// arch/mips/kvm/entry.c; VZ support arrived in v4.12, after seed 004): it walks
+/// the GPA page table without taking mmu_lock.
 /// Here that walk is an RCU read section, with a scheduling point between levels so
 /// that a writer can overtake it.
 ///

@@ -4,7 +4,7 @@ import SimExec
 /// Variants of the lazy guest-user ASID regeneration around seed 000,
 /// 9078210ef401 ("KVM: MIPS: Fix lazy user ASID regenerate for SMP", v4.9).
 public enum ASIDVariant: String, ModelVariant, Codable {
-    /// Before the commit (v4.10-rc): `kvm_mips_check_asids()` regenerates on the
+    /// Before the commit (the v4.9-rc code): `kvm_mips_check_asids()` regenerates on the
     /// current CPU only, and `kvm_arch_vcpu_load()` resets `last_user_gasid` when it
     /// finds the user ASID stale.
     case preFix = "pre-fix"

@@ -3,11 +3,11 @@ import SimExec
 
 /// Guest RAM of the trap-and-emulate scenarios: gfn -> host pfn.
 ///
-/// Fixed for now: the trap-and-emulate scenarios do not yet run the host mm
-/// events of the SYNC_MMU model. Moving a page needs the whole GPA fault
-/// protocol (`kvm_mips_map_page()` with the `mmu_notifier_seq` retry) under the
-/// GVA fill path; a shortcut without it showed the seed-004 retry race instead of
-/// anything about GVA tables (see the note in docs/mechanisms/gva-page-tables.md).
+/// Fixed: asid-lazy-regen maps guest frames to fixed host pages. (gva-flush
+/// backs its guest RAM with a host mm instead and fills GVA PTEs through
+/// `kvm_mips_map_page()`, the whole GPA fault protocol; a shortcut without it
+/// showed the seed-004 retry race rather than anything about GVA tables: see
+/// docs/mechanisms/gva-page-tables.md.)
 public final class TrapEmulGuestRAM: @unchecked Sendable {
     private let pfns: AtomicWords
     public let gfns: Int
