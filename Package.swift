@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "X86", dependencies: ["SimExec"]),
         // The harness: scenario contracts and registry, runner, traces, shrinker,
         // Perfetto export, the regression suite, campaigns. Knows no architecture.
-        .target(name: "Harness", dependencies: ["SimExec", "CRegistry"]),
+        .target(name: "Harness", dependencies: ["SimExec", "RCU", "CRegistry"]),
         // The catalogue: every scenario, with its worlds and regression cases.
         .target(name: "Catalog", dependencies: ["Harness", "KVMCore", "MIPS", "PPC", "X86", "RCU", "SimExec"]),
         // `kvmsim bench`: speed and memory figures, each beside its baseline; BenchC

@@ -29,7 +29,8 @@ public final class LibURCU: RCUDomain, @unchecked Sendable {
         kvmsim_urcu_call_rcu(box, libURCUCallbackTrampoline)
     }
 
-    public func barrier() { kvmsim_urcu_barrier() }
+    /// rcu_barrier(); a no-op while the engine defers barriers (episodes).
+    public func barrier() { if !engine.deferRCUBarriers { kvmsim_urcu_barrier() } }
 
     public var completedGracePeriods: UInt64 { gracePeriods.load(ordering: .relaxed) }
     public var readOngoing: Bool { kvmsim_urcu_read_ongoing() != 0 }

@@ -117,6 +117,7 @@ struct Run: ParsableCommand {
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
         o.backend = be
         o.stop = interruption
+        o.recordTrace = m == .parallel && traceOut != nil
         o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
             guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
             return f
@@ -141,7 +142,9 @@ struct Run: ParsableCommand {
         if let traceOut {
             if let t = runner.failingTrace {
                 do { try t.write(to: traceOut) } catch { throw InputError("cannot write trace file '\(traceOut)': \(error.localizedDescription)") }
-            } else if !json {
+            } else if report.violations > 0 && report.reproduced == false {
+                printError("the real-thread failure was not reproduced deterministically in \(report.reproductionSchedules ?? 0) schedules (\(String(format: "%.0f", report.reproductionSeconds ?? 0)) s): no trace written")
+            } else if report.violations == 0 && !json {
                 print("no violation: no trace written")
             }
         }
@@ -157,8 +160,15 @@ struct Run: ParsableCommand {
     func printHuman(_ r: RunReport, trace: String?) {
         print("\(r.scenario) --variant \(r.variant) --mode \(r.mode.rawValue) --seed \(r.seed): \(r.schedules) \(r.mode == .deterministic ? "schedules" : "work units") in \(String(format: "%.2f", r.elapsedSeconds)) s\(r.interrupted ? " (interrupted)" : "")")
         if let v = r.firstViolation {
-            print("VIOLATION \(v.oracle) in schedule \(r.firstViolationSchedule ?? 0), step \(v.step), \(v.actor): \(v.message)")
-            if let trace, r.mode == .deterministic { print("trace written to \(trace); see it with: kvmsim replay \(trace)") }
+            let whereFound = r.mode == .deterministic ? "schedule \(r.firstViolationSchedule ?? 0), step \(v.step)"
+                : (r.episodes != nil ? "episode \(r.firstViolationSchedule ?? 0), on real threads" : "on real threads")
+            print("VIOLATION \(v.oracle) in \(whereFound), \(v.actor): \(v.message)")
+            if let trace, r.mode == .deterministic || r.reproduced == true {
+                if r.mode == .parallel {
+                    print("reproduced deterministically in \(r.reproductionSchedules ?? 0) schedules (\(String(format: "%.1f", r.reproductionSeconds ?? 0)) s), shrunk")
+                }
+                print("trace written to \(trace); see it with: kvmsim replay \(trace)")
+            }
         } else {
             print("no violation")
         }

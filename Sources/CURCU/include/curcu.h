@@ -55,4 +55,17 @@ static inline uint64_t kvmsim_fetch_and(uint64_t *p, uint64_t v) { return __atom
 static inline void kvmsim_smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static inline void kvmsim_cpu_relax(void) { sched_yield(); }
 
+/// A cheap timestamp for ordering events across CPUs while recording a parallel
+/// run: the TSC on x86-64 (invariant and synchronised across cores on the
+/// machines kvmsim runs on), else CLOCK_MONOTONIC_RAW in nanoseconds.
+#include <time.h>
+static inline uint64_t kvmsim_timestamp(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
 #endif

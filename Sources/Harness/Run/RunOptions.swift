@@ -30,6 +30,14 @@ public struct RunOptions: Sendable {
     /// scheduling (docs/performance.md, "search"); short schedules still come
     /// first, so a shallow race's trace stays short.
     public static let searchLengths = [1, 2, 4, 8]
+    /// Parallel mode: run real-thread work as episodes (worlds of the
+    /// deterministic schedules' size, on the same threads), record the order in
+    /// which actors pass their points, and turn a failing episode into a
+    /// deterministic trace (`Runner+Reproduction.swift`). Off: one endless world.
+    public var recordTrace = false
+    /// Parallel mode with `recordTrace`: at most this long searching for a
+    /// deterministic schedule that reproduces a real-thread failure.
+    public var reproductionSeconds: Double = 60
     /// Stops the run between schedules (deterministic) or at the next poll (parallel).
     public var stop: StopSignal = .never
 

@@ -31,10 +31,18 @@ public struct RunReport: Encodable, Sendable {
     public var coverage: [String: Int] = [:]
     /// The scenario's marks this run never reached.
     public var unreachedMarks: [String] = []
+    /// Parallel mode with recording: whether the first real-thread failure was
+    /// reproduced as a deterministic trace, and what that took (nil otherwise).
+    public var reproduced: Bool?
+    public var reproductionSeconds: Double?
+    public var reproductionSchedules: Int?
+    /// Parallel mode with recording: the episodes (worlds) run.
+    public var episodes: Int?
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
         case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
+        case reproduced, reproductionSeconds, reproductionSchedules, episodes
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -61,6 +69,12 @@ public struct RunReport: Encodable, Sendable {
         try c.encode(coverage, forKey: .coverage)
         try c.encode(unreachedMarks, forKey: .unreachedMarks)
         if determinismMismatch != nil { try c.encode(determinismMismatch, forKey: .determinismMismatch) }
+        if mode == .parallel {
+            try c.encode(reproduced, forKey: .reproduced)
+            try c.encode(reproductionSeconds, forKey: .reproductionSeconds)
+            try c.encode(reproductionSchedules, forKey: .reproductionSchedules)
+            try c.encode(episodes, forKey: .episodes)
+        }
     }
 }
 

@@ -64,9 +64,12 @@ extension Runner {
                       traceHash: String(format: "%016llx", hash.value), steps: steps, secondsToFirst: firstAt, mismatch: mismatch)
     }
 
-    /// Runs one schedule on `engine` and returns its violations.
-    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64, selection: ScenarioSelection? = nil) -> [Violation] {
-        engine.beginSchedule(strategy: strategy, scheduleSeed: scheduleSeed)
+    /// Runs one schedule on `engine` and returns its violations: the world of
+    /// `selection` (the run's by default) built from `scheduleSeed`, the
+    /// strategy reset from `strategySeed` (the same seed by default).
+    func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64, selection: ScenarioSelection? = nil,
+                     strategySeed: UInt64? = nil) -> [Violation] {
+        engine.beginSchedule(strategy: strategy, scheduleSeed: strategySeed ?? scheduleSeed)
         let world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
         world.start(endless: false)
         engine.runSchedule()

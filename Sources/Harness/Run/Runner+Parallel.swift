@@ -9,6 +9,7 @@ import Glibc
 /// or work units.
 extension Runner {
     func runParallel() -> RunReport {
+        if options.recordTrace { return runParallelEpisodes() }
         let o = options
         let engine = SimEngine(mode: .parallel, actorNames: o.selection.actorNames)
         engine.stopOnViolation = !o.keepGoing

@@ -71,7 +71,11 @@ public final class HPT: @unchecked Sendable {
 
     /// `while (!try_lock_hpte(hpte, HPTE_V_HVLOCK)) cpu_relax();`
     public func lock(_ i: Int) {
-        if engine.mode == .parallel && tryLock(i) { return }       // as SpinLock.lock
+        if engine.mode == .parallel {                               // as SpinLock.lock
+            while !tryLock(i) { engine.spinUntil { v(i) & HPT.hvlock == 0 } }
+            engine.notePass("try_lock_hpte")
+            return
+        }
         while true {
             engine.waitUntil("try_lock_hpte") { [self] in v(i) & HPT.hvlock == 0 }
             if tryLock(i) { return }

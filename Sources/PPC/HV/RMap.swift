@@ -29,8 +29,13 @@ public final class RMap: @unchecked Sendable {
     /// lock_rmap().
     func lock(_ gfn: Int) {
         if engine.mode == .parallel {                               // as SpinLock.lock
-            let old = head.load(gfn)
-            if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { return }
+            while true {
+                let old = head.load(gfn)
+                if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { break }
+                engine.spinUntil { [head] in head.load(gfn) & RMap.lockBit == 0 }
+            }
+            engine.notePass("lock_rmap")
+            return
         }
         while true {
             engine.waitUntil("lock_rmap") { [head] in head.load(gfn) & RMap.lockBit == 0 }

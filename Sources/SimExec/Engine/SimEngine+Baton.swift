@@ -70,7 +70,7 @@ extension SimEngine {
     /// Inlinable so that in parallel mode a point costs one compare in the caller.
     @inlinable @inline(__always)
     public func point(_ name: StaticString) {
-        guard mode == .deterministic else { return }
+        guard mode == .deterministic else { if recordPasses { recordPass(name) }; return }
         deterministicPoint(name)
     }
 
@@ -83,7 +83,7 @@ extension SimEngine {
     /// (a `goto retry`, a cancelled guest entry). Deterministic strategies use it
     /// for fairness: PCT drops the caller's priority below everyone else's.
     public func yieldPoint(_ name: StaticString) {
-        guard mode == .deterministic else { return }
+        guard mode == .deterministic else { if recordPasses { recordPass(name) }; return }
         SimExecutor.withCurrent { me in
             lockScheduler()
             withStrategy { $0.yielded(me.id) }
@@ -110,6 +110,13 @@ extension SimEngine {
             if waited != nil { return }
         }
         // Parallel mode, or a thread no executor runs: spin.
+        spinUntil(condition)
+        if recordPasses { recordPass(name) }
+    }
+
+    /// Parallel mode: spins until `condition` holds, passing no point (a lock's
+    /// slow path, which records its one point when it has the lock).
+    public func spinUntil(_ condition: () -> Bool) {
         var spins = 0
         while !condition() {
             spins += 1

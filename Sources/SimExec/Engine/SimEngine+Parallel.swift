@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import CURCU
 
 /// Parallel mode: every executor's thread runs its jobs for real, concurrently.
 /// `point` does nothing, `waitUntil` spins; each executor's queue has its own
@@ -17,6 +18,7 @@ extension SimEngine {
             if me.shutdown && me.queueIsEmpty { pthread_mutex_unlock(&me.localMutex); break }
             let job = me.popJob()
             pthread_mutex_unlock(&me.localMutex)
+            if recordPasses { me.passes.append((kvmsim_timestamp(), "job")) }
             me.run(job)
         }
     }

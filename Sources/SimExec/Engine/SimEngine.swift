@@ -111,6 +111,14 @@ public final class SimEngine: @unchecked Sendable {
     @exclusivity(unchecked) public var stopOnViolation = true
     /// Coverage-mark counts since the last `takeCoverage()`.
     let coverage = AtomicWords(count: CoverageMark.capacity)
+    /// Parallel mode: record every point each executor passes, with a timestamp
+    /// (`SimEngine+Recording.swift`). Set between runs, while no task runs.
+    @exclusivity(unchecked) public var recordPasses = false
+    /// Parallel mode, episodes: an RCU barrier at the end of each world returns
+    /// at once (liburcu's call_rcu thread batches every 10 ms, which would bound
+    /// episodes at 100 a second); callbacks, which hold what they free, finish
+    /// during later episodes, and the run waits for all of them at its end.
+    @exclusivity(unchecked) public var deferRCUBarriers = false
 
     public init(mode: ExecutionMode, actorNames: [String], backend: DeterministicBackend = .preferred) {
         self.mode = mode

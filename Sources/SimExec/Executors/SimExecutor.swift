@@ -51,6 +51,10 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     /// Deterministic mode, fiber backend: this executor's stack and context (made
     /// on first use); engine mutex.
     @exclusivity(unchecked) var fiber: OpaquePointer? = nil
+    /// Parallel mode while recording: the points this executor passed, with a
+    /// timestamp each (`SimEngine.recordPasses`). Written only by this
+    /// executor's thread; read after the run's tasks have finished.
+    @exclusivity(unchecked) public internal(set) var passes: [(stamp: UInt64, point: StaticString)] = []
 
     init(id: Int, name: String, engine: SimEngine) {
         self.id = id

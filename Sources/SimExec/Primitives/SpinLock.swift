@@ -42,9 +42,14 @@ public final class SpinLock: @unchecked Sendable {
     /// spin_lock().
     public func lock() {
         let me = lockHolderTag()
-        // Parallel mode: try once before building the wait (its closure is a heap
-        // allocation). Deterministic mode always passes the scheduling point.
-        if engine.mode == .parallel && word.cas(0, 0, me) { return }
+        if engine.mode == .parallel {
+            // Real threads: try, spin while held, try again; the acquire is the
+            // one point a recording notes (as the deterministic waitUntil is one step).
+            while !word.cas(0, 0, me) { engine.spinUntil { word.loadRelaxed(0) == 0 } }
+            engine.notePass(name)
+            return
+        }
+        // Deterministic mode always passes the scheduling point.
         while true {
             engine.waitUntil(name) { [word] in word.loadRelaxed(0) == 0 }
             if word.cas(0, 0, me) { return }

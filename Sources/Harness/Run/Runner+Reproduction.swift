@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+import RCU
+
+/// A failure real threads found, turned into a deterministic trace.
+///
+/// Parallel mode with `recordTrace` runs the work as episodes: worlds of the
+/// deterministic schedules' size (and lengths), one after the other on the same
+/// executor threads, each with its own seed. Every executor records the points
+/// it passes with a timestamp (`SimEngine+Recording.swift`). When an episode
+/// fails, the merged passes are the order in which the actors ran their
+/// segments: the decision list of a deterministic replay of the same world.
+/// Two actors can interleave inside a segment on real threads, where the
+/// deterministic scheduler switches only at points, so the recorded order may
+/// not fail as it did; then the search tries schedules around it (the recorded
+/// order with a growing share of random switches, and plain random schedules of
+/// the same world) until the same oracle fires, and the trace is shrunk.
+extension Runner {
+    /// A failing episode: its world, its seed, what the actors passed, what broke.
+    struct ParallelFailure {
+        var episode: Int
+        var worldSeed: UInt64
+        var selection: ScenarioSelection
+        var actors: [String]
+        var passes: [(actor: Int, point: StaticString)]
+        var violation: Violation
+    }
+
+    struct Reproduction {
+        var trace: TraceFile?
+        var schedules: Int
+        var seconds: Double
+    }
+
+    /// Parallel mode, recording: episodes until the time or work budget ends,
+    /// then the first failure reproduced.
+    func runParallelEpisodes() -> RunReport {
+        let o = options
+        let names = o.selection.actorNames
+        let engine = SimEngine(mode: .parallel, actorNames: names)
+        engine.stopOnViolation = true
+        engine.recordPasses = true
+        engine.deferRCUBarriers = true
+        let start = Date()
+        let t0 = SimEngine.monotonicSeconds()
+        let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
+        var episode = 0, work = 0, violations = 0
+        var failure: ParallelFailure?
+        var firstAt: Double?
+        while !interrupted && Date().timeIntervalSince(start) < seconds {
+            if let s = o.schedules, work >= s { break }
+            let selection = selection(forSchedule: episode)
+            let worldSeed = SplitMix64.derive(o.seed, UInt64(episode))
+            engine.beginEpisode()
+            let world = selection.makeWorld(engine: engine, seed: worldSeed)
+            world.start(endless: false)
+            engine.waitForTasks()
+            world.finish()
+            work += world.completedWork
+            addCounters(of: world)
+            violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
+            coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+            if let v = engine.violations.first {
+                violations += engine.violationTotal
+                if failure == nil {
+                    failure = ParallelFailure(episode: episode, worldSeed: worldSeed, selection: selection, actors: names,
+                                              passes: engine.mergedPasses(), violation: v)
+                    firstAt = engine.firstViolationTime.map { $0 - t0 }
+                }
+                if !o.keepGoing { episode += 1; break }
+            }
+            episode += 1
+            progress?(work, o.schedules, Date().timeIntervalSince(start))
+        }
+        engine.deferRCUBarriers = false
+        makeRCU(for: engine).barrier()                       // the episodes' callbacks, all of them
+        engine.shutdown()
+        var reproduction: Reproduction?
+        if let failure, !interrupted {
+            reproduction = reproduce(failure)
+            failingTrace = reproduction?.trace
+        }
+        var r = report(schedules: work, violations: violations, first: failure.map { ($0.episode, $0.violation) },
+                       elapsed: Date().timeIntervalSince(start), traceHash: nil, steps: 0, secondsToFirst: firstAt)
+        r.episodes = episode
+        if let reproduction {
+            r.reproduced = reproduction.trace != nil
+            r.reproductionSeconds = reproduction.seconds
+            r.reproductionSchedules = reproduction.schedules
+        }
+        return r
+    }
+
+    /// Searches for a deterministic schedule of the failing episode's world that
+    /// fails the same oracle: first the recorded order itself, then that order
+    /// with random switches in a window before its end (the last 16, 64, 256,
+    /// 1024 steps or all of it; a switch at 1/16, 1/4 or 1/2 of the window's
+    /// steps), and now and then a plain random schedule, until
+    /// `reproductionSeconds`. The trace found is the schedule the engine took,
+    /// cut at the violation and shrunk.
+    func reproduce(_ f: ParallelFailure) -> Reproduction {
+        let start = SimEngine.monotonicSeconds()
+        let recorded = f.passes.map { UInt16($0.actor) }
+        var engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend)
+        defer { engine.shutdown() }
+        let windows = [16, 64, 256, 1024, recorded.count]
+        let probabilities: [Double] = [0.0625, 0.25, 0.5]
+        let random = RandomStrategy()
+        var attempt = 0
+        while SimEngine.monotonicSeconds() - start < options.reproductionSeconds && !interrupted {
+            let strategy: SchedulingStrategy
+            switch attempt {
+            case 0: strategy = GuidedStrategy(decisions: recorded)
+            case let n where n % 8 == 7: strategy = random
+            default:
+                let window = windows[attempt % windows.count], p = probabilities[(attempt / windows.count) % probabilities.count]
+                strategy = PerturbedStrategy(decisions: recorded, probability: p, from: max(0, recorded.count - window))
+            }
+            attempt += 1
+            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: f.worldSeed, selection: f.selection,
+                                    strategySeed: SplitMix64.derive(f.worldSeed, UInt64(attempt)))
+            let taken = engine.decisions
+            if attempt == 1, let g = strategy as? GuidedStrategy, ProcessInfo.processInfo.environment["KVMSIM_DEBUG_REPRO"] != nil {
+                FileHandle.standardError.write("recorded \(recorded.count) steps, replay took \(taken.count), misses \(g.misses.count), first at \(g.misses.first ?? -1): \(g.misses.prefix(12))\n".data(using: .utf8)!)
+            }
+            if engine.wedged { engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend) }
+            guard let v = found.first(where: { $0.oracle == f.violation.oracle }), v.step > 0, v.step <= taken.count else { continue }
+            var trace = TraceFile(selection: f.selection, seed: options.seed, schedule: f.episode, scheduleSeed: f.worldSeed,
+                                  strategy: options.strategy, depth: options.depth, actors: f.actors,
+                                  decisions: Array(taken.prefix(v.step)), violation: v)
+            if let minimal = try? Shrinker.shrink(trace, maxReplays: 2000).trace { trace = minimal }
+            return Reproduction(trace: trace, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start)
+        }
+        return Reproduction(trace: nil, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start)
+    }
+}

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+@testable import Harness
+import Catalog
+import TestSupport
+
+/// A failure real threads find becomes a deterministic trace: parallel mode with
+/// recording runs episodes, and the first failing one is reproduced, shrunk, and
+/// replays to the same oracle.
+@Suite struct ParallelReproductionTests {
+    @Test(arguments: ["sync-mmu-race", "vpa-cross-register", "ppc-tlb-local"])
+    func aRealThreadFailureBecomesAReplayableTrace(scenario: String) throws {
+        var o = try RunOptions(scenario: scenario, variant: "pre-fix", mode: .parallel)
+        o.seconds = 20
+        o.recordTrace = true
+        o.reproductionSeconds = 60
+        let runner = try Runner(o)
+        let r = runner.run()
+        let v = try #require(r.firstViolation)
+        #expect(r.episodes ?? 0 > 0)
+        #expect(r.reproduced == true, "\(scenario): not reproduced in \(r.reproductionSchedules ?? 0) schedules")
+        let trace = try #require(runner.failingTrace)
+        #expect(trace.violation?.oracle == v.oracle)
+        let replay = try Runner.replay(trace)
+        #expect(replay.mismatchStep == nil)
+        #expect(replay.violations.first?.oracle == v.oracle)
+    }
+
+    @Test func recordedPassesAreInTimestampOrder() {
+        let engine = SimEngine(mode: .parallel, actorNames: ["a", "b"])
+        defer { engine.shutdown() }
+        engine.recordPasses = true
+        for e in engine.executors {
+            engine.spawn(on: e) { for _ in 0..<3 { engine.point("p") } }
+        }
+        engine.waitForTasks()
+        let passes = engine.mergedPasses()
+        // Each actor: its job starts and three points.
+        #expect(passes.filter { $0.actor == 0 }.count == passes.filter { $0.actor == 1 }.count)
+        #expect(passes.filter { "\($0.point)" == "p" }.count == 6)
+        engine.clearPasses()
+        #expect(engine.mergedPasses().isEmpty)
+    }
+}
