@@ -36,7 +36,7 @@ public final class MIPSTLB: @unchecked Sendable {
     public init(cpu: Int, size: Int = 16) {
         self.cpu = cpu
         self.size = size
-        entries = AtomicWords(count: size)
+        entries = AtomicWords(count: size, kernel: true)
         stamps = AtomicWords(count: size)
         owners = AtomicWords(count: size)
     }

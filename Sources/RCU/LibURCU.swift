@@ -15,8 +15,8 @@ public final class LibURCU: RCUDomain, @unchecked Sendable {
 
     public init(engine: SimEngine) { self.engine = engine }
 
-    @inline(__always) public func readLock() { kvmsim_urcu_read_lock() }
-    @inline(__always) public func readUnlock() { kvmsim_urcu_read_unlock() }
+    @inline(__always) public func readLock() { accessPoint("rcu_read_lock"); kvmsim_urcu_read_lock() }
+    @inline(__always) public func readUnlock() { kvmsim_urcu_read_unlock(); accessPoint("rcu_read_unlock") }
 
     public func synchronize() {
         precondition(kvmsim_urcu_read_ongoing() == 0, "synchronize_rcu() inside an RCU read section")

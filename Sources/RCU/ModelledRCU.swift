@@ -31,6 +31,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
     @inline(__always) private var me: Int { SimExecutor.currentID ?? (depth.count - 1) }
 
     public func readLock() {
+        accessPoint("rcu_read_lock")
         let i = me
         if depth[i] == 0 { generation[i] &+= 1 }
         depth[i] += 1
@@ -44,6 +45,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
             generation[i] &+= 1
             if !pending.isEmpty { runReadyCallbacks() }
         }
+        accessPoint("rcu_read_unlock")
     }
 
     private func snapshotReaders() -> [(actor: Int, generation: UInt64)] {
@@ -73,7 +75,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
         let waitFor = snapshotReaders()
         if waitFor.isEmpty && pending.isEmpty {
             gracePeriods += 1
-            callback()
+            withoutAccessPoints(callback)
         } else {
             pending.append(Pending(waitFor: waitFor, callback: callback))
         }
@@ -84,7 +86,7 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
         while let first = pending.first, hasEnded(first.waitFor) {
             pending.removeFirst()
             gracePeriods += 1
-            first.callback()
+            withoutAccessPoints(first.callback)             // "the callback thread": not interleaved
         }
     }
 

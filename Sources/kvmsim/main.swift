@@ -78,6 +78,7 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds.") var seconds: Double?
     @Option(help: "random or pct.") var strategy: String = "random"
     @Option(help: "PCT bug depth.") var depth: Int = 3
+    @Option(help: "Switch actors (deterministic) or record passes (parallel with --trace-out) at named points, or also at every access to kernel memory: named or accesses (default named; accesses for parallel --trace-out).") var points: String?
     @Option(help: "Deterministic: schedule lengths as multiples of the scenario's quotas, used in turn (1 = the scenario's own).") var lengths: String = "1,2,4,8"
     @Option(help: "Host CPUs.") var cpus: Int?
     @Option(help: "Virtual CPUs.") var vcpus: Int?
@@ -90,7 +91,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
-    @Option(help: "Write the first failing schedule to this trace file.") var traceOut: String?
+    @Option(help: "Write the first failing schedule to this trace file (parallel mode: reproduced deterministically first).") var traceOut: String?
+    @Option(help: "Parallel with --trace-out: budget of the deterministic search for the failure, seconds.") var reproductionSeconds: Double = 60
     @Option(help: "Deterministic mode: fibers (default) or threads; the same seed gives the same schedule with either.") var backend: String?
 
     func run() throws {
@@ -118,6 +120,14 @@ struct Run: ParsableCommand {
         o.backend = be
         o.stop = interruption
         o.recordTrace = m == .parallel && traceOut != nil
+        guard reproductionSeconds >= 0 else { throw InputError("--reproduction-seconds must not be negative") }
+        o.reproductionSeconds = reproductionSeconds
+        // A recording at accesses lines up with its replay (docs/architecture.md, "Parallel failures").
+        o.points = o.recordTrace ? .accesses : .named
+        if let points {
+            guard let granularity = PointGranularity(rawValue: points) else { throw InputError("--points must be named or accesses (got '\(points)')") }
+            o.points = granularity
+        }
         o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
             guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
             return f
@@ -303,16 +313,19 @@ struct CampaignCommand: ParsableCommand {
     @Option(help: "Run the I-th of N disjoint slices of the scenario/variant pairs, e.g. 2/4.") var shard: String?
     @Option(help: "Schedules per deterministic unit.") var schedulesPerUnit: Int = 2000
     @Option(help: "Seconds per parallel unit.") var parallelSeconds: Double = 5
+    @Option(help: "Budget of the deterministic search that turns a parallel failure into a trace, seconds.") var reproductionSeconds: Double = 60
     @Flag(help: "Print the final state as JSON.") var json = false
 
     func run() throws {
         guard seconds > 0 && seconds <= 30 * 24 * 3600 else { throw InputError("--seconds must be greater than 0 and at most 30 days") }
         guard schedulesPerUnit >= 1 else { throw InputError("--schedules-per-unit must be at least 1") }
         guard parallelSeconds > 0 else { throw InputError("--parallel-seconds must be greater than 0") }
+        guard reproductionSeconds >= 0 else { throw InputError("--reproduction-seconds must not be negative") }
         var o = Campaign.Options(db: db, seconds: seconds)
         o.shard = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
         o.schedulesPerUnit = schedulesPerUnit
         o.parallelSecondsPerUnit = parallelSeconds
+        o.reproductionSeconds = reproductionSeconds
         o.stop = interruption
         installSignalHandlers()
         let state = try Campaign.run(o) { line in if !json { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) } }

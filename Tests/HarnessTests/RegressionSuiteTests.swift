@@ -179,4 +179,28 @@ import TestSupport
         o.shard = (shard.index % shard.count + 1, shard.count + 1)
         #expect(throws: InputError.self) { try Campaign.run(o) }
     }
+
+    /// A parallel unit that fails keeps a deterministic trace: recorded at
+    /// access-level points, reproduced, and replaying to the same oracle.
+    @Test func aParallelFailureIsKeptAsATrace() throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-campaign-par-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: db) }
+        let all = Campaign.pairs(shard: nil)
+        let target = try #require(all.firstIndex { $0.id == "sync-mmu-race/pre-fix" })
+        var o = Campaign.Options(db: db, seconds: 8)
+        o.shard = (index: target + 1, count: all.count)             // that pair alone
+        o.schedulesPerUnit = 20
+        o.parallelSecondsPerUnit = 4
+        o.reproductionSeconds = 30
+        var lines: [String] = []
+        let state = try Campaign.run(o) { lines.append($0) }
+        let failure = try #require(state.failures.first { $0.mode == .parallel }, "\(lines)")
+        #expect(failure.reproduced == true)
+        let trace = try #require(failure.trace)
+        #expect(trace.contains("parallel-seed"))
+        let t = try TraceFile.load(from: (db as NSString).appendingPathComponent(trace))
+        #expect(t.points == .accesses && t.violation?.oracle == failure.oracle)
+        #expect(try Runner.replay(t).violations.first?.oracle == failure.oracle)
+        #expect(lines.contains { $0.contains("trace ") && $0.contains("parallel") })
+    }
 }

@@ -64,4 +64,12 @@ extern __thread void *kvmsim_current_executor_tls __attribute__((tls_model("init
 static inline void *kvmsim_current_executor(void) { return kvmsim_current_executor_tls; }
 static inline void kvmsim_set_current_executor(void *executor) { kvmsim_current_executor_tls = executor; }
 
+/// Access-level scheduling: nonzero while the context running now should pass a
+/// scheduling point at every access to kernel memory (set with the current
+/// executor at every switch; zeroed inside scopes that must not be
+/// interleaved: oracles, narration, wait conditions, the scheduler).
+extern __thread int kvmsim_access_gate_tls __attribute__((tls_model("initial-exec")));
+static inline int kvmsim_access_gate(void) { return kvmsim_access_gate_tls; }
+static inline void kvmsim_set_access_gate(int gate) { kvmsim_access_gate_tls = gate; }
+
 #endif

@@ -32,7 +32,7 @@ public final class MinimalArchMMU: KVMArchMMU, SecondaryMMUView, @unchecked Send
     public init(kvm: KVM) {
         self.kvm = kvm
         engine = kvm.engine
-        entries = AtomicWords(count: kvm.memslots.maxGfn)
+        entries = AtomicWords(count: kvm.memslots.maxGfn, kernel: true)
         oracle = MMUOracle(engine: kvm.engine, hostMM: kvm.hostMM, memslots: kvm.memslots, notifier: kvm.notifier, view: MinimalView(self))
         kvm.arch = self
         kvm.attach(oracle: oracle)

@@ -14,7 +14,11 @@ import Glibc
 /// - `state.json`: per scenario/variant, the next deterministic and parallel
 ///   seed, schedules and seconds run, coverage-mark counts; every failure
 ///   (mode, seed, oracle, message, whether the regression suite expects it);
-/// - `traces/`: the minimal trace of each deterministic failure.
+/// - `traces/`: the minimal trace of each deterministic failure, and of each
+///   parallel failure reproduced deterministically (parallel units record at
+///   access-level points while the failure would be new to the regression
+///   suite or the pair has no parallel trace yet; a reproduction may take up
+///   to `reproductionSeconds` of the unit).
 /// The state is rewritten (write to a temporary file, then rename) after every
 /// unit of work, so a killed campaign loses at most the unit it was running; an
 /// interrupted unit's partial result is recorded too.
@@ -42,8 +46,12 @@ public enum Campaign {
         public var message: String
         /// The regression suite expects this variant to fail (a known race).
         public var known: Bool
-        /// Minimal trace (deterministic failures), relative to the database.
+        /// Minimal trace, relative to the database: every deterministic failure,
+        /// and a parallel one that was recorded and reproduced.
         public var trace: String?
+        /// Parallel failures that were recorded: whether the deterministic
+        /// search found a schedule failing the same oracle (nil otherwise).
+        public var reproduced: Bool?
     }
 
     public struct State: Codable, Sendable {
@@ -63,6 +71,8 @@ public enum Campaign {
         /// Schedules per deterministic unit, seconds per parallel unit.
         public var schedulesPerUnit = 2000
         public var parallelSecondsPerUnit: Double = 5
+        /// Budget of the deterministic search for a recorded parallel failure.
+        public var reproductionSeconds: Double = 60
         /// Stops the campaign between units (and the unit it is running).
         public var stop: StopSignal = .never
         public init(db: String, seconds: Double) { self.db = db; self.seconds = seconds }
@@ -131,6 +141,16 @@ public enum Campaign {
             if parallel {
                 opts.seed = p.nextParallelSeed
                 opts.seconds = max(0.1, min(o.parallelSecondsPerUnit, left))
+                // Record (and reproduce) while a failure would be news: a new
+                // race, or a known one with no parallel trace kept yet.
+                let hasParallelTrace = state.failures.contains {
+                    $0.scenario == p.scenario && $0.variant == p.variant && $0.mode == .parallel && $0.trace != nil
+                }
+                if !isKnown(p.scenario, p.variant) || !hasParallelTrace {
+                    opts.recordTrace = true
+                    opts.points = .accesses
+                    opts.reproductionSeconds = o.reproductionSeconds
+                }
             } else {
                 opts.seed = p.nextDeterministicSeed
                 opts.schedules = o.schedulesPerUnit
@@ -148,24 +168,31 @@ public enum Campaign {
             }
             p.coverage.merge(r.coverage, uniquingKeysWith: +)
             p.unreachedMarks = p.coverage.filter { $0.value == 0 }.map(\.key).sorted()
+            var lastTrace: String? = nil
             if let v = r.firstViolation {
                 var tracePath: String? = nil
                 if let t = runner.failingTrace {
-                    let name = "traces/\(p.scenario)--\(p.variant)--seed\(opts.seed).trace.json"
-                    let minimal = (try? Shrinker.shrink(t, maxReplays: 1000).trace) ?? t
+                    // A reproduced parallel trace is shrunk already.
+                    let name = "traces/\(p.scenario)--\(p.variant)--\(parallel ? "parallel-" : "")seed\(opts.seed).trace.json"
+                    let minimal = parallel ? t : (try? Shrinker.shrink(t, maxReplays: 1000).trace) ?? t
                     do { try minimal.write(to: (o.db as NSString).appendingPathComponent(name)); tracePath = name } catch {}
                 }
                 state.failures.append(Failure(scenario: p.scenario, variant: p.variant, mode: mode, seed: opts.seed,
                                               schedule: parallel ? nil : r.firstViolationSchedule, oracle: v.oracle, message: v.message,
-                                              known: isKnown(p.scenario, p.variant), trace: tracePath))
+                                              known: isKnown(p.scenario, p.variant), trace: tracePath, reproduced: r.reproduced))
+                lastTrace = tracePath
             }
             state.pairs[i] = p
             state.units += 1
             state.elapsedSeconds += r.elapsedSeconds
             try save(state, db: o.db)
             let what = parallel ? String(format: "%.1f s parallel", r.elapsedSeconds) : "\(r.schedules) schedules"
-            progress(String(format: "[%6.0fs] %@ seed %llu: %@, %@", Date().timeIntervalSince(start), p.id, opts.seed, what,
-                            r.firstViolation.map { "VIOLATION \($0.oracle)" + (isKnown(p.scenario, p.variant) ? " (known)" : " (NEW)") } ?? "clean"))
+            var verdict = r.firstViolation.map { "VIOLATION \($0.oracle)" + (isKnown(p.scenario, p.variant) ? " (known)" : " (NEW)") } ?? "clean"
+            if r.firstViolation != nil {
+                if let lastTrace { verdict += ", trace \((o.db as NSString).appendingPathComponent(lastTrace))" }
+                else if r.reproduced == false { verdict += ", not reproduced deterministically" }
+            }
+            progress(String(format: "[%6.0fs] %@ seed %llu: %@, %@", Date().timeIntervalSince(start), p.id, opts.seed, what, verdict))
         }
         return state
     }

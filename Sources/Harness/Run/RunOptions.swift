@@ -23,6 +23,12 @@ public struct RunOptions: Sendable {
     /// uses `lengths[i % lengths.count]`. Longer worlds give a race more
     /// chances per schedule (docs/performance.md, "search").
     public var lengths: [Int] = RunOptions.searchLengths
+    /// Deterministic mode: switch actors at named points only, or also at every
+    /// access to kernel memory. Parallel mode with `recordTrace`: the points the
+    /// recording notes, and the reproduction then switches at (the CLI records
+    /// at `.accesses` unless told otherwise: recordings at named points leave
+    /// interleavings inside a step that the replay cannot make).
+    public var points: PointGranularity = .named
 
     /// The default search's lengths: over 10 seeds of the SYNC_MMU change_pte
     /// race, worlds of 1, 2, 4 and 8 times the scenario's quotas in turn found

@@ -36,13 +36,17 @@ public struct RunReport: Encodable, Sendable {
     public var reproduced: Bool?
     public var reproductionSeconds: Double?
     public var reproductionSchedules: Int?
+    /// Points the failing episode recorded, and how many of them its guided
+    /// replay could not follow (0: the recording lined up with the replay).
+    public var recordedSteps: Int?
+    public var guidedReplayMisses: Int?
     /// Parallel mode with recording: the episodes (worlds) run.
     public var episodes: Int?
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
         case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
-        case reproduced, reproductionSeconds, reproductionSchedules, episodes
+        case reproduced, reproductionSeconds, reproductionSchedules, recordedSteps, guidedReplayMisses, episodes
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -73,6 +77,8 @@ public struct RunReport: Encodable, Sendable {
             try c.encode(reproduced, forKey: .reproduced)
             try c.encode(reproductionSeconds, forKey: .reproductionSeconds)
             try c.encode(reproductionSchedules, forKey: .reproductionSchedules)
+            try c.encode(recordedSteps, forKey: .recordedSteps)
+            try c.encode(guidedReplayMisses, forKey: .guidedReplayMisses)
             try c.encode(episodes, forKey: .episodes)
         }
     }

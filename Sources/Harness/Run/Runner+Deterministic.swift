@@ -8,7 +8,7 @@ extension Runner {
     func runDeterministic() -> RunReport {
         let o = options
         let names = o.selection.actorNames
-        var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
+        var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
         let strategy = makeStrategy()
         let start = Date()
         let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
@@ -46,12 +46,12 @@ extension Runner {
                     firstAt = engine.firstViolationTime.map { $0 - t0 }
                     failingTrace = TraceFile(selection: selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
                                              strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
-                                             violation: found[0])
+                                             violation: found[0], points: o.points)
                 }
             }
             ran += 1
             if engine.wedged {
-                engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
+                engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
             }
             if (first != nil && !o.keepGoing) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {

@@ -15,8 +15,9 @@ extension Runner {
     public static func replay(_ t: TraceFile) throws(InputError) -> Replay {
         var o = RunOptions(t.selection)
         o.seed = t.seed
+        o.points = t.points
         let runner = try Runner(o)
-        let engine = SimEngine(mode: .deterministic, actorNames: t.actors)
+        let engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points)
         engine.recordEvents = true
         engine.recordSteps = true
         let strategy = ReplayStrategy(decisions: t.decisions)

@@ -31,6 +31,11 @@ extension Runner {
         var trace: TraceFile?
         var schedules: Int
         var seconds: Double
+        /// Points the failing episode's actors passed, and how many of them the
+        /// first, guided replay could not follow (the actor named was blocked
+        /// or done): how well the recording and the replay line up.
+        var recordedSteps: Int
+        var guidedMisses: Int
     }
 
     /// Parallel mode, recording: episodes until the time or work budget ends,
@@ -38,7 +43,7 @@ extension Runner {
     func runParallelEpisodes() -> RunReport {
         let o = options
         let names = o.selection.actorNames
-        let engine = SimEngine(mode: .parallel, actorNames: names)
+        let engine = SimEngine(mode: .parallel, actorNames: names, points: o.points)
         engine.stopOnViolation = true
         engine.recordPasses = true
         engine.deferRCUBarriers = true
@@ -88,6 +93,8 @@ extension Runner {
             r.reproduced = reproduction.trace != nil
             r.reproductionSeconds = reproduction.seconds
             r.reproductionSchedules = reproduction.schedules
+            r.recordedSteps = reproduction.recordedSteps
+            r.guidedReplayMisses = reproduction.guidedMisses
         }
         return r
     }
@@ -102,12 +109,13 @@ extension Runner {
     func reproduce(_ f: ParallelFailure) -> Reproduction {
         let start = SimEngine.monotonicSeconds()
         let recorded = f.passes.map { UInt16($0.actor) }
-        var engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend)
+        let points = options.points
+        var engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend, points: points)
         defer { engine.shutdown() }
         let windows = [16, 64, 256, 1024, recorded.count]
         let probabilities: [Double] = [0.0625, 0.25, 0.5]
         let random = RandomStrategy()
-        var attempt = 0
+        var attempt = 0, guidedMisses = 0
         while SimEngine.monotonicSeconds() - start < options.reproductionSeconds && !interrupted {
             let strategy: SchedulingStrategy
             switch attempt {
@@ -121,17 +129,17 @@ extension Runner {
             let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: f.worldSeed, selection: f.selection,
                                     strategySeed: SplitMix64.derive(f.worldSeed, UInt64(attempt)))
             let taken = engine.decisions
-            if attempt == 1, let g = strategy as? GuidedStrategy, ProcessInfo.processInfo.environment["KVMSIM_DEBUG_REPRO"] != nil {
-                FileHandle.standardError.write("recorded \(recorded.count) steps, replay took \(taken.count), misses \(g.misses.count), first at \(g.misses.first ?? -1): \(g.misses.prefix(12))\n".data(using: .utf8)!)
-            }
-            if engine.wedged { engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend) }
+            if attempt == 1, let g = strategy as? GuidedStrategy { guidedMisses = g.misses.count }
+            if engine.wedged { engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend, points: points) }
             guard let v = found.first(where: { $0.oracle == f.violation.oracle }), v.step > 0, v.step <= taken.count else { continue }
             var trace = TraceFile(selection: f.selection, seed: options.seed, schedule: f.episode, scheduleSeed: f.worldSeed,
                                   strategy: options.strategy, depth: options.depth, actors: f.actors,
-                                  decisions: Array(taken.prefix(v.step)), violation: v)
+                                  decisions: Array(taken.prefix(v.step)), violation: v, points: points)
             if let minimal = try? Shrinker.shrink(trace, maxReplays: 2000).trace { trace = minimal }
-            return Reproduction(trace: trace, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start)
+            return Reproduction(trace: trace, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start,
+                                recordedSteps: recorded.count, guidedMisses: guidedMisses)
         }
-        return Reproduction(trace: nil, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start)
+        return Reproduction(trace: nil, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start,
+                            recordedSteps: recorded.count, guidedMisses: guidedMisses)
     }
 }

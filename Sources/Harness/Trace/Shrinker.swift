@@ -35,7 +35,8 @@ public enum Shrinker {
         var o = RunOptions(t.selection)
         o.seed = t.seed
         let runner = try Runner(o)
-        var engine = SimEngine(mode: .deterministic, actorNames: t.actors)
+        o.points = t.points
+        var engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points)
         defer { engine.shutdown() }
         var replays = 0
 
@@ -44,7 +45,7 @@ public enum Shrinker {
             let strategy = GuidedStrategy(decisions: decisions)
             let found = runner.runSchedule(engine: engine, strategy: strategy, scheduleSeed: t.scheduleSeed)
             let taken = engine.decisions
-            if engine.wedged { engine.shutdown(); engine = SimEngine(mode: .deterministic, actorNames: t.actors) }
+            if engine.wedged { engine.shutdown(); engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points) }
             guard let v = found.first(where: { $0.oracle == target }), v.step > 0, v.step <= taken.count else { return nil }
             let cut = Array(taken.prefix(v.step))
             return Outcome(decisions: cut, preemptions: strategy.preempted.prefix(v.step).filter { $0 }.count, violation: v)

@@ -27,18 +27,22 @@ public struct TraceFile: Codable, Sendable, Equatable {
     public var decisions: [UInt16]
     /// The first violation the schedule showed when it was recorded, if any.
     public var violation: Violation?
+    /// Where the schedule switched actors (`named` when the file says nothing:
+    /// traces before access-level points).
+    public var points: PointGranularity
 
     public init(selection: ScenarioSelection, seed: UInt64, schedule: Int, scheduleSeed: UInt64, strategy: StrategyKind,
-                depth: Int, actors: [String], decisions: [UInt16], violation: Violation?) {
+                depth: Int, actors: [String], decisions: [UInt16], violation: Violation?, points: PointGranularity = .named) {
         self.selection = selection; self.seed = seed; self.schedule = schedule; self.scheduleSeed = scheduleSeed
         self.strategy = strategy; self.depth = depth; self.actors = actors; self.decisions = decisions; self.violation = violation
+        self.points = points
     }
 
     public var scenario: String { selection.scenarioName }
     public var variant: String { selection.variant }
 
     enum CodingKeys: String, CodingKey {
-        case format, version, scenario, variant, seed, schedule, scheduleSeed, strategy, depth, config, actors, decisions, violation
+        case format, version, scenario, variant, seed, schedule, scheduleSeed, strategy, depth, config, actors, decisions, violation, points
     }
 
     /// A trace naming a scenario or variant this binary does not have.
@@ -64,6 +68,7 @@ public struct TraceFile: Codable, Sendable, Equatable {
         actors = try c.decode([String].self, forKey: .actors)
         decisions = try c.decode([UInt16].self, forKey: .decisions)
         violation = try c.decodeIfPresent(Violation.self, forKey: .violation)
+        points = try c.decodeIfPresent(PointGranularity.self, forKey: .points) ?? .named
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -81,12 +86,13 @@ public struct TraceFile: Codable, Sendable, Equatable {
         try c.encode(actors, forKey: .actors)
         try c.encode(decisions, forKey: .decisions)
         try c.encodeIfPresent(violation, forKey: .violation)
+        if points != .named { try c.encode(points, forKey: .points) }
     }
 
     public static func == (a: TraceFile, b: TraceFile) -> Bool {
         a.format == b.format && a.version == b.version && a.selection.sameRun(as: b.selection) && a.seed == b.seed
             && a.schedule == b.schedule && a.scheduleSeed == b.scheduleSeed && a.strategy == b.strategy && a.depth == b.depth
-            && a.actors == b.actors && a.decisions == b.decisions && a.violation == b.violation
+            && a.actors == b.actors && a.decisions == b.decisions && a.violation == b.violation && a.points == b.points
     }
 
     public func write(to path: String) throws {

@@ -53,10 +53,10 @@ public final class HostMM: @unchecked Sendable {
         self.pages = pages
         self.base = base
         self.count = count
-        hostPTE = AtomicWords(count: count)
-        vmaWritable = AtomicWords(count: count, initial: 1)
-        swapContent = AtomicWords(count: count)
-        swapState = AtomicWords(count: count)
+        hostPTE = AtomicWords(count: count, kernel: true)
+        vmaWritable = AtomicWords(count: count, initial: 1, kernel: true)
+        swapContent = AtomicWords(count: count, kernel: true)
+        swapState = AtomicWords(count: count, kernel: true)
         pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
     }
 

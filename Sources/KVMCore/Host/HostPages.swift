@@ -21,9 +21,9 @@ public final class HostPages: @unchecked Sendable {
 
     public init(capacity: Int) {
         self.capacity = capacity
-        refcount = AtomicWords(count: capacity)
-        inUse = AtomicWords(count: capacity)
-        content = AtomicWords(count: capacity, initial: HostPages.poison)
+        refcount = AtomicWords(count: capacity, kernel: true)
+        inUse = AtomicWords(count: capacity, kernel: true)
+        content = AtomicWords(count: capacity, initial: HostPages.poison, kernel: true)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
         freeList = Locked((Array(1..<max(capacity, 2)), 0))
     }

@@ -10,7 +10,7 @@ import SimExec
 /// again under the lock (`retry`). Oracles read both (atomics).
 public final class MMUNotifierCounters: @unchecked Sendable {
     private enum Field: Int, CaseIterable { case seq, count }
-    private let words = AtomicRecords<Field>(count: 1)
+    private let words = AtomicRecords<Field>(count: 1, kernel: true)
 
     public init() {}
     deinit { words.free() }

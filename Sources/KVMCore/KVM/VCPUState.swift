@@ -14,7 +14,7 @@ public final class VCPUState: @unchecked Sendable {
     /// The host CPU this vcpu is loaded on (vcpu->cpu).
     public let cpu: Int
     private enum Field: Int, CaseIterable { case mode, requests, exits }
-    private let words = AtomicRecords<Field>(count: 1)
+    private let words = AtomicRecords<Field>(count: 1, kernel: true)
 
     public enum Mode: UInt64 { case outsideGuestMode = 0, inGuestMode = 1, exitingGuestMode = 2 }
     /// KVM_REQ_TLB_FLUSH.

@@ -89,19 +89,29 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     // MARK: - host side
 
     public func invalidateRangeStartReturned(_ range: Range<Int>) {
-        guard kvmSubscribed else { return }
-        for hva in range {
-            guard let gfn = memslots.hvaToGfn(hva) else { continue }
-            let p = view.mapping(ofGfn: gfn)
-            if p.isPresent {
-                engine.report(.I1, "after invalidate_range_start(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+
+        withoutAccessPoints {
+            guard kvmSubscribed else { return }
+            for hva in range {
+                guard let gfn = memslots.hvaToGfn(hva) else { continue }
+                let p = view.mapping(ofGfn: gfn)
+                if p.isPresent {
+                    engine.report(.I1, "after invalidate_range_start(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+                }
             }
+
         }
+
     }
 
     public func contentDiscarded(hva: Int) {
-        guard let gfn = memslots.hvaToGfn(hva) else { return }
-        discardEpoch.add(gfn, 1)
+
+        withoutAccessPoints {
+            guard let gfn = memslots.hvaToGfn(hva) else { return }
+            discardEpoch.add(gfn, 1)
+
+        }
+
     }
 
     // MARK: - KVM side
@@ -110,34 +120,42 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// table's set_pte()), mmu_lock held. `mmuSeq` is the snapshot the fault
     /// took (nil: none taken).
     public func installingMapping(gfn: Int, pte: PTE, mmuSeq: UInt64?) {
-        // I1 first: a stale pfn is the harmful case; I2 alone is the protocol's
-        // (conservative) rule broken without harm yet.
-        if let hva = memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
-            engine.report(.I1, "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hex(hva)) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
-        }
-        if let mmuSeq, notifier.count != 0 || notifier.seq != mmuSeq {
-            engine.report(.I2, "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(notifier.count) and mmu_notifier_seq = \(notifier.seq) (snapshot \(mmuSeq))")
+        withoutAccessPoints {
+            // I1 first: a stale pfn is the harmful case; I2 alone is the protocol's
+            // (conservative) rule broken without harm yet.
+            if let hva = memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
+                engine.report(.I1, "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hex(hva)) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
+            }
+            if let mmuSeq, notifier.count != 0 || notifier.seq != mmuSeq {
+                engine.report(.I2, "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(notifier.count) and mmu_notifier_seq = \(notifier.seq) (snapshot \(mmuSeq))")
+            }
         }
     }
 
     /// I3: the fast path is about to mark `pte` dirty.
     public func dirtying(gfn: Int, pte: PTE) {
-        if !pte.isWrite {
-            engine.report(.I3, "fast path dirtied non-writable GPA PTE for gfn \(gfn) (\(pte))")
+        withoutAccessPoints {
+            if !pte.isWrite {
+                engine.report(.I3, "fast path dirtied non-writable GPA PTE for gfn \(gfn) (\(pte))")
+            }
         }
     }
 
     /// Gfns of `range` whose GPA PTE is young (mmu_lock held), before aging.
     func youngGfns(_ range: Range<Int>) -> [Int] {
-        guard kvmSubscribed else { return [] }
-        return range.compactMap { memslots.hvaToGfn($0) }.filter { view.mapping(ofGfn: $0).isYoung }
+        withoutAccessPoints {
+            guard kvmSubscribed else { return [] }
+            return range.compactMap { memslots.hvaToGfn($0) }.filter { view.mapping(ofGfn: $0).isYoung }
+        }
     }
 
     /// clear_flush_young returned (mmu_lock still held): the pages in `wasYoung` that
     /// it made old must not be reached through a TLB entry filled before now.
     func agedWithFlush(_ wasYoung: [Int]) {
-        let now = clock.add(0, 1)                           // fills before this have lower stamps
-        for gfn in wasYoung where !view.mapping(ofGfn: gfn).isYoung { agedStamp.store(gfn, now) }
+        withoutAccessPoints {
+            let now = clock.add(0, 1)                           // fills before this have lower stamps
+            for gfn in wasYoung where !view.mapping(ofGfn: gfn).isYoung { agedStamp.store(gfn, now) }
+        }
     }
 
     // MARK: - guest side
@@ -147,8 +165,10 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// that ran or is running since the snapshot, i.e. `mmu_notifier_count` is
     /// raised or `mmu_notifier_seq` moved; otherwise the fault can retry forever.
     public func retryTaken(vcpu: Int, snapshotSeq: UInt64) {
-        if notifier.count == 0 && notifier.seq == snapshotSeq {
-            engine.report(.spuriousRetry, "vcpu\(vcpu)'s fault retries with no invalidation since its snapshot (mmu_notifier_seq \(snapshotSeq), count 0): it will retry forever")
+        withoutAccessPoints {
+            if notifier.count == 0 && notifier.seq == snapshotSeq {
+                engine.report(.spuriousRetry, "vcpu\(vcpu)'s fault retries with no invalidation since its snapshot (mmu_notifier_seq \(snapshotSeq), count 0): it will retry forever")
+            }
         }
     }
 
@@ -156,46 +176,52 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// came from, e.g. "TLB"). `write`: the value written, nil for a read.
     /// `tlbStamp`: the aging clock when the translation was filled (I4).
     public func guestAccess(vcpu: Int, gfn: Int, pfn: Int, write: UInt64?, via: String, tlbStamp: UInt64? = nil) {
-        guard let hva = memslots.gfnToHva(gfn) else { return }
-        let kind = write == nil ? "read" : "write"
-        if !pages.isInUse(pfn) {
-            engine.report(.I1, "vcpu\(vcpu) \(kind) of gfn \(gfn) through \(via) used pfn \(pfn), which the host has freed")
-            return
-        }
-        let current = hostMM.currentPfn(hva)
-        if current != pfn {
-            let cur = current.map { "pfn \($0)" } ?? "no page"
+        withoutAccessPoints {
+            guard let hva = memslots.gfnToHva(gfn) else { return }
+            let kind = write == nil ? "read" : "write"
+            if !pages.isInUse(pfn) {
+                engine.report(.I1, "vcpu\(vcpu) \(kind) of gfn \(gfn) through \(via) used pfn \(pfn), which the host has freed")
+                return
+            }
+            let current = hostMM.currentPfn(hva)
+            if current != pfn {
+                let cur = current.map { "pfn \($0)" } ?? "no page"
+                if write != nil {
+                    engine.report(.lostWrite, "vcpu\(vcpu) wrote gfn \(gfn) into pfn \(pfn) through \(via), but the host's page for hva \(hex(hva)) is \(cur): the write is lost")
+                } else {
+                    engine.report(.I1, "vcpu\(vcpu) read gfn \(gfn) through a stale \(via) translation to pfn \(pfn); the host's page for hva \(hex(hva)) is \(cur)")
+                }
+                return
+            }
             if write != nil {
-                engine.report(.lostWrite, "vcpu\(vcpu) wrote gfn \(gfn) into pfn \(pfn) through \(via), but the host's page for hva \(hex(hva)) is \(cur): the write is lost")
-            } else {
-                engine.report(.I1, "vcpu\(vcpu) read gfn \(gfn) through a stale \(via) translation to pfn \(pfn); the host's page for hva \(hex(hva)) is \(cur)")
+                let hp = hostMM.pte(hva)
+                if hp.isPresent && !hp.isWrite {
+                    engine.report(.wpWrite, "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hex(hva))")
+                }
             }
-            return
-        }
-        if write != nil {
-            let hp = hostMM.pte(hva)
-            if hp.isPresent && !hp.isWrite {
-                engine.report(.wpWrite, "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hex(hva))")
+            if let tlbStamp, tlbStamp < agedStamp.load(gfn) {
+                engine.report(.I4, "vcpu\(vcpu) \(kind) of gfn \(gfn) used a TLB entry filled before clear_flush_young aged the page: the access was not tracked")
             }
-        }
-        if let tlbStamp, tlbStamp < agedStamp.load(gfn) {
-            engine.report(.I4, "vcpu\(vcpu) \(kind) of gfn \(gfn) used a TLB entry filled before clear_flush_young aged the page: the access was not tracked")
         }
     }
 
     /// The guest's record of a completed write of `value` to `gfn` (by its only writer).
     public func recordWrite(gfn: Int, value: UInt64) {
-        lastWrittenEpoch.store(gfn, discardEpoch.load(gfn))
-        lastWritten.store(gfn, value)
+        withoutAccessPoints {
+            lastWrittenEpoch.store(gfn, discardEpoch.load(gfn))
+            lastWritten.store(gfn, value)
+        }
     }
 
     /// The writer of `gfn` read `value` back: it must be what it last wrote, unless
     /// the host discarded the page since.
     public func checkReadBack(vcpu: Int, gfn: Int, value: UInt64) {
-        let expected = lastWritten.load(gfn)
-        guard expected != 0, discardEpoch.load(gfn) == lastWrittenEpoch.load(gfn) else { return }
-        if value != expected {
-            engine.report(.lostWrite, "vcpu\(vcpu) read back \(value == HostPages.poison ? "poison" : String(value)) from gfn \(gfn) after writing \(expected)")
+        withoutAccessPoints {
+            let expected = lastWritten.load(gfn)
+            guard expected != 0, discardEpoch.load(gfn) == lastWrittenEpoch.load(gfn) else { return }
+            if value != expected {
+                engine.report(.lostWrite, "vcpu\(vcpu) read back \(value == HostPages.poison ? "poison" : String(value)) from gfn \(gfn) after writing \(expected)")
+            }
         }
     }
 }

@@ -62,10 +62,10 @@ public final class PageTable: @unchecked Sendable {
         self.rcu = rcu
         // Not zeroed up front: `allocTable` zeroes each table it hands out, and a
         // walker reaches only tables linked from the pgd (zeroed here).
-        words = AtomicWords(reserving: capacity * entriesPerTable)
+        words = AtomicWords(reserving: capacity * entriesPerTable, kernel: true)
         for i in 0..<entriesPerTable { words.storeRelaxed(i, 0) }
         owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
-        state = AtomicWords(reservingZeroed: capacity)
+        state = AtomicWords(reservingZeroed: capacity, kernel: true)
         state.store(0, 1 << 2 | PageTable.live)
         var reclaimed: [Int] = []
         reclaimed.reserveCapacity(min(capacity, 16))       // no regrowth in a small world

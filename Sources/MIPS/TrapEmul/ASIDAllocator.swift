@@ -18,7 +18,7 @@ public final class ASIDAllocator: @unchecked Sendable {
         precondition((1...14).contains(bits))
         self.bits = bits
         self.cpus = cpus
-        cache = AtomicWords(count: cpus, initial: UInt64(1) << bits)   // asid_first_version()
+        cache = AtomicWords(count: cpus, initial: UInt64(1) << bits, kernel: true)   // asid_first_version()
         cycles = AtomicWords(count: cpus)
     }
 

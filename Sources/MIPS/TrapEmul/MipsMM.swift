@@ -9,7 +9,7 @@ public final class MipsMM: @unchecked Sendable {
 
     public init(name: String, cpus: Int) {
         self.name = name
-        context = AtomicWords(count: cpus)
+        context = AtomicWords(count: cpus, kernel: true)
     }
 
     deinit { context.free() }

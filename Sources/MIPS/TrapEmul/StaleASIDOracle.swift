@@ -25,14 +25,16 @@ public final class StaleASIDOracle: @unchecked Sendable {
 
     /// A guest user access of `v` went through TLB entry `e`.
     public func userAccess(_ v: TrapEmulVCPU, _ e: MIPSTLB.Entry) {
-        let g = v.entryHiASID
-        let want = TLBOwner.guestUser(vcpu: v.id, guestASID: g, gfn: v.guestMapping(asid: g, vpn: e.vpn))
-        let got = TLBOwner(raw: e.owner)
-        if got != want {
-            engine.report(.staleASID,
-                          "vcpu\(v.id) guest process ASID \(g) read user page \(e.vpn) on cpu\(v.cpu) through host ASID \(e.tag), an entry filled for \(got)")
-        } else if case let .guestUser(_, _, gfn) = got, let memoryOracle {
-            memoryOracle.guestAccess(vcpu: v.id, gfn: gfn, pfn: e.pfn, write: nil, via: "TLB")
+        withoutAccessPoints {
+            let g = v.entryHiASID
+            let want = TLBOwner.guestUser(vcpu: v.id, guestASID: g, gfn: v.guestMapping(asid: g, vpn: e.vpn))
+            let got = TLBOwner(raw: e.owner)
+            if got != want {
+                engine.report(.staleASID,
+                              "vcpu\(v.id) guest process ASID \(g) read user page \(e.vpn) on cpu\(v.cpu) through host ASID \(e.tag), an entry filled for \(got)")
+            } else if case let .guestUser(_, _, gfn) = got, let memoryOracle {
+                memoryOracle.guestAccess(vcpu: v.id, gfn: gfn, pfn: e.pfn, write: nil, via: "TLB")
+            }
         }
     }
 }

@@ -66,8 +66,8 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         self.engine = engine
         guestKernelMM = MipsMM(name: "vcpu\(id) guest_kernel_mm", cpus: asids.cpus)
         guestUserMM = MipsMM(name: "vcpu\(id) guest_user_mm", cpus: asids.cpus)
-        kernelASIDs = AtomicWords(count: asids.cpus)
-        userASIDs = AtomicWords(count: asids.cpus)
+        kernelASIDs = AtomicWords(count: asids.cpus, kernel: true)
+        userASIDs = AtomicWords(count: asids.cpus, kernel: true)
         cpu = startCPU
         entryHiASID = startASID
         lastUserGASID = startASID

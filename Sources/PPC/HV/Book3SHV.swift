@@ -47,7 +47,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
     public let oracle: PPCTLBOracle
     public let lpid = 1
     /// kvm->arch.need_tlb_flush (a cpumask; host CPUs <= 64 here).
-    let needTLBFlush = AtomicWords(count: 1)
+    let needTLBFlush = AtomicWords(count: 1, kernel: true)
     /// kvm->arch.last_vcpu[NR_CPUS] (pre-fix).
     let lastVCPU: AtomicWords
     /// kvm->arch.tlbie_lock.
@@ -61,7 +61,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
     public private(set) var vcpus: [PPCVCPU] = []
     /// kvm->arch.vcpus_running, kvm->arch.rma_setup_done.
     enum VMField: Int, CaseIterable { case vcpusRunning, rmaSetupDone }
-    let vmWords = AtomicRecords<VMField>(count: 1)
+    let vmWords = AtomicRecords<VMField>(count: 1, kernel: true)
     let counters = AtomicWords(count: PPCCounter.allCases.count)
 
     public init(kvm: KVM, variant: TLBInvalidationVariant, host: PPCHost, hptGroups: Int) {
@@ -72,7 +72,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         hpt = HPT(groups: hptGroups, engine: kvm.engine)
         rmap = RMap(gfns: kvm.memslots.maxGfn, npte: hpt.npte, engine: kvm.engine)
         oracle = PPCTLBOracle(engine: kvm.engine, hostMM: kvm.hostMM, memslots: kvm.memslots, npte: hpt.npte)
-        lastVCPU = AtomicWords(count: host.cpus + 4)
+        lastVCPU = AtomicWords(count: host.cpus + 4, kernel: true)
         tlbieLock = SpinLock("try_lock_tlbie(&kvm->arch.tlbie_lock)", engine: kvm.engine)
         precondition(host.cpus <= 64, "need_tlb_flush is one word in the model")
         kvm.arch = self
@@ -112,7 +112,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
 
     /// Allocates each vcore's ack words once every vcpu exists.
     public func finishCreation() {
-        for vc in vcores { vc.acks = AtomicWords(count: vc.vcpus.count) }
+        for vc in vcores { vc.acks = AtomicWords(count: vc.vcpus.count, kernel: true) }
     }
 
     func core(of vcpu: PPCVCPU) -> Int { (vcpu.vcore.pcpu ?? 0) / host.threadsPerCore }

@@ -37,7 +37,7 @@ public final class HPT: @unchecked Sendable {
     public init(groups: Int, engine: SimEngine) {
         npte = groups * HPT.hpteGroupSize
         self.engine = engine
-        words = AtomicRecords(count: npte)
+        words = AtomicRecords(count: npte, kernel: true)
     }
     deinit { words.free() }
 
@@ -71,14 +71,16 @@ public final class HPT: @unchecked Sendable {
 
     /// `while (!try_lock_hpte(hpte, HPTE_V_HVLOCK)) cpu_relax();`
     public func lock(_ i: Int) {
+        // One point per acquire in both modes (the attempts are not access
+        // points: a recording of real threads then lines up with a replay).
         if engine.mode == .parallel {                               // as SpinLock.lock
-            while !tryLock(i) { engine.spinUntil { v(i) & HPT.hvlock == 0 } }
+            withoutAccessPoints { while !tryLock(i) { engine.spinUntil { v(i) & HPT.hvlock == 0 } } }
             engine.notePass("try_lock_hpte")
             return
         }
         while true {
             engine.waitUntil("try_lock_hpte") { [self] in v(i) & HPT.hvlock == 0 }
-            if tryLock(i) { return }
+            if withoutAccessPoints({ tryLock(i) }) { return }
         }
     }
 

@@ -16,7 +16,7 @@ public final class PPCHost: @unchecked Sendable {
         self.cores = cores
         self.threadsPerCore = threadsPerCore
         tlbs = (0..<cores).map { CoreTLB(core: $0, size: tlbSize) }
-        coreOwner = AtomicWords(count: cores)
+        coreOwner = AtomicWords(count: cores, kernel: true)
     }
     deinit { coreOwner.free() }
 

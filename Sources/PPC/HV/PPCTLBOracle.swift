@@ -56,12 +56,14 @@ public final class PPCTLBOracle: @unchecked Sendable {
     /// about to be written to `slot` (HPTE lock held). A fresh translation also
     /// forgets who used the slot before.
     func newTranslation(_ slot: Int, fresh: Bool) {
-        let g = words.load(slot, .generation)
-        if fresh {
-            words.store(slot, .users, 0)
-            words.store(slot, .generation, ((g >> Self.versionBits) + 1) << Self.versionBits)
-        } else {
-            words.store(slot, .generation, g + 1)
+        withoutAccessPoints {
+            let g = words.load(slot, .generation)
+            if fresh {
+                words.store(slot, .users, 0)
+                words.store(slot, .generation, ((g >> Self.versionBits) + 1) << Self.versionBits)
+            } else {
+                words.store(slot, .generation, g + 1)
+            }
         }
     }
 
@@ -69,18 +71,20 @@ public final class PPCTLBOracle: @unchecked Sendable {
 
     /// An hcall that invalidated generation `gen` of `slot` is returning.
     func guestInvalidated(_ slot: Int, gen: UInt64, _ kind: Retirement, local: Bool, vcpu: Int) {
-        let others = words.load(slot, .users) & ~(1 << UInt64(vcpu))
-        let key = 2 * slot + (kind == .remove ? 0 : 1)
-        let mark = kind == .remove ? gen >> Self.versionBits : gen
-        if local && others != 0 {
-            engine.event("oracle: H_LOCAL by vcpu\(vcpu) on HPTE \(slot) used by other vcpus (mask \(hex(Int(others)))): the guest's own risk")
-            exempt.withLock { _ = $0[key, default: []].insert(mark) }
-            return
-        }
-        let field: Field = kind == .remove ? .retiredTranslation : .retiredWriteGeneration
-        while true {
-            let old = words.load(slot, field)
-            if old >= mark || words.cas(slot, field, old, mark) { return }
+        withoutAccessPoints {
+            let others = words.load(slot, .users) & ~(1 << UInt64(vcpu))
+            let key = 2 * slot + (kind == .remove ? 0 : 1)
+            let mark = kind == .remove ? gen >> Self.versionBits : gen
+            if local && others != 0 {
+                engine.event("oracle: H_LOCAL by vcpu\(vcpu) on HPTE \(slot) used by other vcpus (mask \(hex(Int(others)))): the guest's own risk")
+                exempt.withLock { _ = $0[key, default: []].insert(mark) }
+                return
+            }
+            let field: Field = kind == .remove ? .retiredTranslation : .retiredWriteGeneration
+            while true {
+                let old = words.load(slot, field)
+                if old >= mark || words.cas(slot, field, old, mark) { return }
+            }
         }
     }
 
@@ -91,24 +95,26 @@ public final class PPCTLBOracle: @unchecked Sendable {
 
     /// A guest access through `e` (a TLB hit, or the entry just filled).
     func access(vcpu: Int, core: Int, _ e: PPCTLBEntry, write: Bool, via: String) {
-        words.fetchOr(e.slot, .users, 1 << UInt64(vcpu))
-        // Built only for a report (every guest access comes through here).
-        func what() -> String { "vcpu\(vcpu) on core \(core) \(write ? "writes" : "reads") vpn \(hex(e.vpn)) via \(via) (HPTE \(e.slot) generation \(e.generation), pfn \(e.pfn))" }
-        let translation = e.generation >> Self.versionBits
-        let writeMark = words.load(e.slot, .retiredWriteGeneration)
-        if translation <= words.load(e.slot, .retiredTranslation) && !isExempt(e.slot, .remove, translation) {
-            engine.report(.staleTLB, "\(what()), but the guest removed that translation and its hcall returned")
-        } else if write && e.generation <= writeMark && writeMark >> Self.versionBits == translation
-                    && !isExempt(e.slot, .writeProtect, e.generation) {
-            engine.report(.staleTLB, "\(what()), but the guest write-protected that translation and its hcall returned")
-        }
-        guard let hva = memslots.gfnToHva(e.gfn) else { return }
-        if !hostMM.pages.isInUse(e.pfn) {
-            engine.report(.useAfterFree, "\(what()): pfn \(e.pfn) is free")
-        } else if hostMM.currentPfn(hva) != e.pfn {
-            engine.report(.useAfterFree, "\(what()): the host no longer maps pfn \(e.pfn) at gfn \(e.gfn) (hva \(hex(hva)))")
-        } else if write && !hostMM.pte(hva).isWrite {
-            engine.report(.wpWrite, "\(what()): the host PTE of gfn \(e.gfn) is read-only")
+        withoutAccessPoints {
+            words.fetchOr(e.slot, .users, 1 << UInt64(vcpu))
+            // Built only for a report (every guest access comes through here).
+            func what() -> String { "vcpu\(vcpu) on core \(core) \(write ? "writes" : "reads") vpn \(hex(e.vpn)) via \(via) (HPTE \(e.slot) generation \(e.generation), pfn \(e.pfn))" }
+            let translation = e.generation >> Self.versionBits
+            let writeMark = words.load(e.slot, .retiredWriteGeneration)
+            if translation <= words.load(e.slot, .retiredTranslation) && !isExempt(e.slot, .remove, translation) {
+                engine.report(.staleTLB, "\(what()), but the guest removed that translation and its hcall returned")
+            } else if write && e.generation <= writeMark && writeMark >> Self.versionBits == translation
+                        && !isExempt(e.slot, .writeProtect, e.generation) {
+                engine.report(.staleTLB, "\(what()), but the guest write-protected that translation and its hcall returned")
+            }
+            guard let hva = memslots.gfnToHva(e.gfn) else { return }
+            if !hostMM.pages.isInUse(e.pfn) {
+                engine.report(.useAfterFree, "\(what()): pfn \(e.pfn) is free")
+            } else if hostMM.currentPfn(hva) != e.pfn {
+                engine.report(.useAfterFree, "\(what()): the host no longer maps pfn \(e.pfn) at gfn \(e.gfn) (hva \(hex(hva)))")
+            } else if write && !hostMM.pte(hva).isWrite {
+                engine.report(.wpWrite, "\(what()): the host PTE of gfn \(e.gfn) is read-only")
+            }
         }
     }
 }

@@ -21,26 +21,31 @@ public final class RMap: @unchecked Sendable {
         self.gfns = gfns
         self.engine = engine
         chainWords = (npte + 63) / 64
-        head = AtomicWords(count: gfns)
-        chain = AtomicWords(count: gfns * chainWords)
+        head = AtomicWords(count: gfns, kernel: true)
+        chain = AtomicWords(count: gfns * chainWords, kernel: true)
     }
     deinit { head.free(); chain.free() }
 
     /// lock_rmap().
     func lock(_ gfn: Int) {
+        // One point per acquire in both modes, as HPT.lock.
         if engine.mode == .parallel {                               // as SpinLock.lock
-            while true {
-                let old = head.load(gfn)
-                if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { break }
-                engine.spinUntil { [head] in head.load(gfn) & RMap.lockBit == 0 }
+            withoutAccessPoints {
+                while true {
+                    let old = head.load(gfn)
+                    if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { break }
+                    engine.spinUntil { [head] in head.load(gfn) & RMap.lockBit == 0 }
+                }
             }
             engine.notePass("lock_rmap")
             return
         }
         while true {
             engine.waitUntil("lock_rmap") { [head] in head.load(gfn) & RMap.lockBit == 0 }
-            let old = head.load(gfn)
-            if old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit) { return }
+            if withoutAccessPoints({ () -> Bool in
+                let old = head.load(gfn)
+                return old & RMap.lockBit == 0 && head.cas(gfn, old, old | RMap.lockBit)
+            }) { return }
         }
     }
 

@@ -13,7 +13,7 @@ public final class Vcore: @unchecked Sendable {
     @exclusivity(unchecked) public internal(set) var vcpus: [PPCVCPU] = []
     /// pcpu + 1 (0: not placed yet), in_guest, entry generation.
     enum Field: Int, CaseIterable { case pcpu, inGuest, entryGeneration }
-    let words = AtomicRecords<Field>(count: 1)
+    let words = AtomicRecords<Field>(count: 1, kernel: true)
     /// Per vcpu of this vcore: the entry generation it finished (acks). Set with `vcpus`.
     @exclusivity(unchecked) var acks: AtomicWords!
 

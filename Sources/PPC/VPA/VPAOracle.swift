@@ -39,52 +39,96 @@ public final class VPAOracle: @unchecked Sendable {
 
     func key(_ owner: Int, _ k: VPAKind) -> Int { 3 * owner + k.rawValue }
 
-    func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>) { installedAreas.withLock { $0[key(owner, k)] = area } }
-    func uninstalled(owner: Int, _ k: VPAKind) { _ = installedAreas.withLock { $0.removeValue(forKey: key(owner, k)) } }
+    func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>) {
+
+        withoutAccessPoints {     installedAreas.withLock { $0[key(owner, k)] = area }
+
+        }
+
+    }
+    func uninstalled(owner: Int, _ k: VPAKind) {
+        withoutAccessPoints {     _ = installedAreas.withLock { $0.removeValue(forKey: key(owner, k)) }
+        }
+    }
     public func installedArea(owner: Int, _ k: VPAKind) -> Range<Int>? { installedAreas.withLock { $0[key(owner, k)] } }
 
-    func pinned(_ pfn: Int) { pins.withLock { $0[pfn, default: 0] += 1 } }
+    func pinned(_ pfn: Int) {
+
+        withoutAccessPoints {     pins.withLock { $0[pfn, default: 0] += 1 }
+
+        }
+
+    }
 
     /// Returns false (and reports) when `pfn` is not pinned.
     func unpinned(_ pfn: Int) -> Bool {
-        let ok: Bool = pins.withLock {
-            guard let n = $0[pfn], n > 0 else { return false }
-            $0[pfn] = n == 1 ? nil : n - 1
-            return true
+        withoutAccessPoints {
+            let ok: Bool = pins.withLock {
+                guard let n = $0[pfn], n > 0 else { return false }
+                $0[pfn] = n == 1 ? nil : n - 1
+                return true
+            }
+            if !ok { engine.report(.vpaPinBalance, "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)") }
+            return ok
         }
-        if !ok { engine.report(.vpaPinBalance, "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)") }
-        return ok
     }
 
-    func owner(_ id: Int, inUse: Bool) { perVCPU.store(id, .inUse, inUse ? 1 : 0) }
+    func owner(_ id: Int, inUse: Bool) {
+
+        withoutAccessPoints {     perVCPU.store(id, .inUse, inUse ? 1 : 0)
+
+        }
+
+    }
 
     func pointerChanging(owner: Int, by caller: Int) {
-        if caller != owner && perVCPU.load(owner, .inUse) != 0 {
-            engine.report(.vpaPointerChange, "vcpu\(caller) changes vcpu\(owner)'s area pointers while vcpu\(owner) runs the guest or writes its DTL")
+
+        withoutAccessPoints {
+            if caller != owner && perVCPU.load(owner, .inUse) != 0 {
+                engine.report(.vpaPointerChange, "vcpu\(caller) changes vcpu\(owner)'s area pointers while vcpu\(owner) runs the guest or writes its DTL")
+            }
+
         }
+
     }
 
-    func dtlReset(owner: Int) { perVCPU.store(owner, .dtlEntriesWritten, 0) }
+    func dtlReset(owner: Int) {
+
+        withoutAccessPoints {     perVCPU.store(owner, .dtlEntriesWritten, 0)
+
+        }
+
+    }
 
     func dtlPublished(owner: Int, index: UInt64) {
-        let written = perVCPU.load(owner, .dtlEntriesWritten)
-        if written < index {
-            engine.report(.dtlPublishOrder, "vcpu\(owner) publishes dtl_idx \(index) with \(written) entries written")
+
+        withoutAccessPoints {
+            let written = perVCPU.load(owner, .dtlEntriesWritten)
+            if written < index {
+                engine.report(.dtlPublishOrder, "vcpu\(owner) publishes dtl_idx \(index) with \(written) entries written")
+            }
+
         }
+
     }
 
     func hostWrite(owner: Int, _ k: VPAKind, _ va: Int, _ size: Int, by writer: Int, what: String) {
-        if k == .dtl && what == "DTL entry" { perVCPU.add(owner, .dtlEntriesWritten, 1) }
-        let area = installedArea(owner: owner, k)
-        let at = "\(what) of vcpu\(owner) at \(hex(va))..<\(hex(va + size)) (pfn \(va / PAPR.pageSize))"
-        guard let area, area.lowerBound <= va, va + size <= area.upperBound else {
-            let pinnedText = area.map { "\(hex($0.lowerBound))..<\(hex($0.upperBound))" } ?? "none"
-            engine.report(.vpaUnpinnedWrite, "\(at) is outside its pinned \(k) (pinned: \(pinnedText))")
-            return
+
+        withoutAccessPoints {
+            if k == .dtl && what == "DTL entry" { perVCPU.add(owner, .dtlEntriesWritten, 1) }
+            let area = installedArea(owner: owner, k)
+            let at = "\(what) of vcpu\(owner) at \(hex(va))..<\(hex(va + size)) (pfn \(va / PAPR.pageSize))"
+            guard let area, area.lowerBound <= va, va + size <= area.upperBound else {
+                let pinnedText = area.map { "\(hex($0.lowerBound))..<\(hex($0.upperBound))" } ?? "none"
+                engine.report(.vpaUnpinnedWrite, "\(at) is outside its pinned \(k) (pinned: \(pinnedText))")
+                return
+            }
+            if !hostMM.pages.isInUse(va / PAPR.pageSize) {
+                engine.report(.vpaUnpinnedWrite, "\(at): the page is free")
+            }
+
         }
-        if !hostMM.pages.isInUse(va / PAPR.pageSize) {
-            engine.report(.vpaUnpinnedWrite, "\(at): the page is free")
-        }
+
     }
 
     /// `hcall-rc`: the H_PARAMETER rules every version of do_h_register_vpa()
@@ -93,19 +137,23 @@ public final class VPAOracle: @unchecked Sendable {
     /// H_RESOURCE rules depend on registration state and on the variant's
     /// notion of it: Tests/PPCTests/VPATests.swift checks them.)
     public func registrationReturned(_ sub: VPASubfunc, gpa: Int, len: Int, _ rc: HCallStatus) {
-        guard rc == .success else { return }
-        let minimum = [PAPR.lppacaSize, PAPR.dtlEntrySize, PAPR.regVPASize][sub.kind.rawValue]
-        if gpa % PAPR.cacheLine != 0 || len > PAPR.pageSize - gpa % PAPR.pageSize || len < minimum {
-            engine.report(.hcallRC, "H_REGISTER_VPA \(sub) at \(hex(gpa)) with length \(len) succeeded; PAPR wants H_PARAMETER")
+        withoutAccessPoints {
+            guard rc == .success else { return }
+            let minimum = [PAPR.lppacaSize, PAPR.dtlEntrySize, PAPR.regVPASize][sub.kind.rawValue]
+            if gpa % PAPR.cacheLine != 0 || len > PAPR.pageSize - gpa % PAPR.pageSize || len < minimum {
+                engine.report(.hcallRC, "H_REGISTER_VPA \(sub) at \(hex(gpa)) with length \(len) succeeded; PAPR wants H_PARAMETER")
+            }
         }
     }
 
     /// End of run: the pins held are the installed areas' pages.
     public func checkBalance() {
-        let held = pins.withLock { $0.values.reduce(0, +) }
-        let areas = installedAreas.withLock { $0.count }
-        if held != areas {
-            engine.report(.vpaPinBalance, "\(held) pins held at the end for \(areas) installed areas")
+        withoutAccessPoints {
+            let held = pins.withLock { $0.values.reduce(0, +) }
+            let areas = installedAreas.withLock { $0.count }
+            if held != areas {
+                engine.report(.vpaPinBalance, "\(held) pins held at the end for \(areas) installed areas")
+            }
         }
     }
 }

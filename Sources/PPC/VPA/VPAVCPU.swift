@@ -34,7 +34,7 @@ public final class VPAVCPU: @unchecked Sendable {
     init(id: Int, engine: SimEngine) {
         self.id = id
         vpaUpdateLock = SpinLock("spin_lock(&vcpu->arch.vpa_update_lock)", engine: engine)
-        words = AtomicWords(count: 3 * KVMPPCVPA.words + 2)
+        words = AtomicWords(count: 3 * KVMPPCVPA.words + 2, kernel: true)
     }
     deinit { words.free() }
 

@@ -99,11 +99,12 @@ extension SimEngine {
     /// predicate is cleared before `pause` returns.
     public func waitUntil(_ name: StaticString, _ condition: () -> Bool) {
         if mode == .deterministic {
+            // A condition is one look at shared state: never an access point.
             let waited: Void? = SimExecutor.withCurrent { me in
-                if condition() { pause(me, at: name, until: nil); if condition() { return } }
+                if withoutAccessPoints(condition) { pause(me, at: name, until: nil); if withoutAccessPoints(condition) { return } }
                 withoutActuallyEscaping(condition) { condition in
                     withUnsafePointer(to: WaitCondition(holds: condition)) { predicate in
-                        while !condition() { pause(me, at: name, until: predicate) }
+                        while !withoutAccessPoints(condition) { pause(me, at: name, until: predicate) }
                     }
                 }
             }
@@ -118,7 +119,7 @@ extension SimEngine {
     /// slow path, which records its one point when it has the lock).
     public func spinUntil(_ condition: () -> Bool) {
         var spins = 0
-        while !condition() {
+        while !withoutAccessPoints(condition) {
             spins += 1
             if spins > 64 { kvmsim_cpu_relax() }
         }
@@ -207,6 +208,10 @@ extension SimEngine {
     /// (The executors and the strategy outlive every schedule, so the loop reads
     /// them through unmanaged references: no reference counting a step.)
     func pickNext(previous: Int) -> Int? {
+        // Wait conditions read kernel memory: never an access point here.
+        let gate = kvmsim_access_gate()
+        if gate != 0 { kvmsim_set_access_gate(0) }
+        defer { if gate != 0 { kvmsim_set_access_gate(gate) } }
         var count = 0
         for i in executorTable.indices {
             // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,

@@ -70,7 +70,7 @@ extension SimEngine {
     @inlinable @inline(__always)
     public func event(_ text: @autoclosure () -> String) {
         guard recordEvents else { return }
-        appendEvent(text())
+        appendEvent(withoutAccessPoints(text))
     }
 
     @usableFromInline

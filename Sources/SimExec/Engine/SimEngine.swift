@@ -120,8 +120,14 @@ public final class SimEngine: @unchecked Sendable {
     /// during later episodes, and the run waits for all of them at its end.
     @exclusivity(unchecked) public var deferRCUBarriers = false
 
-    public init(mode: ExecutionMode, actorNames: [String], backend: DeterministicBackend = .preferred) {
+    /// Where deterministic mode can switch actors: at named points only, or also
+    /// at every access to kernel memory (`AccessPoints.swift`).
+    public let points: PointGranularity
+
+    public init(mode: ExecutionMode, actorNames: [String], backend: DeterministicBackend = .preferred,
+                points: PointGranularity = .named) {
         self.mode = mode
+        self.points = points
         self.backend = mode == .deterministic && (backend == .threads || DeterministicBackend.fibersSupported) ? backend : .threads
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&mainCond, nil)
@@ -129,7 +135,10 @@ public final class SimEngine: @unchecked Sendable {
         runnableBuffer = .allocate(capacity: max(1, actorNames.count))
         executorTable = .allocate(capacity: actorNames.count)
         strategyRef = Unmanaged.passUnretained(strategyBox)
-        executors = actorNames.enumerated().map { SimExecutor(id: $0.offset, name: $0.element, engine: self) }
+        // Access-level points: switches in deterministic mode; in parallel mode
+        // (recording), passes noted in the executors' buffers.
+        let gate: Int32 = points == .accesses ? 1 : 0
+        executors = actorNames.enumerated().map { SimExecutor(id: $0.offset, name: $0.element, engine: self, accessGate: gate) }
         _ = executorTable.initialize(from: executors.map { Unmanaged.passUnretained($0) })
         if self.backend == .threads { for e in executors { e.startThread() } }
     }

@@ -55,11 +55,16 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     /// timestamp each (`SimEngine.recordPasses`). Written only by this
     /// executor's thread; read after the run's tasks have finished.
     @exclusivity(unchecked) public internal(set) var passes: [(stamp: UInt64, point: StaticString)] = []
+    /// 1 when this executor's accesses to kernel memory are scheduling points
+    /// (the engine's `points` is `.accesses`): switches in deterministic mode,
+    /// recorded passes in parallel mode.
+    let accessGate: Int32
 
-    init(id: Int, name: String, engine: SimEngine) {
+    init(id: Int, name: String, engine: SimEngine, accessGate: Int32) {
         self.id = id
         self.name = name
         self.engine = engine
+        self.accessGate = accessGate
         pthread_cond_init(&cond, nil)
         pthread_mutex_init(&localMutex, nil)
         pthread_cond_init(&localCond, nil)
@@ -120,6 +125,7 @@ extension SimExecutor {
     @inline(__always)
     static func setCurrent(_ executor: SimExecutor?) {
         kvmsim_set_current_executor(executor.map { Unmanaged.passUnretained($0).toOpaque() })
+        kvmsim_set_access_gate(executor?.accessGate ?? 0)
     }
 
     func startThread() {

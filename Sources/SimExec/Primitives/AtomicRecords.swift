@@ -13,10 +13,10 @@ public struct AtomicRecords<Field: CaseIterable & RawRepresentable>: @unchecked 
     /// Records.
     public let count: Int
 
-    public init(count: Int, initial: UInt64 = 0) {
+    public init(count: Int, initial: UInt64 = 0, kernel: Bool = false) {
         stride = Field.allCases.count
         self.count = count
-        words = AtomicWords(count: count * stride, initial: initial)
+        words = AtomicWords(count: count * stride, initial: initial, kernel: kernel)
     }
 
     public func free() { words.free() }
@@ -24,6 +24,8 @@ public struct AtomicRecords<Field: CaseIterable & RawRepresentable>: @unchecked 
     @inlinable @inline(__always) public func index(_ i: Int, _ f: Field) -> Int { i &* stride &+ f.rawValue }
 
     @inlinable @inline(__always) public func load(_ i: Int, _ f: Field) -> UInt64 { words.load(index(i, f)) }
+    /// A load that is never a scheduling point (oracles).
+    @inlinable @inline(__always) public func peek(_ i: Int, _ f: Field) -> UInt64 { words.peek(index(i, f)) }
     @inlinable @inline(__always) public func store(_ i: Int, _ f: Field, _ v: UInt64) { words.store(index(i, f), v) }
     @inlinable @inline(__always) @discardableResult public func add(_ i: Int, _ f: Field, _ v: UInt64) -> UInt64 { words.add(index(i, f), v) }
     @inlinable @inline(__always) @discardableResult public func sub(_ i: Int, _ f: Field, _ v: UInt64) -> UInt64 { words.sub(index(i, f), v) }

@@ -24,10 +24,12 @@ public final class Locked<Value>: @unchecked Sendable {
 
     deinit { pthread_mutex_destroy(&mutex) }
 
+    /// Runs `body` with the lock held (and, a real lock held by a thread, with
+    /// access-level points closed: nothing inside may pause).
     @inline(__always)
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
-        return try body(&value)
+        return try withoutAccessPoints { try body(&value) }
     }
 }

@@ -85,6 +85,7 @@ public final class RWLock: @unchecked Sendable {
 
     /// read_unlock().
     public func readUnlock() {
+        accessPoint("read_unlock")
         let slot = readerSlot
         engine.lockdepAssert(readers.load(slot) > 0, "read_unlock of \(lockName) by \(engine.currentActorName), which holds no read lock")
         if readers.load(slot) > 0 { readers.sub(slot, 1) }
@@ -130,6 +131,7 @@ public final class RWLock: @unchecked Sendable {
 
     /// write_unlock().
     public func writeUnlock() {
+        accessPoint("write_unlock")
         engine.lockdepAssert(words.load(1) == lockHolderTag(), "write_unlock of \(lockName) by \(engine.currentActorName), which does not hold it for write")
         words.store(1, 0)
         // smp_store_release(&lock->wlocked, 0): clear the writer byte only.

@@ -57,10 +57,12 @@ public final class SpinLock: @unchecked Sendable {
     }
 
     /// spin_trylock().
-    public func tryLock() -> Bool { word.cas(0, 0, lockHolderTag()) }
+    public func tryLock() -> Bool { accessPoint("spin_trylock"); return word.cas(0, 0, lockHolderTag()) }
 
-    /// spin_unlock().
+    /// spin_unlock(). The release is an access-level point (the lock word is
+    /// not kernel memory of the model, so the point is placed here).
     public func unlock() {
+        accessPoint("spin_unlock")
         let holder = word.loadRelaxed(0)
         precondition(holder != 0, "spin_unlock of an unlocked lock")
         engine.lockdepAssert(holder == lockHolderTag(), "\(lockName) released by \(engine.currentActorName), which does not hold it")

@@ -45,8 +45,8 @@ public final class StealTimeVM: @unchecked Sendable {
         self.vcpus = vcpus
         self.vpns = vpns
         self.gfns = gfns
-        words = AtomicRecords(count: vcpus)
-        pt = AtomicRecords(count: vpns)
+        words = AtomicRecords(count: vcpus, kernel: true)
+        pt = AtomicRecords(count: vpns, kernel: true)
         ptLocks = (0..<vpns).map { _ in SpinLock("guest page table lock", engine: engine) }
         tlbs = (0..<vcpus).map { _ in Locked([:]) }
         for v in 0..<vcpus { words.store(v, .online, 1) }                  // online
@@ -111,7 +111,7 @@ public final class StealTimeVM: @unchecked Sendable {
     public func access(_ v: Int, vpn: Int) {
         handleIPIs(v)
         engine.point("guest:access")
-        let retired = pt.load(vpn, .retiredGeneration)
+        let retired = pt.peek(vpn, .retiredGeneration)      // the oracle's record
         let hit = tlbs[v].withLock { $0[vpn] }
         if let e = hit {
             if e.gen <= retired {

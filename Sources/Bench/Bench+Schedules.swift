@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import SimExec
+import RCU
+import KVMCore
+import Harness
+import Catalog
+import MIPS
+import CURCU
+import BenchC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+
+/// Figures 3 and 4: deterministic schedules and parallel guest accesses.
+extension Bench {
+    // MARK: 3. schedules
+
+    /// sync-mmu-race (patched) in deterministic mode, and a bare world with the
+    /// same actors, each passing the same number of scheduling points per
+    /// schedule and doing nothing else. Model and bare world take turns, three
+    /// rounds of `count / 3` schedules each, and each figure is its best round:
+    /// a schedule takes 10-30 us, so one short run is at the mercy of whatever
+    /// else the machine does, and interference only ever slows a round down.
+    static func schedules(_ r: inout Report, count: Int) throws(InputError) {
+        var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
+        let rounds = 3, perRound = max(1, count / rounds)
+        o.schedules = perRound
+        o.lengths = [1]                                     // the scenario's own schedules, as the bare world's
+        let names = o.selection.actorNames
+        let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
+        defer { engine.shutdown() }
+        r.deterministicBackend = engine.backend.rawValue
+        let strategy = RandomStrategy()
+        var model = 0.0, bare = 0.0
+        for _ in 0..<rounds {
+            let rep = try Runner(o).run()
+            model = max(model, Double(rep.schedules) / rep.elapsedSeconds)
+            r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
+            let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
+            let start = now()
+            for i in 0..<perRound {
+                engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
+                for e in engine.executors {
+                    engine.spawn(on: e) { for _ in 0..<perActor { engine.point("bare") } }
+                }
+                engine.runSchedule()
+            }
+            bare = max(bare, Double(perRound) / (now() - start))
+        }
+        r.schedulesPerSecond = model
+        r.bareSchedulesPerSecond = bare
+        r.modelOverhead = model > 0 ? bare / model : 0
+        var threads = o
+        threads.backend = .threads
+        threads.schedules = max(1, min(count / 10, 2000))
+        let threadRep = try Runner(threads).run()
+        r.threadBackendSchedulesPerSecond = Double(threadRep.schedules) / threadRep.elapsedSeconds
+        var accesses = o
+        accesses.points = .accesses
+        accesses.schedules = max(1, count / 3)
+        let accessRep = try Runner(accesses).run()
+        r.accessPointSchedulesPerSecond = Double(accessRep.schedules) / accessRep.elapsedSeconds
+        r.accessPointStepsPerSchedule = Double(accessRep.steps) / Double(max(1, accessRep.schedules))
+    }
+
+    // MARK: 4. accesses
+
+    /// Guest accesses per second on real threads: sync-mmu-race's world (the
+    /// no-change-pte form), no host event source, 2 vcpus on 2 CPUs vs. 1 on 1.
+    static func accesses(_ r: inout Report, seconds: Double) throws(InputError) {
+        func run(vcpus: Int) throws(InputError) -> Double {
+            let scenario = SyncMMURaceScenario()
+            var c = scenario.defaultConfig(mode: .parallel)
+            c.cpus = vcpus; c.vcpus = vcpus; c.hostEventSources = 0; c.pages = 64; c.tableBits = 9
+            var o = RunOptions(ScenarioSelection(scenario, variant: .noChangePTE, config: c), mode: .parallel)
+            o.seconds = seconds
+            let rep = try Runner(o).run()
+            return Double(rep.schedules) / rep.elapsedSeconds
+        }
+        r.accessesPerSecond = try run(vcpus: 2)
+        r.accessesPerSecondOneThread = try run(vcpus: 1)
+        r.parallelScaling = r.accessesPerSecondOneThread > 0 ? r.accessesPerSecond / r.accessesPerSecondOneThread : 0
+    }
+}
