@@ -68,6 +68,7 @@ extension Bench {
 
                 p.recordTrace = true
                 p.points = .accesses
+                p.lengths = RunOptions.recordingLengths
                 p.reproductionSeconds = budget
                 let e = try Runner(p).run()
                 if let t = e.secondsToFirstViolation {

@@ -79,7 +79,7 @@ struct Run: ParsableCommand {
     @Option(help: "random or pct.") var strategy: String = "random"
     @Option(help: "PCT bug depth.") var depth: Int = 3
     @Option(help: "Switch actors (deterministic) or record passes (parallel with --trace-out) at named points, or also at every access to kernel memory: named or accesses (default named; accesses for parallel --trace-out).") var points: String?
-    @Option(help: "Deterministic: schedule lengths as multiples of the scenario's quotas, used in turn (1 = the scenario's own).") var lengths: String = "1,2,4,8"
+    @Option(help: "Schedule (parallel --trace-out: episode) lengths as multiples of the scenario's quotas, used in turn (1 = the scenario's own; default 1,2,4,8, and 8,16,32 for parallel --trace-out).") var lengths: String?
     @Option(help: "Host CPUs.") var cpus: Int?
     @Option(help: "Virtual CPUs.") var vcpus: Int?
     @Option(help: "Guest pages.") var pages: Int?
@@ -128,9 +128,12 @@ struct Run: ParsableCommand {
             guard let granularity = PointGranularity(rawValue: points) else { throw InputError("--points must be named or accesses (got '\(points)')") }
             o.points = granularity
         }
-        o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
-            guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
-            return f
+        o.lengths = o.recordTrace ? RunOptions.recordingLengths : RunOptions.searchLengths
+        if let lengths {
+            o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
+                guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
+                return f
+            }
         }
         let runner = try Runner(o)
         if m == .deterministic && be == .fibers, let why = SimEngine.DeterministicBackend.fibersUnavailableReason {
@@ -175,7 +178,7 @@ struct Run: ParsableCommand {
             print("VIOLATION \(v.oracle) in \(whereFound), \(v.actor): \(v.message)")
             if let trace, r.mode == .deterministic || r.reproduced == true {
                 if r.mode == .parallel {
-                    print("reproduced deterministically in \(r.reproductionSchedules ?? 0) schedules (\(String(format: "%.1f", r.reproductionSeconds ?? 0)) s), shrunk")
+                    print("reproduced deterministically in \(r.reproductionSchedules ?? 0) schedules (\(String(format: "%.1f", r.reproductionSeconds ?? 0)) s), shrunk in \(String(format: "%.1f", r.shrinkSeconds ?? 0)) s")
                 }
                 print("trace written to \(trace); see it with: kvmsim replay \(trace)")
             }

@@ -149,6 +149,7 @@ public enum Campaign {
                 if !isKnown(p.scenario, p.variant) || !hasParallelTrace {
                     opts.recordTrace = true
                     opts.points = .accesses
+                    opts.lengths = RunOptions.recordingLengths
                     opts.reproductionSeconds = o.reproductionSeconds
                 }
             } else {

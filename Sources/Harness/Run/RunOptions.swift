@@ -36,6 +36,13 @@ public struct RunOptions: Sendable {
     /// scheduling (docs/performance.md, "search"); short schedules still come
     /// first, so a shallow race's trace stays short.
     public static let searchLengths = [1, 2, 4, 8]
+    /// Parallel recording's lengths (the CLI's default with `--mode parallel
+    /// --trace-out`): on real threads a short world spends most of its time
+    /// starting and joining its actors, so episodes of 8, 16 and 32 times the
+    /// quotas find the SYNC_MMU change_pte race in 1-11 s where episodes of
+    /// 1-8 times missed it in 30 s for 2 of 5 seeds (docs/performance.md,
+    /// "search"); the shrinker makes the longer trace short again.
+    public static let recordingLengths = [8, 16, 32]
     /// Parallel mode: run real-thread work as episodes (worlds of the
     /// deterministic schedules' size, on the same threads), record the order in
     /// which actors pass their points, and turn a failing episode into a
@@ -44,6 +51,10 @@ public struct RunOptions: Sendable {
     /// Parallel mode with `recordTrace`: at most this long searching for a
     /// deterministic schedule that reproduces a real-thread failure.
     public var reproductionSeconds: Double = 60
+    /// Parallel mode with `recordTrace`: at most this long shrinking the
+    /// reproduced trace (the shrinker's result then depends on how far it got;
+    /// `kvmsim shrink` can take it further).
+    public var reproductionShrinkSeconds: Double = 30
     /// Stops the run between schedules (deterministic) or at the next poll (parallel).
     public var stop: StopSignal = .never
 

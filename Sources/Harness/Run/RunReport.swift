@@ -36,6 +36,8 @@ public struct RunReport: Encodable, Sendable {
     public var reproduced: Bool?
     public var reproductionSeconds: Double?
     public var reproductionSchedules: Int?
+    /// Seconds spent shrinking the reproduced trace (after `reproductionSeconds`).
+    public var shrinkSeconds: Double?
     /// Points the failing episode recorded, and how many of them its guided
     /// replay could not follow (0: the recording lined up with the replay).
     public var recordedSteps: Int?
@@ -46,7 +48,7 @@ public struct RunReport: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
         case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
-        case reproduced, reproductionSeconds, reproductionSchedules, recordedSteps, guidedReplayMisses, episodes
+        case reproduced, reproductionSeconds, reproductionSchedules, shrinkSeconds, recordedSteps, guidedReplayMisses, episodes
     }
 
     /// Like the synthesized encoder, but absent values are written as `null`, so
@@ -77,6 +79,7 @@ public struct RunReport: Encodable, Sendable {
             try c.encode(reproduced, forKey: .reproduced)
             try c.encode(reproductionSeconds, forKey: .reproductionSeconds)
             try c.encode(reproductionSchedules, forKey: .reproductionSchedules)
+            try c.encode(shrinkSeconds, forKey: .shrinkSeconds)
             try c.encode(recordedSteps, forKey: .recordedSteps)
             try c.encode(guidedReplayMisses, forKey: .guidedReplayMisses)
             try c.encode(episodes, forKey: .episodes)

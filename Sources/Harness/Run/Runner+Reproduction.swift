@@ -31,6 +31,7 @@ extension Runner {
         var trace: TraceFile?
         var schedules: Int
         var seconds: Double
+        var shrinkSeconds: Double?
         /// Points the failing episode's actors passed, and how many of them the
         /// first, guided replay could not follow (the actor named was blocked
         /// or done): how well the recording and the replay line up.
@@ -93,6 +94,7 @@ extension Runner {
             r.reproduced = reproduction.trace != nil
             r.reproductionSeconds = reproduction.seconds
             r.reproductionSchedules = reproduction.schedules
+            r.shrinkSeconds = reproduction.shrinkSeconds
             r.recordedSteps = reproduction.recordedSteps
             r.guidedReplayMisses = reproduction.guidedMisses
         }
@@ -105,7 +107,7 @@ extension Runner {
     /// 1024 steps or all of it; a switch at 1/16, 1/4 or 1/2 of the window's
     /// steps), and now and then a plain random schedule, until
     /// `reproductionSeconds`. The trace found is the schedule the engine took,
-    /// cut at the violation and shrunk.
+    /// cut at the violation and shrunk (for at most `reproductionShrinkSeconds`).
     func reproduce(_ f: ParallelFailure) -> Reproduction {
         let start = SimEngine.monotonicSeconds()
         let recorded = f.passes.map { UInt16($0.actor) }
@@ -135,8 +137,12 @@ extension Runner {
             var trace = TraceFile(selection: f.selection, seed: options.seed, schedule: f.episode, scheduleSeed: f.worldSeed,
                                   strategy: options.strategy, depth: options.depth, actors: f.actors,
                                   decisions: Array(taken.prefix(v.step)), violation: v, points: points)
-            if let minimal = try? Shrinker.shrink(trace, maxReplays: 2000).trace { trace = minimal }
-            return Reproduction(trace: trace, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start,
+            let reproducedAt = SimEngine.monotonicSeconds()
+            if let minimal = try? Shrinker.shrink(trace, maxReplays: 2000, seconds: options.reproductionShrinkSeconds).trace {
+                trace = minimal
+            }
+            return Reproduction(trace: trace, schedules: attempt, seconds: reproducedAt - start,
+                                shrinkSeconds: SimEngine.monotonicSeconds() - reproducedAt,
                                 recordedSteps: recorded.count, guidedMisses: guidedMisses)
         }
         return Reproduction(trace: nil, schedules: attempt, seconds: SimEngine.monotonicSeconds() - start,

@@ -29,8 +29,11 @@ public enum Shrinker {
         var key: (Int, Int) { (decisions.count, preemptions) }
     }
 
-    /// Shrinks `t`, which must record a violation. At most `maxReplays` candidate runs.
-    public static func shrink(_ t: TraceFile, maxReplays: Int = 4000) throws(InputError) -> Result {
+    /// Shrinks `t`, which must record a violation. At most `maxReplays`
+    /// candidate runs, and no new one after `seconds` (unbounded by default, so
+    /// the result is the same on every machine).
+    public static func shrink(_ t: TraceFile, maxReplays: Int = 4000, seconds: Double = .infinity) throws(InputError) -> Result {
+        let deadline = SimEngine.monotonicSeconds() + seconds
         guard let target = t.violation?.oracle else { throw InputError("the trace records no violation: nothing to shrink") }
         var o = RunOptions(t.selection)
         o.seed = t.seed
@@ -39,6 +42,7 @@ public enum Shrinker {
         var engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points)
         defer { engine.shutdown() }
         var replays = 0
+        var budgetLeft: Bool { replays < maxReplays && SimEngine.monotonicSeconds() < deadline }
 
         func attempt(_ decisions: [UInt16]) -> Outcome? {
             replays += 1
@@ -56,13 +60,13 @@ public enum Shrinker {
         }
         let original = best
         var improved = true
-        while improved && replays < maxReplays {
+        while improved && budgetLeft {
             improved = false
             // Chunk deletion, largest chunks first.
             var size = max(1, best.decisions.count / 2)
-            while size >= 1 && replays < maxReplays {
+            while size >= 1 && budgetLeft {
                 var start = 0
-                while start < best.decisions.count && replays < maxReplays {
+                while start < best.decisions.count && budgetLeft {
                     var cand = best.decisions
                     cand.removeSubrange(start..<min(start + size, cand.count))
                     if let r = attempt(cand), r.key < best.key { best = r; improved = true } else { start += size }
@@ -71,7 +75,7 @@ public enum Shrinker {
             }
             // Context-switch removal: let the previous actor run one step longer.
             var i = 1
-            while i < best.decisions.count && replays < maxReplays {
+            while i < best.decisions.count && budgetLeft {
                 if best.decisions[i] != best.decisions[i - 1] {
                     var cand = best.decisions
                     cand[i] = cand[i - 1]
