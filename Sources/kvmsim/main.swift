@@ -35,7 +35,7 @@ struct List: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     struct Variant: Encodable { var name: String; var commit: KernelCommit? }
-    struct Knob: Encodable { var flag, help: String }
+    struct Knob: Encodable { var flag, help: String; var values: [String]? }
     struct OracleEntry: Encodable { var name, invariant: String }
     struct Finding: Encodable { var variant, note: String }
     struct Entry: Encodable {
@@ -54,7 +54,7 @@ struct List: ParsableCommand {
             Entry(name: s.name, summary: s.summary, docs: s.docs, variants: s.variants, oracles: s.oracles.map(\.name),
                   variantCommits: s.variants.map { Variant(name: $0, commit: s.commit(ofVariant: $0)) },
                   oracleInvariants: s.oracles.map { OracleEntry(name: $0.name, invariant: $0.invariant) },
-                  knobs: s.knobs.map { Knob(flag: $0.flag, help: $0.help) },
+                  knobs: s.knobs.map { Knob(flag: $0.flag, help: $0.help, values: $0.values) },
                   parallelFindings: s.parallelFindings.map { Finding(variant: $0.variant, note: $0.note) })
         }
         if json { printJSON(["scenarios": entries]); return }
@@ -62,7 +62,9 @@ struct List: ParsableCommand {
             print("\(e.name)\n  \(e.summary)")
             for v in e.variantCommits { print("  variant \(v.name): \(v.commit.map { "\($0)" } ?? "no kernel commit (a model form)")") }
             print("  oracles:  \(e.oracles.joined(separator: ", "))")
-            if !e.knobs.isEmpty { print("  knobs:    \(e.knobs.map { "--\($0.flag)" }.joined(separator: ", "))") }
+            if !e.knobs.isEmpty {
+                print("  knobs:    \(e.knobs.map { "--\($0.flag)" + ($0.values.map { " " + $0.joined(separator: "|") } ?? " N") }.joined(separator: ", "))")
+            }
             print("  docs:     \(e.docs)")
         }
     }
@@ -88,6 +90,8 @@ struct Run: ParsableCommand {
     @Option(help: "PPC: hardware threads per core (sharing one TLB).") var threadsPerCore: Int?
     @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
     @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
+    @Option(help: "MIPS GPA: index bits per GPA table level.") var tableBits: Int?
+    @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -111,9 +115,10 @@ struct Run: ParsableCommand {
         if let pages { selection.sizes.pages = pages }
         if let opsPerVcpu { selection.sizes.opsPerVCPU = opsPerVcpu }
         if let hostEventsPerSource { selection.sizes.hostEventsPerSource = hostEventsPerSource }
-        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent)] {
+        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent), ("table-bits", tableBits)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
+        if let gpaTableFree { try selection.set(knob: "gpa-table-free", to: gpaTableFree) }
         var o = RunOptions(selection, mode: m)
         o.seed = sd; o.schedules = schedules; o.seconds = seconds
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism

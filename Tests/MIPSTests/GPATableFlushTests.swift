@@ -16,6 +16,41 @@ func makeGPATable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUM
 
 /// The range walks of arch/mips/kvm/mmu.c over the radix table.
 @Suite struct GPATableFlushTests {
+    /// `after-flush`: a table the flush unlinked stays allocated (and unpoisoned)
+    /// until the owner's flush returned, then is freed.
+    @Test func afterFlushFreesOnlyAtTheFlush() {
+        let (engine, t, cache) = makeGPATable()
+        defer { engine.shutdown() }
+        t.freeAfterFlush = true
+        for page in 0..<8 {
+            _ = cache.topup(min: 2, max: 4)
+            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
+        }
+        cache.freeAll()
+        let live = t.liveTables
+        #expect(!t.flushRange(4, 7, clearCoveredLeaves: true))
+        #expect(t.liveTables == live)              // unlinked, not freed
+        t.freeFlushedTables()
+        #expect(t.liveTables == live - 1)
+        t.freeFlushedTables()                      // nothing left to free
+        #expect(t.liveTables == live - 1)
+    }
+
+    /// `immediate` (the kernel's pte_free_kernel() after pmd_clear()): freed in the flush itself.
+    @Test func immediateFreesInTheFlush() {
+        let (engine, t, cache) = makeGPATable()
+        defer { engine.shutdown() }
+        t.freeWithoutGracePeriod = true
+        for page in 0..<8 {
+            _ = cache.topup(min: 2, max: 4)
+            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
+        }
+        cache.freeAll()
+        let live = t.liveTables
+        #expect(!t.flushRange(4, 7, clearCoveredLeaves: true))
+        #expect(t.liveTables == live - 1)
+    }
+
     /// kvm_mips_flush_gpa_pt frees exactly the tables the (inclusive) range covers.
     @Test func flushFreesFullyCoveredTables() {
         let (engine, t, cache) = makeGPATable()       // 4 entries per level: a pte table spans 4 pages, a pmd 16

@@ -36,6 +36,31 @@ import TestSupport
         #expect(["I1", "I2"].contains(r.firstViolation?.oracle ?? ""))
     }
 
+    /// Race 4 (docs/mechanisms/sync-mmu.md): the kernel's immediate free of an
+    /// emptied GPA table under a lock-free VZ refill walk is a use-after-free;
+    /// RCU and freeing after kvm_flush_remote_tlbs() both hold.
+    @Test(arguments: [("immediate", true), ("rcu", false), ("after-flush", false)])
+    func gpaTableFree(policy: String, fails: Bool) throws {
+        for strategy in [StrategyKind.random, .pct] {
+            let (r, _) = try run("sync-mmu-race", "no-change-pte", schedules: 3000, strategy: strategy) {
+                try $0.set(knob: "gpa-table-free", to: policy)
+            }
+            if fails {
+                #expect(r.firstViolation?.oracle == "rcu-use-after-free", "\(strategy): \(r.firstViolation?.description ?? "clean")")
+            } else {
+                #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
+            }
+        }
+    }
+
+    @Test func gpaTableFreeKnobRejectsUnknownPolicies() throws {
+        var s = try ScenarioRegistry.named("sync-mmu-race").selection(variant: "patched", mode: .deterministic)
+        #expect(throws: InputError.self) { try s.set(knob: "gpa-table-free", to: "later") }
+        #expect(throws: InputError.self) { try s.set(knob: "table-bits", to: "two") }
+        var a = try ScenarioRegistry.named("asid-lazy-regen").selection(variant: "patched", mode: .deterministic)
+        #expect(throws: InputError.self) { try a.set(knob: "gpa-table-free", to: "rcu") }
+    }
+
     @Test func sameSeedSameTraceHash() throws {
         let (a, _) = try run("sync-mmu-race", "patched", seed: 7, schedules: 200)
         let (b, _) = try run("sync-mmu-race", "patched", seed: 7, schedules: 200)

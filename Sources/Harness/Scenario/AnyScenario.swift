@@ -16,8 +16,9 @@ public struct AnyScenario: Sendable {
     public var variants: [String] { box.variants }
     /// Every oracle watching its worlds, the engine's own included.
     public var oracles: [Oracle] { box.oracles + Oracle.engineOracles }
-    /// The command-line knobs of its options (flag, help).
-    public var knobs: [(flag: String, help: String)] { box.knobs }
+    /// The command-line knobs of its options (flag, help, and the names an
+    /// enum knob takes; nil for an integer).
+    public var knobs: [(flag: String, help: String, values: [String]?)] { box.knobs }
     /// The kernel commit a variant follows.
     public func commit(ofVariant v: String) -> KernelCommit? { box.commit(ofVariant: v) }
     /// Its regression cases.
@@ -38,7 +39,7 @@ protocol ScenarioBox: Sendable {
     var docs: String { get }
     var variants: [String] { get }
     var oracles: [Oracle] { get }
-    var knobs: [(flag: String, help: String)] { get }
+    var knobs: [(flag: String, help: String, values: [String]?)] { get }
     func commit(ofVariant v: String) -> KernelCommit?
     var cases: [SuiteCase] { get }
     var parallelFindings: [(variant: String, note: String)] { get }
@@ -54,7 +55,7 @@ struct ConcreteScenarioBox<S: Scenario>: ScenarioBox {
     var docs: String { scenario.docs }
     var variants: [String] { S.Variant.allCases.map(\.rawValue) }
     var oracles: [Oracle] { scenario.oracles }
-    var knobs: [(flag: String, help: String)] { S.Options.knobs.map { ($0.flag, $0.help) } }
+    var knobs: [(flag: String, help: String, values: [String]?)] { S.Options.knobs.map { ($0.flag, $0.help, $0.values) } }
     func commit(ofVariant v: String) -> KernelCommit? { S.Variant(rawValue: v)?.commit }
     var parallelFindings: [(variant: String, note: String)] { scenario.parallelFindings.map { ($0.variant.rawValue, $0.note) } }
 

@@ -24,15 +24,35 @@ extension ScenarioOptions {
     }
 }
 
-/// A knob of `ScenarioOptions` the command line sets by flag name.
+/// A knob of `ScenarioOptions` the command line sets by flag name: an integer,
+/// or one of an enum's names (`--gpa-table-free immediate`), parsed here so a
+/// bad value is one line of bad input.
 public struct OptionKnob<Options>: Sendable {
     /// The flag without dashes ("threads-per-core").
     public let flag: String
     public let help: String
-    public let field: WritableKeyPath<Options, Int> & Sendable
+    /// The names an enum knob takes ("rcu", "immediate"); nil for an integer.
+    public let values: [String]?
+    let apply: @Sendable (inout Options, String) throws(InputError) -> Void
 
     public init(_ flag: String, _ field: WritableKeyPath<Options, Int> & Sendable, help: String) {
-        self.flag = flag; self.field = field; self.help = help
+        self.flag = flag; self.help = help; values = nil
+        apply = { options, text throws(InputError) in
+            guard let v = Int(text) else { throw InputError("--\(flag) must be an integer (got '\(text)')") }
+            options[keyPath: field] = v
+        }
+    }
+
+    public init<E: RawRepresentable & CaseIterable & Sendable>(_ flag: String, _ field: WritableKeyPath<Options, E> & Sendable,
+                                                                help: String) where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue)
+        self.flag = flag; self.help = help; values = names
+        apply = { options, text throws(InputError) in
+            guard let v = E(rawValue: text) else {
+                throw InputError("--\(flag) must be one of \(names.joined(separator: ", ")) (got '\(text)')")
+            }
+            options[keyPath: field] = v
+        }
     }
 }
 

@@ -26,9 +26,12 @@ public struct ScenarioSelection: Sendable {
         set { box.sizes = newValue }
     }
 
-    /// Sets a knob of the scenario's options by flag name; a knob the
-    /// scenario does not have is bad input.
-    public mutating func set(knob flag: String, to value: Int) throws(InputError) { try box.set(knob: flag, to: value) }
+    /// Sets a knob of the scenario's options by flag name from its command-line
+    /// text; a knob the scenario does not have, or a value it does not take, is
+    /// bad input.
+    public mutating func set(knob flag: String, to value: String) throws(InputError) { try box.set(knob: flag, to: value) }
+    /// Sets an integer knob.
+    public mutating func set(knob flag: String, to value: Int) throws(InputError) { try box.set(knob: flag, to: String(value)) }
 
     /// Checks the sizes, the options and the scenario's own limits.
     public func validate() throws(InputError) { try box.validate() }
@@ -54,7 +57,7 @@ public struct EncodedConfig: Encodable, Sendable {
 protocol SelectionBox: Sendable {
     var variantName: String { get }
     var sizes: WorldSizes { get set }
-    mutating func set(knob flag: String, to value: Int) throws(InputError)
+    mutating func set(knob flag: String, to value: String) throws(InputError)
     func validate() throws(InputError)
     var actorNames: [String] { get }
     var coverageMarks: [CoverageMark] { get }
@@ -74,11 +77,11 @@ struct TypedSelection<S: Scenario>: SelectionBox {
         set { config.sizes = newValue }
     }
 
-    mutating func set(knob flag: String, to value: Int) throws(InputError) {
+    mutating func set(knob flag: String, to value: String) throws(InputError) {
         guard let knob = S.Options.knobs.first(where: { $0.flag == flag }) else {
             throw InputError("--\(flag) does not apply to \(scenario.name)")
         }
-        config.options[keyPath: knob.field] = value
+        try knob.apply(&config.options, value)
     }
 
     func validate() throws(InputError) {

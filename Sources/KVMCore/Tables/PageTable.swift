@@ -44,6 +44,13 @@ public final class PageTable: @unchecked Sendable {
     /// table only its owner walks (a vcpu's own guest tables); for a table that
     /// lock-free readers walk, the kernel's choice to weigh against RCU.
     public var freeWithoutGracePeriod = false
+    /// Keep unlinked tables until the owner has flushed every walker out
+    /// (`freeFlushedTables`), as x86's kvm_mmu_commit_zap_page() and LoongArch's
+    /// kvm_flush_range() do: right when lock-free walkers run with the flush's
+    /// IPI masked, so the flush returns only after every walk in progress ended.
+    public var freeAfterFlush = false
+    /// Tables unlinked and not yet freed under `freeAfterFlush` (owner's lock held).
+    private var awaitingFlush: [Int] = []
     /// Per leaf slot, who filled it (model only: an oracle's record, like
     /// an arch TLB entry's `owner`). Allocated only with `recordOwners`.
     private let owners: AtomicWords?
@@ -135,15 +142,27 @@ public final class PageTable: @unchecked Sendable {
 
     /// pte_free_kernel() / pmd_free() for a table a writer just unlinked
     /// (`clearDirectoryEntry`): reclaimed after a grace period (or at once with
-    /// `freeWithoutGracePeriod`).
+    /// `freeWithoutGracePeriod`, or at the owner's next `freeFlushedTables` with
+    /// `freeAfterFlush`). Owner's lock held.
     public func retire(_ t: Int) {
         let s = state.load(t)
         state.store(t, (s >> 2) << 2 | PageTable.retired)
         if freeWithoutGracePeriod {
             reclaim(t)
+        } else if freeAfterFlush {
+            awaitingFlush.append(t)
         } else {
             rcu.callRCU { [self] in reclaim(t) }
         }
+    }
+
+    /// Frees the tables unlinked since the last call (`freeAfterFlush`): the
+    /// caller's flush of every walker has returned. Owner's lock held.
+    public func freeFlushedTables() {
+        guard !awaitingFlush.isEmpty else { return }
+        let tables = awaitingFlush
+        awaitingFlush.removeAll(keepingCapacity: true)
+        for t in tables { reclaim(t) }
     }
 
     private func reclaim(_ t: Int) {

@@ -54,13 +54,17 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     let cacheMaxPages = 4
 
     /// The GPA MMU of `kvm`: a `tableLevels`-level GPA table of `tableBits`
-    /// index bits per level, and `hostCPUs` TLBs of `tlbSize` entries.
-    public init(kvm: KVM, variant: SyncMMUVariant, hostCPUs: Int, tlbSize: Int, tableBits: Int, tableLevels: Int = 3) {
+    /// index bits per level whose emptied tables are freed as `tableFree`
+    /// says, and `hostCPUs` TLBs of `tlbSize` entries.
+    public init(kvm: KVM, variant: SyncMMUVariant, hostCPUs: Int, tlbSize: Int, tableBits: Int, tableLevels: Int = 3,
+                tableFree: GPATableFree = .rcu) {
         self.kvm = kvm
         self.variant = variant
         engine = kvm.engine
         let cap = PageTable.capacity(forPageLimit: kvm.memslots.maxGfn, levels: tableLevels, bitsPerLevel: tableBits)
         table = PageTable(name: "GPA page table", levels: tableLevels, bitsPerLevel: tableBits, capacity: cap, engine: kvm.engine, rcu: kvm.rcu)
+        table.freeWithoutGracePeriod = tableFree == .immediate
+        table.freeAfterFlush = tableFree == .afterFlush
         tlbs = (0..<hostCPUs).map { MIPSTLB(cpu: $0, size: tlbSize) }
         cacheMinPages = tableLevels - 1
         oracle = MMUOracle(engine: kvm.engine, hostMM: kvm.hostMM, memslots: kvm.memslots, notifier: kvm.notifier, view: GPATableView(table: table))
@@ -92,9 +96,15 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         return table.rangeOp(startGfn, min(endGfn, table.span - 1)) { $0.mkclean() }
     }
 
-    /// kvm_mips_callbacks->flush_shadow_all(): flush every derived mapping (here the
-    /// host TLBs, through KVM_REQ_TLB_FLUSH on every vcpu).
-    func flushShadowAll() { kvm.flushRemoteTLBs() }
+    /// kvm_mips_callbacks->flush_shadow_all(), i.e. kvm_vz_flush_shadow_all()
+    /// (arch/mips/kvm/vz.c, v4.12): flush every derived mapping (here the host
+    /// TLBs, through KVM_REQ_TLB_FLUSH on every vcpu, waiting for the IPI acks);
+    /// with `GPATableFree.afterFlush`, then free the tables unlinked before it.
+    /// `kvm->mmu_lock` held.
+    func flushShadowAll() {
+        kvm.flushRemoteTLBs()
+        table.freeFlushedTables()
+    }
 }
 
 /// The oracle's view of the GPA table: the GPA PTE of a gfn.

@@ -1,13 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Harness
+import MIPS
 
 /// The knobs of a MIPS GPA world (seed 004): the GPA table's index bits per
-/// level (small values make table frees frequent) and each host CPU's TLB size.
+/// level (small values make table frees frequent), each host CPU's TLB size,
+/// and how emptied GPA tables are freed (`--gpa-table-free rcu|immediate`).
 public struct MIPSGPAOptions: ScenarioOptions {
     public var tableBits: Int
     public var tlbSize: Int
+    public var gpaTableFree: GPATableFree
 
-    public init(tableBits: Int, tlbSize: Int) { self.tableBits = tableBits; self.tlbSize = tlbSize }
+    public init(tableBits: Int, tlbSize: Int, gpaTableFree: GPATableFree = .rcu) {
+        self.tableBits = tableBits; self.tlbSize = tlbSize; self.gpaTableFree = gpaTableFree
+    }
+
+    public static let knobs: [OptionKnob<MIPSGPAOptions>] = [
+        OptionKnob("table-bits", \.tableBits,
+                   help: "MIPS GPA: index bits per GPA table level (a table maps 2^bits entries; an invalidation frees a table only when it covers all of them)."),
+        OptionKnob("gpa-table-free", \.gpaTableFree,
+                   help: "MIPS GPA: free emptied GPA tables after an RCU grace period (rcu, kvmsim's design) or at once, as arch/mips/kvm/mmu.c does (immediate)."),
+    ]
+
+    enum CodingKeys: String, CodingKey { case tableBits, tlbSize, gpaTableFree }
+
+    /// Traces written before the knob existed have no `gpaTableFree`: rcu.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tableBits = try c.decode(Int.self, forKey: .tableBits)
+        tlbSize = try c.decode(Int.self, forKey: .tlbSize)
+        gpaTableFree = try c.decodeIfPresent(GPATableFree.self, forKey: .gpaTableFree) ?? .rcu
+    }
 
     public func validate() throws(InputError) {
         guard (1...4096).contains(tlbSize) else { throw InputError("TLB size must be between 1 and 4096 (got \(tlbSize))") }

@@ -38,6 +38,10 @@ public struct SyncMMURaceScenario: Scenario {
              note: "finding: change_pte during the vcpu's own COW break and a host invalidation, found by the default search (docs/mechanisms/sync-mmu.md)"),
         Case(.noChangePTE, expects: .clean, schedules: 20_000,
              note: "seed 004 without KVM's change_pte handler"),
+        Case(.noChangePTE, expects: .violation, schedules: 20_000, configure: { $0.options.gpaTableFree = .immediate },
+             note: "finding: the kernel frees an emptied GPA pte table before its flush, under a VZ refill walk that already read the pmd (docs/mechanisms/sync-mmu.md)"),
+        Case(.noChangePTE, expects: .clean, schedules: 20_000, configure: { $0.options.gpaTableFree = .afterFlush },
+             note: "the same with the tables freed after kvm_flush_remote_tlbs() (x86's and LoongArch's order; no MIPS kernel had it)"),
     ]}
 }
 

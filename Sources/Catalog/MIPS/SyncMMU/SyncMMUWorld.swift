@@ -36,7 +36,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots)
-        mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3)
+        mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3,
+                      tableFree: c.gpaTableFree)
         mmu.mmuSeqType = mmuSeqType
         kvm.setMMUNotifierSeq(initialMMUNotifierSeq)
         let ex = engine.executors
