@@ -36,7 +36,11 @@ public final class MIPSTLB: @unchecked Sendable {
     public init(cpu: Int, size: Int = 16) {
         self.cpu = cpu
         self.size = size
-        entries = AtomicWords(count: size, kernel: true)
+        // Not `kernel:`: a CPU's TLB is touched only by code running on that CPU,
+        // under its run lock (`vcpu_load(cpu)`, `run_on_cpu`), and by oracles.
+        // A switch before such an access is the same schedule as one after it,
+        // so access-level points here would add steps and no interleaving.
+        entries = AtomicWords(count: size)
         stamps = AtomicWords(count: size)
         owners = AtomicWords(count: size)
     }

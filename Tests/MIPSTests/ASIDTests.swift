@@ -10,7 +10,7 @@ import TestSupport
 /// Seed 000: every variant's verdict in deterministic mode, pinned.
 @Suite struct ASIDLazyRegenTests {
     /// Variants with a hole are caught within a fixed budget, with both strategies.
-    @Test(arguments: ["pre-fix", "patched", "propagate-only", "no-cancel-only"])
+    @Test(arguments: ["pre-fix", "patched", "as-merged", "propagate-only", "no-cancel-only"])
     func holesAreCaught(variant: String) throws {
         for strategy in [StrategyKind.random, .pct] {
             let (r, _) = try run("asid-lazy-regen", variant, schedules: 2000, strategy: strategy)
@@ -46,6 +46,18 @@ import TestSupport
         #expect(texts.contains { $0.contains("migrates") })
         #expect(!texts.contains { $0.contains("vcpu_load on cpu") && $0.contains("last_user_gasid") })   // no reset in this variant
         #expect(replay.violations.first?.oracle == "stale-asid")
+    }
+
+    /// Seed 000 as merged: the mmu.c hunk took the vcpu_load reset away (no
+    /// hole b), the `[cpu]` typo left hole (a): its failure is interleaving (a).
+    @Test func asMergedFailsThroughHoleAOnly() throws {
+        for seed: UInt64 in 1...3 {
+            let (_, runner) = try run("asid-lazy-regen", "as-merged", seed: seed, schedules: 5000)
+            let replay = try Runner.replay(try #require(runner.failingTrace))
+            let texts = replay.events.map(\.text)
+            #expect(!texts.contains { $0.contains("vcpu_load on cpu") && $0.contains("last_user_gasid") })
+            #expect(replay.violations.first?.oracle == "stale-asid")
+        }
     }
 
     @Test func parallelModeRunsOnRealThreads() throws {

@@ -133,7 +133,8 @@ extension Runner {
             let taken = engine.decisions
             if attempt == 1, let g = strategy as? GuidedStrategy { guidedMisses = g.misses.count }
             if engine.wedged { engine = SimEngine(mode: .deterministic, actorNames: f.actors, backend: options.backend, points: points) }
-            guard let v = found.first(where: { $0.oracle == f.violation.oracle }), v.step > 0, v.step <= taken.count else { continue }
+            // The same oracle, and first: the trace replays to the violation it records.
+            guard let v = found.first, v.oracle == f.violation.oracle, v.step > 0, v.step <= taken.count else { continue }
             var trace = TraceFile(selection: f.selection, seed: options.seed, schedule: f.episode, scheduleSeed: f.worldSeed,
                                   strategy: options.strategy, depth: options.depth, actors: f.actors,
                                   decisions: Array(taken.prefix(v.step)), violation: v, points: points)

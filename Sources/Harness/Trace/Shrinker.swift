@@ -50,7 +50,9 @@ public enum Shrinker {
             let found = runner.runSchedule(engine: engine, strategy: strategy, scheduleSeed: t.scheduleSeed)
             let taken = engine.decisions
             if engine.wedged { engine.shutdown(); engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points) }
-            guard let v = found.first(where: { $0.oracle == target }), v.step > 0, v.step <= taken.count else { return nil }
+            // The target must be the first thing that breaks: a replay of the
+            // result then ends at the violation the trace records.
+            guard let v = found.first, v.oracle == target, v.step > 0, v.step <= taken.count else { return nil }
             let cut = Array(taken.prefix(v.step))
             return Outcome(decisions: cut, preemptions: strategy.preempted.prefix(v.step).filter { $0 }.count, violation: v)
         }

@@ -12,6 +12,10 @@ public enum ASIDVariant: String, ModelVariant, Codable {
     /// other CPUs zeroes `vcpu->arch.guest_user_asid[cpu]` (the current CPU's entry,
     /// not `[i]`); the `vcpu_load` reset the message says it drops is not in the diff.
     case patched = "patched"
+    /// The commit as merged (9078210ef401): the seed's mips.c hunk with its
+    /// `[cpu]` typo, and the mmu.c hunk the seed file lost, which drops the
+    /// `last_user_gasid` reset from `kvm_arch_vcpu_load()`.
+    case asMerged = "as-merged"
     /// What the commit message describes: zero `guest_user_asid[i]` on the other
     /// CPUs, and no `last_user_gasid` reset in `kvm_arch_vcpu_load()`.
     case patchedIntended = "patched-intended"
@@ -32,6 +36,7 @@ public enum ASIDVariant: String, ModelVariant, Codable {
         switch self {
         case .preFix: Self.seedCommit.parent
         case .patched: Self.seedCommit                         // the seed's mips.c hunk, as written
+        case .asMerged: Self.seedCommit                        // both hunks, as merged
         case .upstream411: .release("v4.11", "the trap-and-emulate ASID code of the release")
         case .patchedIntended, .propagateOnly, .noCancelOnly: nil   // the message's intent and its halves: no kernel had them
         }
@@ -45,7 +50,7 @@ public enum ASIDVariant: String, ModelVariant, Codable {
     var propagation: Propagation {
         switch self {
         case .preFix, .noCancelOnly, .upstream411: return .none
-        case .patched: return .zeroCurrentCPU
+        case .patched, .asMerged: return .zeroCurrentCPU
         case .patchedIntended, .propagateOnly: return .zeroOtherCPUs
         }
     }
@@ -55,7 +60,7 @@ public enum ASIDVariant: String, ModelVariant, Codable {
     var vcpuLoadResetsLastUserGASID: Bool {
         switch self {
         case .preFix, .patched, .propagateOnly: return true
-        case .patchedIntended, .noCancelOnly, .upstream411: return false
+        case .asMerged, .patchedIntended, .noCancelOnly, .upstream411: return false
         }
     }
 }

@@ -40,6 +40,8 @@ public struct ASIDLazyRegenScenario: Scenario {
              note: "seed 000: lazy user ASID regeneration misses other CPUs"),
         Case(.patched, expects: .violation, schedules: 100_000,
              note: "finding: seed 000's diff zeroes guest_user_asid[cpu], not [i] (docs/mechanisms/asid.md)"),
+        Case(.asMerged, expects: .violation, schedules: 100_000,
+             note: "finding: seed 000 as merged: its mmu.c hunk closes hole (b), the [cpu] typo leaves hole (a) (docs/mechanisms/asid.md)"),
         Case(.patchedIntended, expects: .clean, schedules: 20_000,
              note: "seed 000 as its message describes it"),
         Case(.upstream411, expects: .clean, schedules: 20_000,
