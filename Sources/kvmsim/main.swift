@@ -15,6 +15,7 @@ struct KVMSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvmsim",
         abstract: "An actor-based SMP simulator of Linux KVM's MMU and TLB protocols, for finding races.",
+        version: KVMSimVersion.line,
         subcommands: [List.self, Run.self, Replay.self, Shrink.self, Regress.self, Merge.self, CampaignCommand.self, BenchCommand.self])
 }
 
@@ -229,13 +230,16 @@ struct Replay: ParsableCommand {
     }
 }
 
-/// Writes a regress report as a table, JSON and/or JUnit, and exits 1 on a mismatch.
-func finishRegress(_ report: RegressReport, json: Bool, junit: String?) throws {
+/// Writes a regress report as a table, JSON, KTAP and/or JUnit, and exits 1 on a mismatch.
+/// `suite`: the cases a KTAP report accounts for (those it lacks are SKIP).
+func finishRegress(_ report: RegressReport, json: Bool, tap: Bool = false, suite: [SuiteCase] = [], tracesDir: String? = nil,
+                   junit: String?) throws {
     if let junit {
         do { try report.junit.write(toFile: junit, atomically: true, encoding: .utf8) }
         catch { throw InputError("cannot write '\(junit)': \(error.localizedDescription)") }
     }
-    if json { printJSON(report) } else { print(report.table) }
+    if tap { FileHandle.standardOutput.write(report.ktap(suite: suite, tracesDir: tracesDir ?? "Tests/Traces").data(using: .utf8)!) }
+    else if json { printJSON(report) } else { print(report.table) }
     if interruption.isRaised { throw ExitCode(128 + interruption.signal) }
     if report.failed > 0 { throw ExitCode(1) }
 }
@@ -245,6 +249,7 @@ struct Regress: ParsableCommand {
         abstract: "Run the race regression suite: every known race on its pre-fix code, every fix held to.",
         discussion: "Exit 1 if any case's verdict differs from its expectation.")
     @Flag(help: "Print one JSON object with a `cases` array.") var json = false
+    @Flag(help: "Print KTAP version 1 (as kselftest and KUnit do): a test per scenario, a subtest per case, SKIP for cases in other shards.") var tap = false
     @Option(help: "Also write JUnit XML here (one testcase per case).") var junit: String?
     @Option(help: "Cap the schedules of cases expected clean (violation cases keep their limit).") var budget: Int?
     @Option(help: "Run the I-th of N disjoint slices of the cases (1-based), e.g. 2/4.") var shard: String?
@@ -266,6 +271,7 @@ struct Regress: ParsableCommand {
 
     func run() throws {
         let sh = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
+        if tap && json { throw InputError("give --tap or --json, not both") }
         if let budget, budget < 1 { throw InputError("--budget must be at least 1 (got \(budget))") }
         for s in scenario { _ = try ScenarioRegistry.named(s) }
         if list {
@@ -289,11 +295,12 @@ struct Regress: ParsableCommand {
         }
         installSignalHandlers()
         let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario), stop: interruption) { r in
-            if !json {
+            if !json && !tap {
                 FileHandle.standardError.write("\(r.passed ? "ok  " : "FAIL") \(r.id): \(r.found.rawValue) (\(String(format: "%.1f", r.elapsedSeconds)) s)\n".data(using: .utf8)!)
             }
         }
-        try finishRegress(report, json: json, junit: junit)
+        try finishRegress(report, json: json, tap: tap, suite: RegressionSuite.cases(shard: nil, scenarios: Set(scenario)),
+                          tracesDir: writeTraces, junit: junit)
     }
 }
 
@@ -301,13 +308,15 @@ struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Join `regress --shard --json` reports into one report.")
     @Argument(help: "Shard reports (JSON).") var files: [String]
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print KTAP version 1 (cases no report holds are SKIP).") var tap = false
     @Option(help: "Also write JUnit XML here.") var junit: String?
 
     func run() throws {
         guard !files.isEmpty else { throw InputError("give at least one report to merge") }
         var reports: [RegressReport] = []
         for f in files { reports.append(try RegressReport.load(f)) }
-        try finishRegress(try RegressReport.merge(reports), json: json, junit: junit)
+        if tap && json { throw InputError("give --tap or --json, not both") }
+        try finishRegress(try RegressReport.merge(reports), json: json, tap: tap, suite: RegressionSuite.cases(shard: nil), junit: junit)
     }
 }
 

@@ -56,7 +56,8 @@ public enum Campaign {
 
     public struct State: Codable, Sendable {
         public var format = "kvmsim-campaign"
-        public var version = 1
+        public var version = State.currentVersion
+        public static let currentVersion = 1
         public var shard: String?
         public var pairs: [PairState] = []
         public var failures: [Failure] = []

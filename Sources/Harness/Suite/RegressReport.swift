@@ -24,7 +24,8 @@ public struct CaseResult: Codable, Sendable {
 /// Facets: `+JUnit` (JUnit XML), `+Table` (the human table).
 public struct RegressReport: Codable, Sendable {
     public var format = "kvmsim-regress"
-    public var version = 1
+    public var version = RegressReport.currentVersion
+    public static let currentVersion = 1
     public var cases: [CaseResult]
     public var passed: Int
     public var failed: Int
@@ -48,7 +49,10 @@ public struct RegressReport: Codable, Sendable {
         var seen = Set<String>()
         var all: [CaseResult] = []
         for r in reports {
-            guard r.format == "kvmsim-regress", r.version == 1 else { throw InputError("not a kvmsim-regress version 1 report") }
+            guard r.format == "kvmsim-regress" else { throw InputError("not a kvmsim regress report") }
+            guard r.version == currentVersion else {
+                throw InputError("a kvmsim regress report of version \(r.version); this kvmsim reads version \(currentVersion)")
+            }
             for c in r.cases {
                 guard seen.insert(c.id).inserted else { throw InputError("case '\(c.id)' appears in more than one report") }
                 all.append(c)
