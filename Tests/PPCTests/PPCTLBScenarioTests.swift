@@ -41,6 +41,24 @@ import TestSupport
         #expect(p.violations == 0, "\(p.firstViolation?.description ?? "")")
     }
 
+    /// The seed's H_BULK_REMOVE (v3.8-v3.10): a one-vcpu guest invalidates with
+    /// tlbiel and sets no need_tlb_flush, so a core it ran on keeps the entry.
+    /// Before the seed the last_cpu flush covered it; the later code
+    /// (global_invalidates(kvm, 0)) does again.
+    @Test(arguments: [("patched", true), ("pre-fix", false), ("upstream-3.13", false)])
+    func oneVCPUBulkRemove(variant: String, fails: Bool) throws {
+        let (r, runner) = try run("ppc-tlb-stress", variant, schedules: fails ? 5000 : 3000) {
+            try $0.set(knob: "vcpus-per-vcore", to: 1); $0.sizes.vcpus = 1
+        }
+        if fails {
+            #expect(r.firstViolation?.oracle == "stale-tlb")
+            let replay = try Runner.replay(try #require(runner.failingTrace))
+            #expect(replay.events.map(\.text).contains { $0.contains("H_BULK_REMOVE") })
+        } else {
+            #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+        }
+    }
+
     @Test func preFixIsCaughtOnRealThreads() throws {
         // The small scenario: found in 0.1-0.2 s in a release build (ppc-tlb-stress
         // takes 0.3-2 s there, too long to be sure of in a loaded debug test run).

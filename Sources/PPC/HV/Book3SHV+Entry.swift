@@ -10,7 +10,7 @@ extension Book3SHV {
     /// flush every TLB entry of this LPID on the core. Per core, not per thread.
     func primaryThreadEntry(_ vc: Vcore) {
         count(.vcoreEntries)
-        guard variant == .patched, let pcpu = vc.pcpu else { return }
+        guard variant.hasGlobalInvalidates, let pcpu = vc.pcpu else { return }
         if clearNeedTLBFlush(pcpu) {
             host.tlbs[pcpu / host.threadsPerCore].flushPartition(lpid: lpid)
             count(.entryFlushes)
@@ -62,7 +62,7 @@ extension Book3SHV {
         hpt.clearAll()
         rmap.clearAll()
         switch variant {
-        case .patched: needTLBFlush.store(0, allCPUs)
+        case .patched, .upstream313: needTLBFlush.store(0, allCPUs)
         case .preFix: for c in 0..<host.cpus { lastVCPU.store(c, 0xffff) }
         }
         engine.event("kvmppc_alloc_reset_hpt(): HPT cleared")

@@ -112,7 +112,15 @@ extension Book3SHV {
     /// the batch early ("don't spin on HPTE locks while holding others").
     public func kvmppcHBulkRemove(_ vcpu: PPCVCPU, _ requests: [(pteIndex: Int, avpn: Int)]) -> [HCallStatus] {
         let reqs = Array(requests.prefix(4))
-        let global = globalInvalidates([], vcpu)
+        // v3.7 to v3.10: `if (atomic_read(&kvm->online_vcpus) == 1) local = 1;`
+        // (no H_LOCAL, no need_tlb_flush); later: global_invalidates(kvm, 0).
+        let global: Bool
+        if variant.bulkRemoveUsesGlobalInvalidates {
+            global = globalInvalidates([], vcpu)
+        } else {
+            global = onlineVCPUs > 1
+            count(global ? .globalInvalidations : .localInvalidations)
+        }
         var status = [HCallStatus](repeating: .success, count: reqs.count)
         var i = 0
         while i < reqs.count {

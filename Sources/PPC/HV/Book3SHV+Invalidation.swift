@@ -17,7 +17,7 @@ extension Book3SHV {
         switch variant {
         case .preFix:
             global = !flags.contains(.local) && onlineVCPUs > 1
-        case .patched:
+        case .patched, .upstream313:
             if onlineVcores == 1 && vcpu.vcore.pcpu != nil {
                 global = false
             } else if usingMMUNotifiers {

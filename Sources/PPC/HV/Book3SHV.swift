@@ -80,7 +80,7 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
         vmWords.store(0, .rmaSetupDone, 1)
         // kvmppc_alloc_hpt() (seed 002): any core may hold stale entries of a
         // previous VM with this LPID.
-        if variant == .patched { needTLBFlush.store(0, allCPUs) }
+        if variant.hasGlobalInvalidates { needTLBFlush.store(0, allCPUs) }
     }
 
     deinit { needTLBFlush.free(); lastVCPU.free(); vmWords.free(); counters.free() }

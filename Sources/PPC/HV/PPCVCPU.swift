@@ -11,7 +11,9 @@ public final class PPCVCPU: @unchecked Sendable {
     /// vcpu->arch.ptid: the hardware thread within the core.
     public let ptid: Int
     /// vcpu->arch.last_cpu (pre-fix); written by this vcpu's thread only.
-    var lastCPU: Int = 0
+    /// kvmppc_core_vcpu_create() (v3.7) starts it at -1 (a u16: 0xffff), so
+    /// a vcpu's first entry always flushes.
+    var lastCPU: Int = -1
 
     init(id: Int, vcore: Vcore, ptid: Int) { self.id = id; self.vcore = vcore; self.ptid = ptid }
 }

@@ -34,6 +34,8 @@ public struct PPCTLBLocalScenario: Scenario {
              note: "seed 002: H_LOCAL on an SMP guest leaves a stale TLB entry to a freed page"),
         Case(.patched, expects: .clean, schedules: 20_000,
              note: "seed 002: global_invalidates(), need_tlb_flush"),
+        Case(.upstream313, expects: .clean, schedules: 20_000,
+             note: "the later code: H_BULK_REMOVE through global_invalidates()"),
     ]}
 }
 

@@ -39,6 +39,14 @@ public struct PPCTLBStressScenario: Scenario {
              note: "seed 002 with a one-vcore guest: tlbiel and the need_tlb_flush entry flush as the vcore moves"),
         Case(.preFix, expects: .violation, schedules: 100_000,
              note: "seed 002's races with vcores moving and every host mm event"),
+        Case(.patched, expects: .violation, schedules: 100_000, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
+             note: "finding: a one-vcpu guest's H_BULK_REMOVE uses tlbiel and never sets need_tlb_flush, so a core it ran on keeps the entry (docs/mechanisms/ppc-tlb.md)"),
+        Case(.preFix, expects: .clean, schedules: 20_000, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
+             note: "the same one-vcpu guest before the seed: the last_cpu entry flush covers its migrations"),
+        Case(.upstream313, expects: .clean, schedules: 20_000, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
+             note: "the same with H_BULK_REMOVE through global_invalidates() (the later code)"),
+        Case(.upstream313, expects: .clean, schedules: 1_000,
+             note: "the later H_BULK_REMOVE with vcores moving and every host mm event"),
     ]}
 }
 
