@@ -147,3 +147,18 @@ extension VPARegistration {
         #expect(p.violations > 0)
     }
 }
+
+/// vpa-pinned-registered: the area kvmppc_update_vpa() installs must be a page
+/// pinned for the registered gpa's frame, at its offset.
+@Suite struct VPAPinnedRegisteredTests {
+    @Test func anAreaPinnedForAnotherGpaIsReported() {
+        let (engine, reg) = makeVPA(.patched)
+        defer { engine.shutdown() }
+        let a = reg.pinning.pin(1 * PAPR.pageSize + 0x80)!           // the page of gfn 1
+        let b = reg.pinning.pin(2 * PAPR.pageSize + 0x80)!           // and of gfn 2
+        reg.oracle.installing(owner: 0, .vpa, va: a.va, registeredGPA: 1 * PAPR.pageSize + 0x80)
+        #expect(engine.violations.isEmpty)
+        reg.oracle.installing(owner: 0, .vpa, va: b.va, registeredGPA: 1 * PAPR.pageSize + 0x80)   // A registered, B installed
+        #expect(engine.violations.first?.oracle == "vpa-pinned-registered")
+    }
+}

@@ -17,15 +17,19 @@ import KVMCore
 ///   was written.
 /// - `vpa-pin-balance`: a page is never unpinned more often than pinned, and at
 ///   the end of a run the pins held are exactly the installed areas' pages.
+/// - `vpa-pinned-registered`: the area kvmppc_update_vpa() installs is the page
+///   and offset of the guest address the registration names when it installs.
 ///
 /// Locking: a mutex around the area table; atomics for the rest.
 public final class VPAOracle: @unchecked Sendable {
     /// The oracles this checker owns.
-    public static let oracles: [Oracle] = [.vpaUnpinnedWrite, .vpaPointerChange, .dtlPublishOrder, .vpaPinBalance, .hcallRC]
+    public static let oracles: [Oracle] = [.vpaUnpinnedWrite, .vpaPointerChange, .dtlPublishOrder, .vpaPinBalance, .vpaPinnedRegistered, .hcallRC]
     let engine: SimEngine
     let hostMM: HostMM
     private let installedAreas = Locked<[Int: Range<Int>]>([:])
     private let pins = Locked<[Int: Int]>([:])
+    /// The guest frame each pinned page was pinned for (kvmppc_pin_guest_page()).
+    private let pinnedFor = Locked<[Int: Int]>([:])
     /// Per vcpu: in use (running or writing a DTL entry), DTL entries written.
     private enum Field: Int, CaseIterable { case inUse, dtlEntriesWritten }
     private let perVCPU: AtomicRecords<Field>
@@ -38,6 +42,21 @@ public final class VPAOracle: @unchecked Sendable {
     deinit { perVCPU.free() }
 
     func key(_ owner: Int, _ k: VPAKind) -> Int { 3 * owner + k.rawValue }
+
+    /// kvmppc_update_vpa() is about to install `va` for `owner`'s area `k`, whose
+    /// registration (`next_gpa`, unchanged since the update took it) names `gpa`:
+    /// `va` must be that gpa's offset in a page pinned for that gpa's frame.
+    /// (Not the host's current page for it: a zap may unmap a pinned page, and
+    /// KVM keeps the page it pinned.)
+    func installing(owner: Int, _ k: VPAKind, va: KernelVA, registeredGPA gpa: Int) {
+        withoutAccessPoints {
+            let forGfn = pinnedFor.withLock { $0[va / PAPR.pageSize] }
+            if forGfn != gpa / PAPR.pageSize || va % PAPR.pageSize != gpa % PAPR.pageSize {
+                engine.report(.vpaPinnedRegistered,
+                              "vcpu\(owner)'s \(k) is installed at \(hex(va)) (pinned for gfn \(forGfn.map(String.init) ?? "none")), but its registration names gpa \(hex(gpa))")
+            }
+        }
+    }
 
     func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>) {
 
@@ -52,12 +71,12 @@ public final class VPAOracle: @unchecked Sendable {
     }
     public func installedArea(owner: Int, _ k: VPAKind) -> Range<Int>? { installedAreas.withLock { $0[key(owner, k)] } }
 
-    func pinned(_ pfn: Int) {
-
-        withoutAccessPoints {     pins.withLock { $0[pfn, default: 0] += 1 }
-
+    /// `pfn` was pinned as the page of guest frame `gfn`.
+    func pinned(_ pfn: Int, gfn: Int) {
+        withoutAccessPoints {
+            pins.withLock { $0[pfn, default: 0] += 1 }
+            pinnedFor.withLock { $0[pfn] = gfn }
         }
-
     }
 
     /// Returns false (and reports) when `pfn` is not pinned.
@@ -164,5 +183,6 @@ extension Oracle {
     public static let vpaPointerChange = Oracle("vpa-pointer-change", "a vcpu's area pointers change only by the vcpu itself, or while it neither runs the guest nor writes a DTL entry")
     public static let dtlPublishOrder = Oracle("dtl-publish-order", "dtl_idx is published only after the entry it counts was written")
     public static let vpaPinBalance = Oracle("vpa-pin-balance", "a page is never unpinned more often than pinned, and at the end the pins held are the installed areas' pages")
+    public static let vpaPinnedRegistered = Oracle("vpa-pinned-registered", "the area kvmppc_update_vpa() pins and installs is the one the vcpu's registration names")
     public static let hcallRC = Oracle("hcall-rc", "H_REGISTER_VPA succeeds only for a cache-line-aligned area inside its page, long enough for its kind (PAPR's H_PARAMETER rules)")
 }

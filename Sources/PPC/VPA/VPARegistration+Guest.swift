@@ -6,7 +6,7 @@ import KVMCore
 /// at guest entry and exit, and one guest run.
 extension VPARegistration {
     /// The VPA the owner uses (`vcpu->arch.vpa.pinned_addr`, pre-fix `vcpu->arch.vpa`).
-    func vpaAddr(_ t: VPAVCPU) -> KernelVA { t.load(variant == .patched ? t.area(.vpa).pinnedAddr : VPAVCPU.preVPA) }
+    func vpaAddr(_ t: VPAVCPU) -> KernelVA { t.load(variant.hasUpdateProtocol ? t.area(.vpa).pinnedAddr : VPAVCPU.preVPA) }
 
     /// kvmppc_create_dtl_entry(): one entry at `dtl_ptr`, wrap at the DTL's end,
     /// smp_wmb(), then publish `vpa->dtl_idx`. By the owner, before guest entry.
@@ -17,8 +17,8 @@ extension VPARegistration {
         engine.point("kvmppc_create_dtl_entry:write")
         oracle.hostWrite(owner: t.id, .dtl, dt, PAPR.dtlEntrySize, by: t.id, what: "DTL entry")
         var next = dt + PAPR.dtlEntrySize
-        let end = t.load(variant == .patched ? t.area(.dtl).pinnedEnd : VPAVCPU.preDTLEnd)
-        if next == end { engine.cover(Self.markDTLWrap); next = t.load(variant == .patched ? t.area(.dtl).pinnedAddr : VPAVCPU.preDTL) }
+        let end = t.load(variant.hasUpdateProtocol ? t.area(.dtl).pinnedEnd : VPAVCPU.preDTLEnd)
+        if next == end { engine.cover(Self.markDTLWrap); next = t.load(variant.hasUpdateProtocol ? t.area(.dtl).pinnedAddr : VPAVCPU.preDTL) }
         setPointer(t, VPAVCPU.dtlPtr, next, by: t.id)
         engine.event("vcpu\(t.id): DTL entry written at \(hex(dt)), dtl_ptr -> \(hex(next))\(next == dt + PAPR.dtlEntrySize ? "" : " (wrapped)")")
         smp_wmb()                                                     // order writing *dt vs. writing vpa->dtl_idx

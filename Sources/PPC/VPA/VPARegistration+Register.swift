@@ -28,7 +28,7 @@ extension VPARegistration {
         var pinned: (va: KernelVA, nb: Int)? = nil
         if subfunc.isRegister {
             // Registering new area - address must be cache-line aligned.
-            if gpa % PAPR.cacheLine != 0 || (variant == .patched && gpa == 0) { return .parameter }
+            if gpa % PAPR.cacheLine != 0 || (variant.hasUpdateProtocol && gpa == 0) { return .parameter }
             if variant == .preFix && subfunc != .regVPA && t.load(VPAVCPU.preVPA) == 0 {
                 engine.cover(Self.markResource)
                 return .resource                                     // a DTL or SLB shadow needs a VPA
@@ -37,7 +37,7 @@ extension VPARegistration {
             guard let (va, nb) = pinning.pin(gpa) else { return .parameter }
             len = readLength(gpa: gpa)
             switch variant {
-            case .patched:
+            case .patched, .pinsSnapshot:
                 pinning.unpin(va)
                 if len > nb || len < PAPR.regVPASize { return .parameter }
             case .preFix:
@@ -51,7 +51,7 @@ extension VPARegistration {
         }
         switch variant {
         case .preFix: return setAreaPointers(caller: caller, subfunc, t, pinned: pinned, len: len, gpa: gpa)
-        case .patched: return recordAreaUpdate(caller: caller, subfunc, t, gpa: subfunc.isRegister ? gpa : 0, len: len)
+        case .patched, .pinsSnapshot: return recordAreaUpdate(caller: caller, subfunc, t, gpa: subfunc.isRegister ? gpa : 0, len: len)
         }
     }
 

@@ -13,11 +13,14 @@ extension VPARegistration {
         let a = t.area(k)
         var va: KernelVA? = nil
         var nb = 0
+        var gpa = 0
         while true {
-            let gpa = t.load(a.nextGPA)
+            gpa = t.load(a.nextGPA)
             t.vpaUpdateLock.unlock()
             va = nil; nb = 0
-            if gpa != 0, let p = pinning.pin(gpa) { (va, nb) = (p.va, p.nb) }
+            // v3.6-v3.8 test the snapshot but pin a fresh read, lock dropped.
+            let pinned = variant == .patched ? t.load(a.nextGPA) : gpa
+            if gpa != 0, pinned != 0, let p = pinning.pin(pinned) { (va, nb) = (p.va, p.nb) }
             t.vpaUpdateLock.lock()
             if gpa == t.load(a.nextGPA) { break }
             engine.cover(Self.markUpdateRetry)
@@ -29,6 +32,7 @@ extension VPARegistration {
             pinning.unpin(v)                                          // now too short: unregister
             va = nil
         }
+        if let v = va { oracle.installing(owner: t.id, k, va: v, registeredGPA: gpa) }
         let old = t.load(a.pinnedAddr)
         if old != 0 { unpinInstalled(t, k, old) }
         setPointer(t, a.pinnedAddr, va ?? 0, by: t.id)
@@ -41,7 +45,7 @@ extension VPARegistration {
 
     /// kvmppc_update_vpas(): by the owner before it enters the guest.
     public func kvmppcUpdateVPAs(_ t: VPAVCPU) {
-        guard variant == .patched else { return }
+        guard variant.hasUpdateProtocol else { return }
         guard VPAKind.allCases.contains(where: { t.load(t.area($0).updatePending) != 0 }) else { return }
         t.vpaUpdateLock.lock()
         if t.load(t.area(.vpa).updatePending) != 0 {

@@ -37,6 +37,8 @@ public struct VPACrossRegisterScenario: Scenario {
              note: "seed 003: another vcpu changes a running vcpu's DTL pointers"),
         Case(.patched, expects: .clean, schedules: 20_000,
              note: "seed 003: the owner switches areas in kvmppc_update_vpas()"),
+        Case(.pinsSnapshot, expects: .clean, schedules: 20_000,
+             note: "kvmppc_update_vpa() pinning its snapshot of next_gpa, as later kernels do"),
     ]}
 }
 

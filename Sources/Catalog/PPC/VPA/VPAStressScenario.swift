@@ -34,6 +34,8 @@ public struct VPAStressScenario: Scenario {
     public var cases: [Case] {[
         Case(.patched, expects: .clean, schedules: 2_000,
              note: "seed 003 under register/deregister storms of all three areas"),
+        Case(.pinsSnapshot, expects: .clean, schedules: 2_000,
+             note: "the same, kvmppc_update_vpa() pinning its snapshot of next_gpa (later kernels)"),
         Case(.preFix, expects: .violation, schedules: 100_000,
              note: "seed 003's race under storms of all three areas"),
     ]}
