@@ -294,7 +294,13 @@ struct Regress: ParsableCommand {
             }
         }
         installSignalHandlers()
-        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario), stop: interruption) { r in
+        // On a terminal: which case runs now (overwritten by its result line).
+        let showProgress = !json && !tap && isatty(2) == 1
+        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario), stop: interruption,
+                                             starting: { i, n, c in
+            if showProgress { FileHandle.standardError.write("\r\u{1B}[Kcase \(i + 1) of \(n): \(c.id)".data(using: .utf8)!) }
+        }) { r in
+            if showProgress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
             if !json && !tap {
                 FileHandle.standardError.write("\(r.passed ? "ok  " : "FAIL") \(r.id): \(r.found.rawValue) (\(String(format: "%.1f", r.elapsedSeconds)) s)\n".data(using: .utf8)!)
             }

@@ -194,7 +194,9 @@ public enum Campaign {
                 if let lastTrace { verdict += ", trace \((o.db as NSString).appendingPathComponent(lastTrace))" }
                 else if r.reproduced == false { verdict += ", not reproduced deterministically" }
             }
-            progress(String(format: "[%6.0fs] %@ seed %llu: %@, %@", Date().timeIntervalSince(start), p.id, opts.seed, what, verdict))
+            let remaining = max(0, o.seconds - Date().timeIntervalSince(start))
+            progress(String(format: "[%6.0fs] %@ seed %llu: %@, %@ (unit %d, %d failures, %.0f s left)", Date().timeIntervalSince(start),
+                            p.id, opts.seed, what, verdict, state.units, state.failures.count, remaining))
         }
         return state
     }

@@ -67,12 +67,15 @@ public enum RegressionSuite {
 
     /// Runs the suite (or a shard of it); stops after a case that was interrupted.
     public static func run(shard: (index: Int, count: Int)?, budget: Int?, tracesDir: String? = nil, scenarios: Set<String> = [],
-                           stop: StopSignal = .never, progress: (CaseResult) -> Void = { _ in }) throws(InputError) -> RegressReport {
+                           stop: StopSignal = .never, starting: (_ index: Int, _ count: Int, SuiteCase) -> Void = { _, _, _ in },
+                           progress: (CaseResult) -> Void = { _ in }) throws(InputError) -> RegressReport {
         for s in scenarios { _ = try ScenarioRegistry.named(s) }
         let start = Date()
         var results: [CaseResult] = []
-        for c in cases(shard: shard, scenarios: scenarios) {
+        let chosen = cases(shard: shard, scenarios: scenarios)
+        for (i, c) in chosen.enumerated() {
             if stop.isRaised { break }
+            starting(i, chosen.count, c)
             let r = try run(c, budget: budget, tracesDir: tracesDir, stop: stop)
             results.append(r)
             progress(r)
