@@ -8,8 +8,8 @@ import TestSupport
 
 /// Runs at access-level points (`--points accesses`) keep every promise named
 /// points make: the same seed takes the same steps, both backends agree, a
-/// failure's trace says its granularity and replays and shrinks under it, and a
-/// real-thread failure recorded at accesses is reproduced.
+/// failure's trace says its granularity and replays and shrinks under it (a
+/// real-thread failure recorded at accesses: ParallelReproductionTests).
 @Suite(.serialized) struct AccessPointRunTests {
     @Test(arguments: ScenarioRegistry.all.map(\.name))
     func everyScheduleRunsTheSameTwiceAndOnBothBackends(scenario: String) throws {
@@ -67,20 +67,5 @@ import TestSupport
         let text = try String(contentsOfFile: dir.file("t.json"), encoding: .utf8)
         #expect(!text.contains("\"points\""))
         #expect(try TraceFile.load(from: dir.file("t.json")).points == .named)
-    }
-
-    @Test func aRealThreadFailureRecordedAtAccessesIsReproduced() throws {
-        var o = try RunOptions(scenario: "sync-mmu-race", variant: "pre-fix", mode: .parallel)
-        o.points = .accesses
-        o.seconds = 20
-        o.recordTrace = true
-        o.reproductionSeconds = 60
-        let runner = try Runner(o)
-        let r = runner.run()
-        let v = try #require(r.firstViolation)
-        #expect(r.reproduced == true, "not reproduced in \(r.reproductionSchedules ?? 0) schedules")
-        let trace = try #require(runner.failingTrace)
-        #expect(trace.points == .accesses && trace.violation?.oracle == v.oracle)
-        #expect(try Runner.replay(trace).violations.first?.oracle == v.oracle)
     }
 }

@@ -9,9 +9,13 @@ import TestSupport
 /// recording runs episodes, and the first failing one is reproduced, shrunk, and
 /// replays to the same oracle.
 @Suite struct ParallelReproductionTests {
-    @Test(arguments: ["sync-mmu-race", "vpa-cross-register", "ppc-tlb-local"])
-    func aRealThreadFailureBecomesAReplayableTrace(scenario: String) throws {
+    /// At named points (the library default) and at access-level points (the
+    /// CLI's default for recording), whose trace keeps its granularity.
+    @Test(arguments: [("sync-mmu-race", PointGranularity.named), ("vpa-cross-register", .named), ("ppc-tlb-local", .named),
+                      ("sync-mmu-race", .accesses)])
+    func aRealThreadFailureBecomesAReplayableTrace(scenario: String, points: PointGranularity) throws {
         var o = try RunOptions(scenario: scenario, variant: "pre-fix", mode: .parallel)
+        o.points = points
         o.seconds = 20
         o.recordTrace = true
         o.reproductionSeconds = 60
@@ -21,7 +25,7 @@ import TestSupport
         #expect(r.episodes ?? 0 > 0)
         #expect(r.reproduced == true, "\(scenario): not reproduced in \(r.reproductionSchedules ?? 0) schedules")
         let trace = try #require(runner.failingTrace)
-        #expect(trace.violation?.oracle == v.oracle)
+        #expect(trace.points == points && trace.violation?.oracle == v.oracle)
         let replay = try Runner.replay(trace)
         #expect(replay.mismatchStep == nil)
         #expect(replay.violations.first?.oracle == v.oracle)

@@ -14,6 +14,15 @@ func makeGPATable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUM
     return (engine, t, MMUMemoryCache(table: t))
 }
 
+/// Maps each page to pfn page + 1 (present), then returns the cache's spare tables.
+func mapPages(_ pages: Range<Int>, in t: PageTable, cache: MMUMemoryCache) {
+    for page in pages {
+        _ = cache.topup(min: 2, max: 4)
+        t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
+    }
+    cache.freeAll()
+}
+
 /// The range walks of arch/mips/kvm/mmu.c over the radix table.
 @Suite struct GPATableFlushTests {
     /// `after-flush`: a table the flush unlinked stays allocated (and unpoisoned)
@@ -22,11 +31,7 @@ func makeGPATable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUM
         let (engine, t, cache) = makeGPATable()
         defer { engine.shutdown() }
         t.freeAfterFlush = true
-        for page in 0..<8 {
-            _ = cache.topup(min: 2, max: 4)
-            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
-        }
-        cache.freeAll()
+        mapPages(0..<8, in: t, cache: cache)
         let live = t.liveTables
         #expect(!t.flushRange(4, 7, clearCoveredLeaves: true))
         #expect(t.liveTables == live)              // unlinked, not freed
@@ -41,11 +46,7 @@ func makeGPATable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUM
         let (engine, t, cache) = makeGPATable()
         defer { engine.shutdown() }
         t.freeWithoutGracePeriod = true
-        for page in 0..<8 {
-            _ = cache.topup(min: 2, max: 4)
-            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
-        }
-        cache.freeAll()
+        mapPages(0..<8, in: t, cache: cache)
         let live = t.liveTables
         #expect(!t.flushRange(4, 7, clearCoveredLeaves: true))
         #expect(t.liveTables == live - 1)
@@ -55,11 +56,7 @@ func makeGPATable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUM
     @Test func flushFreesFullyCoveredTables() {
         let (engine, t, cache) = makeGPATable()       // 4 entries per level: a pte table spans 4 pages, a pmd 16
         defer { engine.shutdown() }
-        for page in 0..<32 {
-            _ = cache.topup(min: 2, max: 4)
-            t.set(slot: t.walk(page, cache: cache)!, PTE(pfn: page + 1, flags: PTE.present))
-        }
-        cache.freeAll()
+        mapPages(0..<32, in: t, cache: cache)
         let live = t.liveTables                   // pgd + 2 pmd + 8 pte
         #expect(live == 11)
         // Pages 1...2: partial pte table, nothing freed.

@@ -41,7 +41,8 @@ public struct RunOptions: Sendable {
     /// starting and joining its actors, so episodes of 8, 16 and 32 times the
     /// quotas find the SYNC_MMU change_pte race in 1-11 s where episodes of
     /// 1-8 times missed it in 30 s for 2 of 5 seeds (docs/performance.md,
-    /// "search"); the shrinker makes the longer trace short again.
+    /// "search"). The price is a long trace: the shrinker cuts decisions, not
+    /// the episode's operations (docs/architecture.md, "what is left").
     public static let recordingLengths = [8, 16, 32]
     /// Parallel mode: run real-thread work as episodes (worlds of the
     /// deterministic schedules' size, on the same threads), record the order in

@@ -37,8 +37,8 @@ public enum Shrinker {
         guard let target = t.violation?.oracle else { throw InputError("the trace records no violation: nothing to shrink") }
         var o = RunOptions(t.selection)
         o.seed = t.seed
-        let runner = try Runner(o)
         o.points = t.points
+        let runner = try Runner(o)
         var engine = SimEngine(mode: .deterministic, actorNames: t.actors, points: t.points)
         defer { engine.shutdown() }
         var replays = 0

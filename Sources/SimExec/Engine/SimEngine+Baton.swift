@@ -209,6 +209,8 @@ extension SimEngine {
     /// them through unmanaged references: no reference counting a step.)
     func pickNext(previous: Int) -> Int? {
         // Wait conditions read kernel memory: never an access point here.
+        // `withoutAccessPoints`, written out: through the closure this loop
+        // costs 0.7 M more instructions per 3,000 sync-mmu-race schedules.
         let gate = kvmsim_access_gate()
         if gate != 0 { kvmsim_set_access_gate(0) }
         defer { if gate != 0 { kvmsim_set_access_gate(gate) } }
