@@ -102,6 +102,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// with `GPATableFree.afterFlush`, then free the tables unlinked before it.
     /// `kvm->mmu_lock` held.
     func flushShadowAll() {
+        kvm.mmuLock.assertHeld("kvm_vz_flush_shadow_all()")
         kvm.flushRemoteTLBs()
         table.freeFlushedTables()
     }
