@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ArgumentParser
+import Foundation
+import Harness
+import Catalog
+import SimExec
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a scenario and check its oracles.")
+    @Argument(help: "Scenario name (see `kvmsim list`).") var scenario: String
+    @Option(help: "Variant of the modelled kernel code.") var variant: String
+    @Option(help: "deterministic or parallel.") var mode: String = "deterministic"
+    @Option(help: "Seed of the run.") var seed: String = "1"
+    @Option(help: "Deterministic: schedules to run. Parallel: work units (guest ops + host events).") var schedules: Int?
+    @Option(help: "Stop after this many seconds.") var seconds: Double?
+    @Option(help: "random or pct.") var strategy: String = "random"
+    @Option(help: "PCT bug depth.") var depth: Int = 3
+    @Option(help: "Switch actors (deterministic) or record passes (parallel with --trace-out) at named points, or also at every access to kernel memory: named or accesses (default named; accesses for parallel --trace-out).") var points: String?
+    @Option(help: "Schedule (parallel --trace-out: episode) lengths as multiples of the scenario's quotas, used in turn (1 = the scenario's own; default 1,2,4,8, and 8,16,32 for parallel --trace-out).") var lengths: String?
+    @Option(help: "Host CPUs.") var cpus: Int?
+    @Option(help: "Virtual CPUs.") var vcpus: Int?
+    @Option(help: "Guest pages.") var pages: Int?
+    @Option(help: "Guest operations per vcpu in one deterministic schedule.") var opsPerVcpu: Int?
+    @Option(help: "Host events per host event source in one deterministic schedule.") var hostEventsPerSource: Int?
+    @Option(help: "PPC: hardware threads per core (sharing one TLB).") var threadsPerCore: Int?
+    @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
+    @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
+    @Option(help: "MIPS GPA: index bits per GPA table level.") var tableBits: Int?
+    @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
+    @Flag(help: "Keep running after the first violation.") var keepGoing = false
+    @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Write the first failing schedule to this trace file (parallel mode: reproduced deterministically first).") var traceOut: String?
+    @Option(help: "Parallel with --trace-out: budget of the deterministic search for the failure, seconds.") var reproductionSeconds: Double = 60
+    @Option(help: "Deterministic mode: fibers (default) or threads; the same seed gives the same schedule with either.") var backend: String?
+
+    func run() throws {
+        guard let m = ExecutionMode(rawValue: mode) else { throw InputError("--mode must be deterministic or parallel (got '\(mode)')") }
+        var be = SimEngine.DeterministicBackend.preferred
+        if let backend {
+            guard let b = SimEngine.DeterministicBackend(rawValue: backend) else { throw InputError("--backend must be fibers or threads (got '\(backend)')") }
+            be = b
+        }
+        guard let st = StrategyKind(rawValue: strategy) else { throw InputError("--strategy must be random or pct (got '\(strategy)')") }
+        guard let sd = UInt64(seed) else { throw InputError("--seed must be a non-negative integer (got '\(seed)')") }
+        if schedules != nil && seconds != nil { throw InputError("give --schedules or --seconds, not both") }
+        var selection = try ScenarioRegistry.named(scenario).selection(variant: variant, mode: m)
+        if let cpus { selection.sizes.cpus = cpus; selection.sizes.hostEventSources = min(selection.sizes.hostEventSources, cpus) }
+        if let vcpus { selection.sizes.vcpus = vcpus }
+        if let pages { selection.sizes.pages = pages }
+        if let opsPerVcpu { selection.sizes.opsPerVCPU = opsPerVcpu }
+        if let hostEventsPerSource { selection.sizes.hostEventsPerSource = hostEventsPerSource }
+        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent), ("table-bits", tableBits)] {
+            if let value { try selection.set(knob: flag, to: value) }
+        }
+        if let gpaTableFree { try selection.set(knob: "gpa-table-free", to: gpaTableFree) }
+        var o = RunOptions(selection, mode: m)
+        o.seed = sd; o.schedules = schedules; o.seconds = seconds
+        o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism
+        o.backend = be
+        o.stop = interruption
+        o.recordTrace = m == .parallel && traceOut != nil
+        guard reproductionSeconds >= 0 else { throw InputError("--reproduction-seconds must not be negative") }
+        o.reproductionSeconds = reproductionSeconds
+        // A recording at accesses lines up with its replay (docs/architecture.md, "Parallel failures").
+        o.points = o.recordTrace ? .accesses : .named
+        if let points {
+            guard let granularity = PointGranularity(rawValue: points) else { throw InputError("--points must be named or accesses (got '\(points)')") }
+            o.points = granularity
+        }
+        o.lengths = o.recordTrace ? RunOptions.recordingLengths : RunOptions.searchLengths
+        if let lengths {
+            o.lengths = try lengths.split(separator: ",", omittingEmptySubsequences: false).map { part throws(InputError) in
+                guard let f = Int(part) else { throw InputError("--lengths must be comma-separated integers (got '\(lengths)')") }
+                return f
+            }
+        }
+        let runner = try Runner(o)
+        if m == .deterministic && be == .fibers, let why = SimEngine.DeterministicBackend.fibersUnavailableReason {
+            printError("note: using the thread backend (same schedules, about 10x slower): \(why)")
+        }
+        installSignalHandlers()
+        let showProgress = !json && isatty(1) == 1 && isatty(2) == 1
+        if showProgress {
+            runner.progress = { done, total, elapsed in
+                guard elapsed > 1 else { return }
+                var line = "\r\(m == .deterministic ? "schedules" : "work") \(done)"
+                if let total { let f = Double(done) / Double(total); let n = Int(f * 30); line += "/\(total) [" + String(repeating: "#", count: n) + String(repeating: " ", count: 30 - n) + "]" }
+                line += String(format: " %.1fs", elapsed)
+                FileHandle.standardError.write(line.data(using: .utf8)!)
+            }
+        }
+        let report = runner.run()
+        if showProgress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+        if let traceOut {
+            if let t = runner.failingTrace {
+                do { try t.write(to: traceOut) } catch { throw InputError("cannot write trace file '\(traceOut)': \(error.localizedDescription)") }
+            } else if report.violations > 0 && report.reproduced == false {
+                printError("the real-thread failure was not reproduced deterministically in \(report.reproductionSchedules ?? 0) schedules (\(String(format: "%.0f", report.reproductionSeconds ?? 0)) s): no trace written")
+            } else if report.violations == 0 && !json {
+                print("no violation: no trace written")
+            }
+        }
+        if json { printJSON(report) } else { printHuman(report, trace: traceOut) }
+        if interruption.isRaised { throw ExitCode(128 + interruption.signal) }
+        if let m = report.determinismMismatch {
+            if !json { print("NOT DETERMINISTIC: \(m)") }
+            throw ExitCode(1)
+        }
+        if report.violations > 0 { throw ExitCode(1) }
+    }
+
+    func printHuman(_ r: RunReport, trace: String?) {
+        print("\(r.scenario) --variant \(r.variant) --mode \(r.mode.rawValue) --seed \(r.seed): \(r.schedules) \(r.mode == .deterministic ? "schedules" : "work units") in \(String(format: "%.2f", r.elapsedSeconds)) s\(r.interrupted ? " (interrupted)" : "")")
+        if let v = r.firstViolation {
+            let whereFound = r.mode == .deterministic ? "schedule \(r.firstViolationSchedule ?? 0), step \(v.step)"
+                : (r.episodes != nil ? "episode \(r.firstViolationSchedule ?? 0), on real threads" : "on real threads")
+            print("VIOLATION \(v.oracle) in \(whereFound), \(v.actor): \(v.message)")
+            if let trace, r.mode == .deterministic || r.reproduced == true {
+                if r.mode == .parallel {
+                    print("reproduced deterministically in \(r.reproductionSchedules ?? 0) schedules (\(String(format: "%.1f", r.reproductionSeconds ?? 0)) s), shrunk in \(String(format: "%.1f", r.shrinkSeconds ?? 0)) s")
+                }
+                print("trace written to \(trace); see it with: kvmsim replay \(trace)")
+            }
+        } else {
+            print("no violation")
+        }
+        if r.violations > 1 {
+            print("violations: " + r.violationsByOracle.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if !r.counters.isEmpty {
+            print("counters: " + r.counters.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let h = r.traceHash { print("traceHash \(h)") }
+    }
+}
