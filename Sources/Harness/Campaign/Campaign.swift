@@ -8,7 +8,13 @@ import Glibc
 /// A long stress campaign over every scenario and variant (`kvmsim campaign`):
 /// deterministic seeds and parallel stress, in turns, within a time budget, with
 /// its state in a directory so that it resumes where it stopped, splits across
-/// machines by shard, and loses nothing when interrupted.
+/// machines, and loses nothing when interrupted.
+///
+/// Two ways to split, which combine: `--shard I/N` gives each machine a slice
+/// of the scenario/variant pairs; `--seed-shard I/N` gives each machine every
+/// pair on its own seed stream (seeds I, I+N, I+2N, ...), so any number of
+/// machines can share one pair and no seed runs twice. `merge` joins the
+/// databases (Campaign+Merge.swift).
 ///
 /// The database (`--db DIR`):
 /// - `state.json`: per scenario/variant, the next deterministic and parallel
@@ -26,6 +32,7 @@ public enum Campaign {
     public struct PairState: Codable, Sendable {
         public var scenario: String
         public var variant: String
+        /// The seeds the next units run; they step by the seed shard's count.
         public var nextDeterministicSeed: UInt64 = 1
         public var nextParallelSeed: UInt64 = 1
         public var schedules: Int = 0
@@ -33,7 +40,70 @@ public enum Campaign {
         public var parallelWork: Int = 0
         public var coverage: [String: Int] = [:]
         public var unreachedMarks: [String] = []
+        /// Every seed run so far, per mode: one progression in a live database,
+        /// one per source after `merge`. Invariant: no seed in two of them.
+        public var deterministicSeeds: [SeedRun] = []
+        public var parallelSeeds: [SeedRun] = []
         public var id: String { "\(scenario)/\(variant)" }
+
+        public init(scenario: String, variant: String, firstSeed: UInt64 = 1) {
+            self.scenario = scenario
+            self.variant = variant
+            nextDeterministicSeed = firstSeed
+            nextParallelSeed = firstSeed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case scenario, variant, nextDeterministicSeed, nextParallelSeed, schedules, parallelSeconds, parallelWork
+            case coverage, unreachedMarks, deterministicSeeds, parallelSeeds
+        }
+
+        /// Reads the state of every kvmsim that wrote format 1; one written before
+        /// the seed lists existed ran seeds 1 ..< next, one shard of seeds.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            scenario = try c.decode(String.self, forKey: .scenario)
+            variant = try c.decode(String.self, forKey: .variant)
+            nextDeterministicSeed = try c.decode(UInt64.self, forKey: .nextDeterministicSeed)
+            nextParallelSeed = try c.decode(UInt64.self, forKey: .nextParallelSeed)
+            schedules = try c.decode(Int.self, forKey: .schedules)
+            parallelSeconds = try c.decode(Double.self, forKey: .parallelSeconds)
+            parallelWork = try c.decode(Int.self, forKey: .parallelWork)
+            coverage = try c.decode([String: Int].self, forKey: .coverage)
+            unreachedMarks = try c.decode([String].self, forKey: .unreachedMarks)
+            deterministicSeeds = try c.decodeIfPresent([SeedRun].self, forKey: .deterministicSeeds)
+                ?? SeedRun.legacy(next: nextDeterministicSeed)
+            parallelSeeds = try c.decodeIfPresent([SeedRun].self, forKey: .parallelSeeds) ?? SeedRun.legacy(next: nextParallelSeed)
+        }
+    }
+
+    /// Seeds `first, first + stride, ...`: `count` of them.
+    public struct SeedRun: Codable, Sendable, Equatable {
+        public var first: UInt64
+        public var stride: UInt64
+        public var count: Int
+
+        public func contains(_ seed: UInt64) -> Bool {
+            seed >= first && (seed - first) % stride == 0 && (seed - first) / stride < UInt64(count)
+        }
+        public var seeds: [UInt64] { (0..<count).map { first + UInt64($0) * stride } }
+
+        /// The first seed both runs hold, if any (walks the shorter).
+        public func firstCommon(with other: SeedRun) -> UInt64? {
+            let (short, long) = count <= other.count ? (self, other) : (other, self)
+            return short.seeds.first { long.contains($0) }
+        }
+
+        static func legacy(next: UInt64) -> [SeedRun] { next > 1 ? [SeedRun(first: 1, stride: 1, count: Int(next - 1))] : [] }
+
+        /// Appends `seed` to the last run if it continues it, else starts a run.
+        static func record(_ seed: UInt64, stride: UInt64, in runs: inout [SeedRun]) {
+            if let last = runs.last, last.stride == stride, last.first + UInt64(last.count) * stride == seed {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append(SeedRun(first: seed, stride: stride, count: 1))
+            }
+        }
     }
 
     public struct Failure: Codable, Sendable {
@@ -59,6 +129,11 @@ public enum Campaign {
         public var version = State.currentVersion
         public static let currentVersion = 1
         public var shard: String?
+        /// `--seed-shard I/N` of this database (nil: every seed, stride 1).
+        public var seedShard: String?
+        /// Set by `merge`: the databases this one joins. A merged database is a
+        /// report; campaigns do not resume it.
+        public var mergedFrom: [String]?
         public var pairs: [PairState] = []
         public var failures: [Failure] = []
         public var units = 0
@@ -69,6 +144,10 @@ public enum Campaign {
         public var db: String
         public var seconds: Double
         public var shard: (index: Int, count: Int)?
+        /// Every pair, on seeds index, index + count, ...
+        public var seedShard: (index: Int, count: Int)?
+        var seedStride: UInt64 { UInt64(seedShard?.count ?? 1) }
+        var firstSeed: UInt64 { UInt64(seedShard?.index ?? 1) }
         /// Schedules per deterministic unit, seconds per parallel unit.
         public var schedulesPerUnit = 2000
         public var parallelSecondsPerUnit: Double = 5
@@ -79,9 +158,9 @@ public enum Campaign {
         public init(db: String, seconds: Double) { self.db = db; self.seconds = seconds }
     }
 
-    /// Every scenario/variant pair of this shard.
-    static func pairs(shard: (index: Int, count: Int)?) -> [PairState] {
-        let all = ScenarioRegistry.all.flatMap { s in s.variants.map { PairState(scenario: s.name, variant: $0) } }
+    /// Every scenario/variant pair of this shard, at its first seed.
+    static func pairs(shard: (index: Int, count: Int)?, firstSeed: UInt64 = 1) -> [PairState] {
+        let all = ScenarioRegistry.all.flatMap { s in s.variants.map { PairState(scenario: s.name, variant: $0, firstSeed: firstSeed) } }
         guard let shard else { return all }
         return all.enumerated().filter { $0.offset % shard.count == shard.index - 1 }.map(\.element)
     }
@@ -92,23 +171,44 @@ public enum Campaign {
 
     static func statePath(_ db: String) -> String { (db as NSString).appendingPathComponent("state.json") }
 
-    /// Loads the database, or starts one. A database of another shard is bad input.
+    /// Reads a database's state.
+    public static func load(db: String) throws(InputError) -> State {
+        guard isDatabase(db) else { throw InputError("'\(db)' is not a kvmsim campaign database (it has no state.json)") }
+        let state: State
+        do { state = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: statePath(db)))) }
+        catch { throw InputError("'\(statePath(db))' is not a kvmsim campaign state: \(TraceFile.describe(error))") }
+        guard state.format == "kvmsim-campaign" else { throw InputError("'\(statePath(db))' is not a kvmsim campaign state") }
+        guard state.version == State.currentVersion else {
+            throw InputError("'\(statePath(db))' is campaign format \(state.version); this kvmsim reads format \(State.currentVersion)")
+        }
+        return state
+    }
+
+    static func isDatabase(_ path: String) -> Bool { FileManager.default.fileExists(atPath: statePath(path)) }
+
+    /// Loads the database, or starts one. A database of another shard or seed
+    /// shard, or a merged one, is bad input.
     public static func open(_ o: Options) throws(InputError) -> State {
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: (o.db as NSString).appendingPathComponent("traces"), withIntermediateDirectories: true) }
         catch { throw InputError("cannot create campaign database '\(o.db)': \(error.localizedDescription)") }
         let shardText = o.shard.map { "\($0.index)/\($0.count)" }
-        var state = State(shard: shardText)
-        if fm.fileExists(atPath: statePath(o.db)) {
-            do { state = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: statePath(o.db)))) }
-            catch { throw InputError("'\(statePath(o.db))' is not a kvmsim campaign state: \(TraceFile.describe(error))") }
-            guard state.format == "kvmsim-campaign", state.version == 1 else { throw InputError("'\(statePath(o.db))': unsupported campaign state") }
+        let seedShardText = o.seedShard.map { "\($0.index)/\($0.count)" }
+        var state = State(shard: shardText, seedShard: seedShardText)
+        if isDatabase(o.db) {
+            state = try load(db: o.db)
+            if let sources = state.mergedFrom {
+                throw InputError("campaign database '\(o.db)' is a merge of \(sources.count) databases; resume one of them instead")
+            }
             guard state.shard == shardText else {
                 throw InputError("campaign database '\(o.db)' belongs to shard \(state.shard ?? "all"), not \(shardText ?? "all")")
             }
+            guard state.seedShard == seedShardText else {
+                throw InputError("campaign database '\(o.db)' belongs to seed shard \(state.seedShard ?? "all"), not \(seedShardText ?? "all")")
+            }
         }
-        // New scenarios or variants since the database was made join at seed 1.
-        for p in pairs(shard: o.shard) where !state.pairs.contains(where: { $0.id == p.id }) { state.pairs.append(p) }
+        // New scenarios or variants since the database was made join at the first seed.
+        for p in pairs(shard: o.shard, firstSeed: o.firstSeed) where !state.pairs.contains(where: { $0.id == p.id }) { state.pairs.append(p) }
         return state
     }
 
@@ -161,11 +261,13 @@ public enum Campaign {
             let runner = try Runner(opts)
             let r = runner.run()
             if parallel {
-                p.nextParallelSeed += 1
+                SeedRun.record(opts.seed, stride: o.seedStride, in: &p.parallelSeeds)
+                p.nextParallelSeed += o.seedStride
                 p.parallelSeconds += r.elapsedSeconds
                 p.parallelWork += r.schedules
             } else {
-                p.nextDeterministicSeed += 1
+                SeedRun.record(opts.seed, stride: o.seedStride, in: &p.deterministicSeeds)
+                p.nextDeterministicSeed += o.seedStride
                 p.schedules += r.schedules
             }
             p.coverage.merge(r.coverage, uniquingKeysWith: +)
@@ -203,7 +305,8 @@ public enum Campaign {
 
     /// The human summary.
     public static func summary(_ s: State) -> String {
-        var lines = ["campaign\(s.shard.map { " shard \($0)" } ?? ""): \(s.units) units, \(String(format: "%.0f", s.elapsedSeconds)) s of runs"]
+        var lines = ["campaign\(s.shard.map { " shard \($0)" } ?? "")\(s.seedShard.map { " seed shard \($0)" } ?? "")"
+                     + "\(s.mergedFrom.map { " (merge of \($0.count) databases)" } ?? ""): \(s.units) units, \(String(format: "%.0f", s.elapsedSeconds)) s of runs"]
         for p in s.pairs {
             var l = "  \(p.id): \(p.schedules) schedules, \(String(format: "%.0f", p.parallelSeconds)) s parallel"
             let f = s.failures.filter { $0.scenario == p.scenario && $0.variant == p.variant }

@@ -6,22 +6,7 @@ extension RegressReport {
     /// whose verdict differs from its expectation.
     public var junit: String {
         let r = self
-        func esc(_ s: String) -> String {
-            var o = ""
-            for ch in s.unicodeScalars {
-                switch ch {
-                case "&": o += "&amp;"
-                case "<": o += "&lt;"
-                case ">": o += "&gt;"
-                case "\"": o += "&quot;"
-                case "'": o += "&apos;"
-                default:
-                    // XML 1.0 allows tab, newline, carriage return and >= 0x20.
-                    if ch.value == 0x9 || ch.value == 0xA || ch.value == 0xD || ch.value >= 0x20 { o.unicodeScalars.append(ch) }
-                }
-            }
-            return o
-        }
+        let esc = JUnitXML.escape
         let t = { (x: Double) in String(format: "%.3f", x) }
         var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         x += "<testsuites name=\"kvmsim regress\" tests=\"\(r.cases.count)\" failures=\"\(r.failed)\" time=\"\(t(r.elapsedSeconds))\">\n"

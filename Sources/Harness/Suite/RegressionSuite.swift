@@ -18,10 +18,10 @@ public enum RegressionSuite {
     }
 
     /// Parses "I/N" (1 <= I <= N).
-    public static func parseShard(_ s: String) throws(InputError) -> (index: Int, count: Int) {
+    public static func parseShard(_ s: String, flag: String = "--shard") throws(InputError) -> (index: Int, count: Int) {
         let parts = s.split(separator: "/")
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(i) else {
-            throw InputError("--shard must be I/N with 1 <= I <= N (got '\(s)')")
+            throw InputError("\(flag) must be I/N with 1 <= I <= N (got '\(s)')")
         }
         return (i, n)
     }
