@@ -51,3 +51,11 @@ public struct Memslots: Sendable {
     public var totalPages: Int { slots.reduce(0) { $0 + $1.npages } }
     public var maxGfn: Int { slots.map { $0.baseGfn + $0.npages }.max() ?? 0 }
 }
+
+extension Memslots {
+    /// kvm_for_each_memslot_in_hva_range(): the slots whose host range
+    /// intersects `hvas`, in ascending hva order (the interval tree's).
+    public func slots(intersectingHVAs hvas: Range<Int>) -> [Memslot] {
+        slots.filter { $0.hvas.overlaps(hvas) }.sorted { $0.userspaceAddr < $1.userspaceAddr }
+    }
+}
