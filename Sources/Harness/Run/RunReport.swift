@@ -16,6 +16,10 @@ public struct RunReport: Encodable, Sendable {
     /// Hash of every step of every schedule (deterministic mode), hex; nil in parallel mode.
     public var traceHash: String?
     public var config: EncodedConfig
+    /// The schedule (or episode) lengths used in turn, as multiples of the
+    /// scenario's quotas, and the scheduling points switched (or recorded) at.
+    public var lengths: [Int] = []
+    public var points: PointGranularity = .named
     public var interrupted: Bool
     public var steps: Int
     /// Seconds from the start of the run to the first violation.
@@ -47,7 +51,7 @@ public struct RunReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case scenario, variant, mode, seed, strategy, schedules, violations, firstViolationSchedule, firstViolation
-        case elapsedSeconds, traceHash, config, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
+        case elapsedSeconds, traceHash, config, lengths, points, interrupted, steps, secondsToFirstViolation, determinismMismatch, counters, violationsByOracle, coverage, unreachedMarks
         case reproduced, reproductionSeconds, reproductionSchedules, shrinkSeconds, recordedSteps, guidedReplayMisses, episodes
     }
 
@@ -67,6 +71,8 @@ public struct RunReport: Encodable, Sendable {
         try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
         try c.encode(traceHash, forKey: .traceHash)
         try c.encode(config, forKey: .config)
+        try c.encode(lengths, forKey: .lengths)
+        try c.encode(points, forKey: .points)
         try c.encode(interrupted, forKey: .interrupted)
         try c.encode(steps, forKey: .steps)
         try c.encode(secondsToFirstViolation, forKey: .secondsToFirstViolation)

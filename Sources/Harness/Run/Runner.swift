@@ -64,6 +64,8 @@ public final class Runner {
                           firstViolation: first?.violation, elapsedSeconds: elapsed, traceHash: traceHash,
                           config: o.selection.config, interrupted: interrupted, steps: steps,
                           secondsToFirstViolation: secondsToFirst, determinismMismatch: mismatch)
+        r.lengths = o.lengths
+        r.points = o.points
         r.counters = counterTotals
         r.violationsByOracle = violationTotals
         var cov = coverageTotals
