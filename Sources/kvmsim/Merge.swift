@@ -25,6 +25,7 @@ struct Merge: ParsableCommand {
         var isDirectory: ObjCBool = false
         let dirs = inputs.filter { FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue }
         if !dirs.isEmpty {
+            if let missing = inputs.first(where: { !FileManager.default.fileExists(atPath: $0) }) { throw InputError("'\(missing)' does not exist") }
             guard dirs.count == inputs.count else { throw InputError("give regress reports or campaign databases, not both") }
             guard let out else { throw InputError("merging campaign databases needs --out DIR for the merged database") }
             try finishCampaign(try Campaign.merge(inputs, into: out), db: out, json: json, tap: tap, junit: junit)

@@ -153,4 +153,50 @@ import Catalog
         for s: UInt64 in [3, 7, 11, 19] { Campaign.SeedRun.record(s, stride: 4, in: &runs) }
         #expect(runs == [Campaign.SeedRun(first: 3, stride: 4, count: 3), Campaign.SeedRun(first: 19, stride: 4, count: 1)])
     }
+
+    /// State files a campaign never writes are bad input, not a trap: a
+    /// stride of 0, a negative count, seeds that overflow.
+    @Test func malformedSeedRunsAreRefused() throws {
+        for (i, bad) in [#""deterministicSeeds":[{"first":1,"stride":0,"count":5}],"#,
+                         #""deterministicSeeds":[{"first":1,"stride":1,"count":-1}],"#,
+                         #""deterministicSeeds":[{"first":18446744073709551615,"stride":2,"count":2}],"#, ""].enumerated() {
+            let next = bad.isEmpty ? "18446744073709551615" : "1"
+            let db = Self.tempDB("malformed\(i)")
+            defer { try? FileManager.default.removeItem(atPath: db) }
+            try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true)
+            let json = """
+                {"format":"kvmsim-campaign","version":1,"units":1,"elapsedSeconds":1,"failures":[],"pairs":[
+                 {"scenario":"gva-flush","variant":"patched","nextDeterministicSeed":\(next),"nextParallelSeed":1,"schedules":3,\(bad)
+                  "parallelSeconds":0,"parallelWork":0,"coverage":{},"unreachedMarks":[]}]}
+                """
+            try Data(json.utf8).write(to: URL(fileURLWithPath: Campaign.statePath(db)))
+            #expect(throws: InputError.self) { try Campaign.load(db: db) }
+        }
+    }
+
+    /// A source naming a trace it lacks stops the merge before it writes.
+    @Test func aMergeWithAMissingTraceWritesNothing() throws {
+        let db = Self.tempDB("missing-trace"), out = Self.tempDB("missing-trace-merged")
+        defer { for d in [db, out] { try? FileManager.default.removeItem(atPath: d) } }
+        var o = Campaign.Options(db: db, seconds: 0.5)
+        o.shard = try Self.shardOf("sync-mmu-race/pre-fix")
+        o.schedulesPerUnit = 30
+        o.parallelSecondsPerUnit = 0.1
+        o.reproductionSeconds = 1
+        let s = try Campaign.run(o)
+        let trace = try #require(s.failures.compactMap(\.trace).first)
+        try FileManager.default.removeItem(atPath: (db as NSString).appendingPathComponent(trace))
+        #expect(throws: InputError.self) { try Campaign.merge([db], into: out) }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    /// Common seeds are found by arithmetic, not by listing a billion seeds.
+    @Test func commonSeedsOfLongRuns() {
+        let legacy = Campaign.SeedRun(first: 1, stride: 1, count: 1_000_000_000)
+        let shard = Campaign.SeedRun(first: 2_000_000_003, stride: 8, count: 1_000_000_000)
+        #expect(legacy.firstCommon(with: shard) == nil)
+        #expect(legacy.firstCommon(with: Campaign.SeedRun(first: 999_999_993, stride: 8, count: 10)) == 999_999_993)
+        #expect(Campaign.SeedRun(first: 3, stride: 6, count: 1_000_000_000).firstCommon(with: Campaign.SeedRun(first: 2, stride: 4, count: 1_000_000_000)) == nil)
+        #expect(Campaign.SeedRun(first: 3, stride: 6, count: 1_000_000_000).firstCommon(with: Campaign.SeedRun(first: 1, stride: 4, count: 1_000_000_000)) == 9)
+    }
 }

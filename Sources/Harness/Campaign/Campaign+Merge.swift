@@ -28,6 +28,8 @@ extension Campaign {
         var merged = State()
         let shards = Set(sources.map { $0.state.shard ?? "all" })
         merged.shard = shards.count == 1 ? sources[0].state.shard : nil
+        let seedShards = Set(sources.map { $0.state.seedShard ?? "all" })
+        merged.seedShard = seedShards.count == 1 ? sources[0].state.seedShard : nil
         merged.mergedFrom = sources.map(\.path)
         // Pairs in the registry's order; pairs of scenarios this kvmsim lacks after.
         let order = Dictionary(pairs(shard: nil).enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -63,18 +65,49 @@ extension Campaign {
         }
         merged.pairs = byID.values.sorted { (order[$0.id] ?? .max, $0.id) < (order[$1.id] ?? .max, $1.id) }
 
-        // Checked and joined: only now is anything written.
+        // Every trace a source names is a file of its own traces/ directory.
+        for (path, state) in sources {
+            for f in state.failures {
+                guard let t = f.trace else { continue }
+                guard t.hasPrefix("traces/"), !t.split(separator: "/").contains(".."),
+                      fm.fileExists(atPath: (path as NSString).appendingPathComponent(t)) else {
+                    throw InputError("'\(statePath(path))' names a trace '\(t)' that is not in its traces/ directory")
+                }
+            }
+        }
+        if let existing = try? fm.contentsOfDirectory(atPath: out), !existing.isEmpty {
+            throw InputError("'\(out)' is not empty; merge into a new directory")
+        }
+
+        // Checked and joined: only now is anything written, and a failure
+        // removes what this merge made.
+        let made = !fm.fileExists(atPath: out)
+        do {
+            try write(merged, sources: sources, to: out)
+        } catch {
+            if made { try? fm.removeItem(atPath: out) } else { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("traces")) }
+            throw error
+        }
+        return try load(db: out)
+    }
+
+    /// Copies the sources' traces into `out/traces` (renaming a clash) and
+    /// writes the merged state.
+    private static func write(_ state: State, sources: [(path: String, state: State)], to out: String) throws(InputError) {
+        var merged = state
+        let fm = FileManager.default
         do { try fm.createDirectory(atPath: (out as NSString).appendingPathComponent("traces"), withIntermediateDirectories: true) }
         catch { throw InputError("cannot create '\(out)': \(error.localizedDescription)") }
-
         for (n, (path, state)) in sources.enumerated() {
             for var f in state.failures {
                 if let trace = f.trace {
                     let from = (path as NSString).appendingPathComponent(trace)
                     var name = trace
-                    if fm.fileExists(atPath: (out as NSString).appendingPathComponent(name)) {
-                        // Seeds are disjoint, so names are; a source's own clash keeps both.
-                        name = "traces/source\(n + 1)-" + (trace as NSString).lastPathComponent
+                    var copy = 1
+                    while fm.fileExists(atPath: (out as NSString).appendingPathComponent(name)) {
+                        // Seeds are disjoint, so names are; keep both if not.
+                        name = "traces/source\(n + 1)-\(copy)-" + (trace as NSString).lastPathComponent
+                        copy += 1
                     }
                     do { try fm.copyItem(atPath: from, toPath: (out as NSString).appendingPathComponent(name)); f.trace = name }
                     catch { throw InputError("cannot copy '\(from)' into '\(out)': \(error.localizedDescription)") }
@@ -83,6 +116,5 @@ extension Campaign {
             }
         }
         try save(merged, db: out)
-        return merged
     }
 }

@@ -66,6 +66,9 @@ public enum Campaign {
             variant = try c.decode(String.self, forKey: .variant)
             nextDeterministicSeed = try c.decode(UInt64.self, forKey: .nextDeterministicSeed)
             nextParallelSeed = try c.decode(UInt64.self, forKey: .nextParallelSeed)
+            guard (1...SeedRun.maxSeed).contains(nextDeterministicSeed), (1...SeedRun.maxSeed).contains(nextParallelSeed) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "next seeds out of range"))
+            }
             schedules = try c.decode(Int.self, forKey: .schedules)
             parallelSeconds = try c.decode(Double.self, forKey: .parallelSeconds)
             parallelWork = try c.decode(Int.self, forKey: .parallelWork)
@@ -88,13 +91,48 @@ public enum Campaign {
         }
         public var seeds: [UInt64] { (0..<count).map { first + UInt64($0) * stride } }
 
-        /// The first seed both runs hold, if any (walks the shorter).
+        /// The last seed of the run (count >= 1, checked when decoded).
+        var last: UInt64 { first + UInt64(count - 1) * stride }
+
+        /// The first seed both runs hold, if any. The common seeds of two
+        /// progressions recur every lcm(strides), so at most
+        /// (smaller stride / gcd) terms of the larger-stride run need a look.
         public func firstCommon(with other: SeedRun) -> UInt64? {
-            let (short, long) = count <= other.count ? (self, other) : (other, self)
-            return short.seeds.first { long.contains($0) }
+            guard count > 0, other.count > 0 else { return nil }
+            let (a, b) = stride >= other.stride ? (self, other) : (other, self)
+            func gcd(_ x: UInt64, _ y: UInt64) -> UInt64 { y == 0 ? x : gcd(y, x % y) }
+            let steps = b.stride / gcd(a.stride, b.stride) + 1
+            var k: UInt64 = b.first > a.first ? (b.first - a.first + a.stride - 1) / a.stride : 0
+            let end = min(UInt64(a.count), k &+ steps)
+            while k < end {
+                let seed = a.first + k * a.stride
+                if seed > b.last { return nil }
+                if b.contains(seed) { return seed }
+                k += 1
+            }
+            return nil
         }
 
+        public init(first: UInt64, stride: UInt64, count: Int) { self.first = first; self.stride = stride; self.count = count }
+
+        /// Refuses runs no campaign writes: seeds from 1, a stride of at least
+        /// 1, at least one seed, the last one representable.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            first = try c.decode(UInt64.self, forKey: .first)
+            stride = try c.decode(UInt64.self, forKey: .stride)
+            count = try c.decode(Int.self, forKey: .count)
+            let span = UInt64(max(count, 1) - 1).multipliedReportingOverflow(by: stride)
+            guard first >= 1, stride >= 1, count >= 1, !span.overflow, !first.addingReportingOverflow(span.partialValue).overflow else {
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
+                    debugDescription: "seed run {first \(first), stride \(stride), count \(count)} is not one a campaign writes"))
+            }
+        }
+        enum CodingKeys: String, CodingKey { case first, stride, count }
+
         static func legacy(next: UInt64) -> [SeedRun] { next > 1 ? [SeedRun(first: 1, stride: 1, count: Int(next - 1))] : [] }
+        /// Seeds past this never occur (a campaign runs far fewer units).
+        static let maxSeed = UInt64(Int.max / 2)
 
         /// Appends `seed` to the last run if it continues it, else starts a run.
         static func record(_ seed: UInt64, stride: UInt64, in runs: inout [SeedRun]) {

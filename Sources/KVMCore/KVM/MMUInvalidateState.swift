@@ -49,6 +49,8 @@ public final class MMUInvalidateState: @unchecked Sendable {
     /// invalidations). Before any actor runs.
     public func setSeq(_ value: UInt64) { words.store(0, .seq, value) }
 
+    /// WARN_ON_ONCE() / KVM_BUG_ON(): reported each time it fires (the
+    /// oracle's first report is the one a run keeps).
     func warnOnce(_ condition: Bool, _ what: @autoclosure () -> String) {
         if condition { engine.report(.kvmWarn, what()) }
     }
@@ -87,9 +89,10 @@ public final class MMUInvalidateState: @unchecked Sendable {
         mmuLock.assertHeldWrite("kvm_mmu_invalidate_end")
         words.add(0, .seq, 1)
         smp_wmb()
-        let before = words.load(0, .inProgress)
-        warnOnce(before == 0, "KVM_BUG_ON(kvm->mmu_invalidate_in_progress < 0)")
-        if before > 0 { words.sub(0, .inProgress, 1) }
+        // Unconditional, as the kernel's: below zero (here: wrapped) every
+        // retry check says retry until the VM, marked bugged, goes away.
+        let now = words.sub(0, .inProgress, 1)
+        warnOnce(now == UInt64.max, "KVM_BUG_ON(kvm->mmu_invalidate_in_progress < 0)")
         // At least one range must have been added between begin and end.
         warnOnce(words.load(0, .rangeStart) == Self.invalidGFN, "kvm_mmu_invalidate_end() with no range added")
     }
