@@ -29,7 +29,9 @@ struct CampaignCommand: ParsableCommand {
         guard reproductionSeconds >= 0 else { throw InputError("--reproduction-seconds must not be negative") }
         var o = Campaign.Options(db: db, seconds: seconds)
         o.shard = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
+        // 1/1 is every seed: the same database as no --seed-shard.
         o.seedShard = try seedShard.map { s throws(InputError) in try RegressionSuite.parseShard(s, flag: "--seed-shard") }
+            .flatMap { $0.count == 1 ? nil : $0 }
         if tap && json { throw InputError("give --tap or --json, not both") }
         o.schedulesPerUnit = schedulesPerUnit
         o.parallelSecondsPerUnit = parallelSeconds

@@ -8,7 +8,11 @@ extension Campaign.State {
     func failures(of p: Campaign.PairState) -> [Campaign.Failure] {
         failures.filter { $0.scenario == p.scenario && $0.variant == p.variant }
     }
-    func ran(_ p: Campaign.PairState) -> Bool { p.schedules > 0 || p.parallelWork > 0 || p.parallelSeconds > 0 }
+    /// Any unit ran for the pair (an interrupted one with no schedule counts:
+    /// its seed is recorded as run).
+    func ran(_ p: Campaign.PairState) -> Bool {
+        !p.deterministicSeeds.isEmpty || !p.parallelSeeds.isEmpty || p.schedules > 0 || p.parallelSeconds > 0
+    }
 
     /// Every pair of the registry (a campaign's report accounts for all of
     /// them, whatever its shard), then pairs of scenarios this kvmsim lacks.
