@@ -68,6 +68,17 @@ import Catalog
         FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-\(name)-\(getpid())").path
     }
 
+    /// A campaign over the one pair `id`, with small units.
+    static func onePair(_ id: String, db: String, seconds: Double, schedulesPerUnit: Int,
+                        parallelSeconds: Double = 5, reproductionSeconds: Double = 60) throws -> Campaign.Options {
+        var o = Campaign.Options(db: db, seconds: seconds)
+        o.shard = try shardOf(id)
+        o.schedulesPerUnit = schedulesPerUnit
+        o.parallelSecondsPerUnit = parallelSeconds
+        o.reproductionSeconds = reproductionSeconds
+        return o
+    }
+
     /// The pair shard that holds `id` alone.
     static func shardOf(_ id: String) throws -> (index: Int, count: Int) {
         let all = Campaign.pairs(shard: nil)
@@ -83,12 +94,9 @@ import Catalog
         defer { for d in dbs + [out] { try? FileManager.default.removeItem(atPath: d) } }
         var states: [Campaign.State] = []
         for (i, db) in dbs.enumerated() {
-            var o = Campaign.Options(db: db, seconds: 1.5)
-            o.shard = try Self.shardOf("sync-mmu-race/pre-fix")
+            var o = try Self.onePair("sync-mmu-race/pre-fix", db: db, seconds: 1.5, schedulesPerUnit: 30,
+                                     parallelSeconds: 0.2, reproductionSeconds: 2)
             o.seedShard = (i + 1, 2)
-            o.schedulesPerUnit = 30
-            o.parallelSecondsPerUnit = 0.2
-            o.reproductionSeconds = 2
             states.append(try Campaign.run(o))
         }
         for (i, s) in states.enumerated() {
@@ -123,10 +131,7 @@ import Catalog
     @Test func anOverlappingMergeIsRefused() throws {
         let db = Self.tempDB("overlap"), out = Self.tempDB("overlap-merged")
         defer { for d in [db, out] { try? FileManager.default.removeItem(atPath: d) } }
-        var o = Campaign.Options(db: db, seconds: 0.3)
-        o.shard = try Self.shardOf("gva-flush/patched")
-        o.schedulesPerUnit = 10
-        _ = try Campaign.run(o)
+        _ = try Campaign.run(Self.onePair("gva-flush/patched", db: db, seconds: 0.3, schedulesPerUnit: 10))
         #expect(throws: InputError.self) { try Campaign.merge([db, db], into: out) }
         #expect(!FileManager.default.fileExists(atPath: out))
     }
@@ -178,12 +183,8 @@ import Catalog
     @Test func aMergeWithAMissingTraceWritesNothing() throws {
         let db = Self.tempDB("missing-trace"), out = Self.tempDB("missing-trace-merged")
         defer { for d in [db, out] { try? FileManager.default.removeItem(atPath: d) } }
-        var o = Campaign.Options(db: db, seconds: 0.5)
-        o.shard = try Self.shardOf("sync-mmu-race/pre-fix")
-        o.schedulesPerUnit = 30
-        o.parallelSecondsPerUnit = 0.1
-        o.reproductionSeconds = 1
-        let s = try Campaign.run(o)
+        let s = try Campaign.run(Self.onePair("sync-mmu-race/pre-fix", db: db, seconds: 0.5, schedulesPerUnit: 30,
+                                              parallelSeconds: 0.1, reproductionSeconds: 1))
         let trace = try #require(s.failures.compactMap(\.trace).first)
         try FileManager.default.removeItem(atPath: (db as NSString).appendingPathComponent(trace))
         #expect(throws: InputError.self) { try Campaign.merge([db], into: out) }

@@ -54,8 +54,7 @@ extension Campaign {
                 m.schedules += p.schedules
                 m.parallelSeconds += p.parallelSeconds
                 m.parallelWork += p.parallelWork
-                m.coverage.merge(p.coverage, uniquingKeysWith: +)
-                m.unreachedMarks = m.coverage.filter { $0.value == 0 }.map(\.key).sorted()
+                m.addCoverage(p.coverage)
                 m.deterministicSeeds += p.deterministicSeeds
                 m.parallelSeeds += p.parallelSeeds
                 byID[p.id] = m
@@ -83,17 +82,16 @@ extension Campaign {
         // removes what this merge made.
         let made = !fm.fileExists(atPath: out)
         do {
-            try write(merged, sources: sources, to: out)
+            return try write(merged, sources: sources, to: out)
         } catch {
             if made { try? fm.removeItem(atPath: out) } else { try? fm.removeItem(atPath: (out as NSString).appendingPathComponent("traces")) }
             throw error
         }
-        return try load(db: out)
     }
 
-    /// Copies the sources' traces into `out/traces` (renaming a clash) and
-    /// writes the merged state.
-    private static func write(_ state: State, sources: [(path: String, state: State)], to out: String) throws(InputError) {
+    /// Copies the sources' traces into `out/traces` (renaming a clash), writes
+    /// the merged state with its failures pointing at the copies, returns it.
+    private static func write(_ state: State, sources: [(path: String, state: State)], to out: String) throws(InputError) -> State {
         var merged = state
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: (out as NSString).appendingPathComponent("traces"), withIntermediateDirectories: true) }
@@ -116,5 +114,6 @@ extension Campaign {
             }
         }
         try save(merged, db: out)
+        return merged
     }
 }

@@ -41,19 +41,14 @@ extension Campaign.State {
     /// a pair this campaign did not run (another shard) is SKIP.
     /// - Parameter db: the database's directory, to name trace paths.
     public func ktap(db: String) -> String {
-        let all = reportPairs
-        var scenarios: [(name: String, pairs: [Campaign.PairState])] = []
-        for p in all {
-            if scenarios.last?.name == p.scenario { scenarios[scenarios.count - 1].pairs.append(p) }
-            else { scenarios.append((p.scenario, [p])) }
-        }
+        let scenarios = KTAP.groupedByScenario(reportPairs, \.scenario)
         var out = ["KTAP version 1", "1..\(scenarios.count)"]
         var pass = 0, fail = 0, skip = 0
         for (n, scenario) in scenarios.enumerated() {
-            out += ["  KTAP version 1", "  # Subtest: \(scenario.name)", "  1..\(scenario.pairs.count)"]
+            out += ["  KTAP version 1", "  # Subtest: \(scenario.name)", "  1..\(scenario.items.count)"]
             var failed = false, ran = false
-            for (i, p) in scenario.pairs.enumerated() {
-                let name = RegressReport.ktapName(p.id)
+            for (i, p) in scenario.items.enumerated() {
+                let name = KTAP.name(p.id)
                 guard self.ran(p) else {
                     out.append("  ok \(i + 1) \(name) # SKIP not run by this campaign")
                     skip += 1
@@ -61,7 +56,7 @@ extension Campaign.State {
                 }
                 ran = true
                 out.append("  # \(name): \(Self.describe(p))")
-                for f in failures(of: p) { out.append("  # \(name): " + RegressReport.ktapName(Self.describe(f, db: db))) }
+                for f in failures(of: p) { out.append("  # \(name): " + KTAP.name(Self.describe(f, db: db))) }
                 let ok = passed(p)
                 if ok { pass += 1 } else { fail += 1; failed = true }
                 out.append("  \(ok ? "ok" : "not ok") \(i + 1) \(name)")

@@ -46,6 +46,13 @@ public enum Campaign {
         public var parallelSeeds: [SeedRun] = []
         public var id: String { "\(scenario)/\(variant)" }
 
+        /// Adds a run's (or another database's) coverage counts; the marks
+        /// still at zero are the pair's unreached ones.
+        mutating func addCoverage(_ counts: [String: Int]) {
+            coverage.merge(counts, uniquingKeysWith: +)
+            unreachedMarks = coverage.filter { $0.value == 0 }.map(\.key).sorted()
+        }
+
         public init(scenario: String, variant: String, firstSeed: UInt64 = 1) {
             self.scenario = scenario
             self.variant = variant
@@ -265,7 +272,8 @@ public enum Campaign {
     public static func run(_ o: Options, progress: (String) -> Void = { _ in }) throws(InputError) -> State {
         var state = try open(o)
         let start = Date()
-        let active = state.pairs.enumerated().filter { p in pairs(shard: o.shard).contains { $0.id == p.element.id } }.map(\.offset)
+        let mine = Set(pairs(shard: o.shard).map(\.id))
+        let active = state.pairs.indices.filter { mine.contains(state.pairs[$0].id) }
         guard !active.isEmpty else { return state }
         var turn = state.units
         while Date().timeIntervalSince(start) < o.seconds && !o.stop.isRaised {
@@ -308,8 +316,7 @@ public enum Campaign {
                 p.nextDeterministicSeed += o.seedStride
                 p.schedules += r.schedules
             }
-            p.coverage.merge(r.coverage, uniquingKeysWith: +)
-            p.unreachedMarks = p.coverage.filter { $0.value == 0 }.map(\.key).sorted()
+            p.addCoverage(r.coverage)
             var lastTrace: String? = nil
             if let v = r.firstViolation {
                 var tracePath: String? = nil
@@ -347,7 +354,7 @@ public enum Campaign {
                      + "\(s.mergedFrom.map { " (merge of \($0.count) databases)" } ?? ""): \(s.units) units, \(String(format: "%.0f", s.elapsedSeconds)) s of runs"]
         for p in s.pairs {
             var l = "  \(p.id): \(p.schedules) schedules, \(String(format: "%.0f", p.parallelSeconds)) s parallel"
-            let f = s.failures.filter { $0.scenario == p.scenario && $0.variant == p.variant }
+            let f = s.failures(of: p)
             if !f.isEmpty { l += ", \(f.count) failing seed(s)" + (isKnown(p.scenario, p.variant) ? " (known race)" : " (NEW)") }
             if !p.unreachedMarks.isEmpty { l += "; never reached: \(p.unreachedMarks.joined(separator: "; "))" }
             lines.append(l)

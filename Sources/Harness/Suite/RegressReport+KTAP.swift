@@ -16,19 +16,15 @@ extension RegressReport {
     ///     checked-in `Tests/Traces`, or `regress --write-traces DIR`).
     public func ktap(suite: [SuiteCase], tracesDir: String = "Tests/Traces") -> String {
         let results = Dictionary(cases.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var scenarios: [(name: String, cases: [SuiteCase])] = []
-        for c in suite {
-            if scenarios.last?.name == c.scenario { scenarios[scenarios.count - 1].cases.append(c) }
-            else { scenarios.append((c.scenario, [c])) }
-        }
+        let scenarios = KTAP.groupedByScenario(suite, \.scenario)
         var out = ["KTAP version 1", "1..\(scenarios.count)"]
         for (n, scenario) in scenarios.enumerated() {
             out.append("  KTAP version 1")
             out.append("  # Subtest: \(scenario.name)")
-            out.append("  1..\(scenario.cases.count)")
+            out.append("  1..\(scenario.items.count)")
             var failed = false, ran = false
-            for (i, c) in scenario.cases.enumerated() {
-                let name = Self.ktapName(c.id)
+            for (i, c) in scenario.items.enumerated() {
+                let name = KTAP.name(c.id)
                 guard let r = results[c.id] else {
                     out.append("  ok \(i + 1) \(name) # SKIP \(shard.map { "not in shard \($0)" } ?? "not in this report")")
                     continue
@@ -48,10 +44,5 @@ extension RegressReport {
         if interrupted { out.append("# interrupted: the cases after the interrupted one did not run") }
         out.append("# Totals: pass:\(passed) fail:\(failed) skip:\(suite.count - cases.count)")     // as kselftest ends
         return out.joined(separator: "\n") + "\n"
-    }
-
-    /// A result line's description may hold anything but `#` and a newline.
-    static func ktapName(_ s: String) -> String {
-        String(s.map { $0 == "#" || $0.isNewline ? "_" : $0 })
     }
 }

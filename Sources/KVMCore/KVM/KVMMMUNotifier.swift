@@ -75,8 +75,8 @@ public final class KVMMMUNotifier: @unchecked Sendable {
     @discardableResult
     public func handleHVARange(_ range: Range) -> (ret: Bool, foundMemslot: Bool) {
         var ret = false, found = false
-        if range.end <= range.start { invalidate.warnOnce(true, "__kvm_handle_hva_range(): end <= start"); return (false, false) }
-        if range.onLock == nil && range.handler == nil { invalidate.warnOnce(true, "__kvm_handle_hva_range(): no handler"); return (false, false) }
+        if range.end <= range.start { engine.kvmWarnOn(true, "__kvm_handle_hva_range(): end <= start"); return (false, false) }
+        if range.onLock == nil && range.handler == nil { engine.kvmWarnOn(true, "__kvm_handle_hva_range(): no handler"); return (false, false) }
         for slot in memslots.slots(intersectingHVAs: range.start..<range.end) {
             let hvaStart = max(range.start, slot.userspaceAddr)
             let hvaEnd = min(range.end, slot.userspaceAddr + slot.npages)
@@ -121,7 +121,7 @@ public final class KVMMMUNotifier: @unchecked Sendable {
                              onLock: { [invalidate] in invalidate.end() }, flushOnRet: false, mayBlock: mayBlock))
         mnInvalidateLock.lock()
         let count = activeCount.load(0)
-        invalidate.warnOnce(count == 0, "kvm_mmu_notifier_invalidate_range_end(): mn_active_invalidate_count is 0")
+        engine.kvmWarnOn(count == 0, "kvm_mmu_notifier_invalidate_range_end(): mn_active_invalidate_count is 0")
         if count > 0 { activeCount.sub(0, 1) }
         mnInvalidateLock.unlock()
         // The memslot updater waiting for the count to reach 0 (rcuwait) is not modelled.

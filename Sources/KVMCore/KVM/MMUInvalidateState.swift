@@ -7,6 +7,14 @@ extension Oracle {
     public static let kvmWarn = Oracle("kvm-warn", "no WARN_ON_ONCE() or KVM_BUG_ON() of the modelled kernel code fires")
 }
 
+extension SimEngine {
+    /// WARN_ON_ONCE() / KVM_BUG_ON() of the modelled kernel code: reported
+    /// each time it fires (the oracle's first report is the one a run keeps).
+    func kvmWarnOn(_ condition: Bool, _ what: @autoclosure () -> String) {
+        if condition { report(.kvmWarn, what()) }
+    }
+}
+
 /// Today's invalidation state of `struct kvm` (include/linux/kvm_host.h,
 /// CONFIG_KVM_GENERIC_MMU_NOTIFIER; text read: v6.14-era master; the gfn
 /// range and begin/range_add split came with guest_memfd, v6.8 we believe):
@@ -49,12 +57,6 @@ public final class MMUInvalidateState: @unchecked Sendable {
     /// invalidations). Before any actor runs.
     public func setSeq(_ value: UInt64) { words.store(0, .seq, value) }
 
-    /// WARN_ON_ONCE() / KVM_BUG_ON(): reported each time it fires (the
-    /// oracle's first report is the one a run keeps).
-    func warnOnce(_ condition: Bool, _ what: @autoclosure () -> String) {
-        if condition { engine.report(.kvmWarn, what()) }
-    }
-
     /// kvm_mmu_invalidate_begin() (virt/kvm/kvm_main.c): mmu_lock held for write.
     public func begin() {
         mmuLock.assertHeldWrite("kvm_mmu_invalidate_begin")
@@ -72,7 +74,7 @@ public final class MMUInvalidateState: @unchecked Sendable {
     /// each, and stays until every one of them has ended.
     public func rangeAdd(_ gfns: Range<UInt64>) {
         mmuLock.assertHeldWrite("kvm_mmu_invalidate_range_add")
-        warnOnce(words.load(0, .inProgress) == 0, "kvm_mmu_invalidate_range_add() with no invalidation in progress")
+        engine.kvmWarnOn(words.load(0, .inProgress) == 0, "kvm_mmu_invalidate_range_add() with no invalidation in progress")
         if words.load(0, .rangeStart) == Self.invalidGFN {
             words.store(0, .rangeStart, gfns.lowerBound)
             words.store(0, .rangeEnd, gfns.upperBound)
@@ -92,9 +94,9 @@ public final class MMUInvalidateState: @unchecked Sendable {
         // Unconditional, as the kernel's: below zero (here: wrapped) every
         // retry check says retry until the VM, marked bugged, goes away.
         let now = words.sub(0, .inProgress, 1)
-        warnOnce(now == UInt64.max, "KVM_BUG_ON(kvm->mmu_invalidate_in_progress < 0)")
+        engine.kvmWarnOn(now == UInt64.max, "KVM_BUG_ON(kvm->mmu_invalidate_in_progress < 0)")
         // At least one range must have been added between begin and end.
-        warnOnce(words.load(0, .rangeStart) == Self.invalidGFN, "kvm_mmu_invalidate_end() with no range added")
+        engine.kvmWarnOn(words.load(0, .rangeStart) == Self.invalidGFN, "kvm_mmu_invalidate_end() with no range added")
     }
 
     /// mmu_invalidate_retry(kvm, mmu_seq): any invalidation in progress, or one
@@ -116,7 +118,7 @@ public final class MMUInvalidateState: @unchecked Sendable {
             let s = words.load(0, .rangeStart), e = words.load(0, .rangeEnd)
             // Dropping mmu_lock after begin but before range_add is a KVM bug.
             if s == Self.invalidGFN || e == Self.invalidGFN {
-                warnOnce(true, "mmu_invalidate_retry_gfn(): invalidation in progress with no range")
+                engine.kvmWarnOn(true, "mmu_invalidate_retry_gfn(): invalidation in progress with no range")
                 return true
             }
             if gfn >= s && gfn < e { return true }
