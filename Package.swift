@@ -46,8 +46,9 @@ let package = Package(
         .target(name: "MIPS", dependencies: ["KVMCore", "RCU", "SimExec"]),
         // PPC Book3S HV KVM (arch/powerpc/kvm): HV/ (seed 002), VPA/ (seed 003).
         .target(name: "PPC", dependencies: ["KVMCore", "SimExec"]),
-        // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): StealTime/ (CVE-2019-3016).
-        .target(name: "X86", dependencies: ["SimExec"]),
+        // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): TDPMMU/ (today's TDP MMU and its
+        // races), StealTime/ (CVE-2019-3016 and its fix's fix).
+        .target(name: "X86", dependencies: ["KVMCore", "RCU", "SimExec"]),
         // The harness: scenario contracts and registry, runner, traces, shrinker,
         // Perfetto export, the regression suite, campaigns. Knows no architecture.
         .target(name: "Harness", dependencies: ["SimExec", "RCU", "CRegistry"]),
@@ -68,7 +69,7 @@ let package = Package(
         .testTarget(name: "KVMCoreTests", dependencies: ["KVMCore", "RCU", "SimExec", "TestSupport"]),
         .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Catalog", "Harness", "TestSupport"]),
         .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Catalog", "Harness", "TestSupport"]),
-        .testTarget(name: "X86Tests", dependencies: ["X86", "Catalog", "Harness", "TestSupport"]),
+        .testTarget(name: "X86Tests", dependencies: ["X86", "KVMCore", "Catalog", "Harness", "TestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Catalog", "KVMCore", "TestSupport"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ]

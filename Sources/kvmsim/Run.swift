@@ -25,7 +25,11 @@ struct Run: ParsableCommand {
     @Option(help: "PPC: hardware threads per core (sharing one TLB).") var threadsPerCore: Int?
     @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
     @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
-    @Option(help: "MIPS GPA: index bits per GPA table level.") var tableBits: Int?
+    @Option(help: "Host CPUs that run host mm event sources (from cpu0 up).") var hostEventSources: Int?
+    @Option(help: "MIPS GPA, x86 TDP: index bits per table level.") var tableBits: Int?
+    @Option(help: "x86 TDP: address spaces (2: vcpus enter and leave SMM).") var addressSpaces: Int?
+    @Option(help: "x86 TDP: memslots per address space over one contiguous hva range (1 or 2).") var memslots: Int?
+    @Option(help: "x86 TDP: background KVM work (all, none, zap-gfn-range, fast-zap, ...).") var kvmWork: String?
     @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
@@ -50,10 +54,14 @@ struct Run: ParsableCommand {
         if let pages { selection.sizes.pages = pages }
         if let opsPerVcpu { selection.sizes.opsPerVCPU = opsPerVcpu }
         if let hostEventsPerSource { selection.sizes.hostEventsPerSource = hostEventsPerSource }
-        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent), ("table-bits", tableBits)] {
+        if let hostEventSources { selection.sizes.hostEventSources = hostEventSources }
+        for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent),
+                              ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
-        if let gpaTableFree { try selection.set(knob: "gpa-table-free", to: gpaTableFree) }
+        for (flag, value) in [("gpa-table-free", gpaTableFree), ("kvm-work", kvmWork)] {
+            if let value { try selection.set(knob: flag, to: value) }
+        }
         var o = RunOptions(selection, mode: m)
         o.seed = sd; o.schedules = schedules; o.seconds = seconds
         o.strategy = st; o.depth = depth; o.keepGoing = keepGoing; o.checkDeterminism = checkDeterminism

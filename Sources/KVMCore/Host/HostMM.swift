@@ -85,6 +85,10 @@ public final class HostMM: @unchecked Sendable {
         return s >= 2 ? Int(s - 2) : nil
     }
 
+    /// host_pfn_mapping_level(): the page-table level the host maps `hva` at
+    /// (1: a 4K PTE; the host mm of the model maps 4K pages only).
+    public func hugeMappingLevel(_ hva: Int) -> Int { 1 }
+
     // MARK: - notifier fan-out (mm/mmu_notifier.c)
 
     func invalidateRangeStart(_ r: Range<Int>) {

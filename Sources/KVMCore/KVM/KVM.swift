@@ -8,9 +8,9 @@ import RCU
 /// tables, TLBs and oracles belong to its arch MMU (`arch`), which the generic
 /// callbacks call.
 ///
-/// Facets: `KVM+MMUNotifier.swift` (the notifier callbacks),
-/// `KVM+RemoteTLBFlush.swift` (kvm_flush_remote_tlbs), `KVM+GuestMemory.swift`
-/// (gfn_to_pfn_prot, kvm_release_pfn_clean).
+/// Facets: `KVM+MMUNotifier.swift` (the notifier callbacks); what every VM
+/// shares (gfn_to_pfn_prot, kvm_release_pfn_clean, kvm_flush_remote_tlbs) is
+/// `VirtualMachine`'s.
 ///
 /// Locking rules:
 /// - `mmuLock` (kvm->mmu_lock, a spinlock) serialises every writer of the arch's
@@ -21,7 +21,7 @@ import RCU
 ///   `mmuNotifierRetry`.
 /// - Arch-table readers that do not take `mmu_lock` walk inside an RCU read
 ///   section of `rcu`.
-public final class KVM: MMUNotifierSubscriber, @unchecked Sendable {
+public final class KVM: VirtualMachine, MMUNotifierSubscriber, @unchecked Sendable {
     public let engine: SimEngine
     public let rcu: any RCUDomain
     public let hostMM: HostMM

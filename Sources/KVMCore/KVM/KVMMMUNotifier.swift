@@ -34,7 +34,7 @@ public protocol KVMGFNRangeArch: AnyObject, Sendable {
 /// Locking: `mn_invalidate_lock` (a spinlock) guards
 /// `mn_active_invalidate_count`; `mmu_lock` is taken inside it never.
 /// kvm->srcu (the memslots' read side) is not modelled: memslots are fixed.
-public final class KVMMMUNotifier: @unchecked Sendable {
+public final class KVMMMUNotifier: MMUNotifierSubscriber, @unchecked Sendable {
     public let engine: SimEngine
     public let mmuLock: RWLock
     public let memslots: Memslots
@@ -44,6 +44,9 @@ public final class KVMMMUNotifier: @unchecked Sendable {
     private let activeCount = AtomicWords(count: 1, kernel: true)
     /// The arch (strong, as `KVM.arch`; the arch holds this notifier unowned).
     public var arch: (any KVMGFNRangeArch)!
+    /// The oracle of the VM's secondary MMU (its I4 record of clear_flush_young).
+    /// Unowned: the VM owns it and outlives this notifier's use of it.
+    public unowned(unsafe) var oracle: MMUOracle?
 
     public init(engine: SimEngine, mmuLock: RWLock, memslots: Memslots) {
         self.engine = engine
@@ -65,6 +68,9 @@ public final class KVMMMUNotifier: @unchecked Sendable {
         public var onLock: (() -> Void)?
         public var flushOnRet: Bool
         public var mayBlock: Bool
+        /// The model's own: runs after the flush, before mmu_lock is dropped
+        /// (an oracle's record that must be made under the lock).
+        public var beforeUnlock: (() -> Void)? = nil
     }
 
     /// __kvm_handle_hva_range(): for each memslot intersecting the range (in
@@ -92,7 +98,7 @@ public final class KVMMMUNotifier: @unchecked Sendable {
             if let h = range.handler { ret = h(gfnRange) || ret }
         }
         if range.flushOnRet && ret { arch.flushRemoteTLBs() }
-        if found { mmuLock.writeUnlock() }
+        if found { range.beforeUnlock?(); mmuLock.writeUnlock() }
         return (ret, found)
     }
 
@@ -130,8 +136,12 @@ public final class KVMMMUNotifier: @unchecked Sendable {
     /// kvm_mmu_notifier_clear_flush_young(): kvm_age_gfn() with a flush
     /// (unless CONFIG_KVM_ELIDE_TLB_FLUSH_IF_YOUNG, not modelled).
     public func clearFlushYoung(hvas: Swift.Range<Int>) -> Bool {
-        handleHVARange(Range(start: hvas.lowerBound, end: hvas.upperBound, handler: { [unowned self] in arch.ageGFN($0) },
-                             onLock: nil, flushOnRet: true, mayBlock: false)).ret
+        // The oracle notes which gfns were young once the lock is held, and
+        // records the aging after the flush, before the unlock (I4).
+        var wasYoung: [Int] = []
+        return handleHVARange(Range(start: hvas.lowerBound, end: hvas.upperBound, handler: { [unowned self] in arch.ageGFN($0) },
+                                    onLock: { [oracle] in wasYoung = oracle?.youngGfns(hvas) ?? [] }, flushOnRet: true,
+                                    mayBlock: false, beforeUnlock: { [oracle] in oracle?.agedWithFlush(wasYoung) })).ret
     }
 
     /// kvm_mmu_notifier_clear_young(): kvm_age_gfn() without a flush.
@@ -145,4 +155,18 @@ public final class KVMMMUNotifier: @unchecked Sendable {
         handleHVARange(Range(start: hva, end: hva + 1, handler: { [unowned self] in arch.testAgeGFN($0) },
                              onLock: nil, flushOnRet: false, mayBlock: false)).ret
     }
+}
+
+/// The host mm's notifier calls (hva page ranges), as mm/mmu_notifier.c makes
+/// them, onto the callbacks above.
+extension KVMMMUNotifier {
+    public func invalidateRangeStart(_ range: Swift.Range<Int>) { invalidateRangeStart(hvas: range) }
+    public func invalidateRangeEnd(_ range: Swift.Range<Int>) { invalidateRangeEnd(hvas: range) }
+    /// .change_pte() is gone (f3b65bbaed7c, "KVM: remove kvm_arch_mmu_notifier_change_pte", 2024):
+    /// x86 and arm64 zap in invalidate_range_start, so their handlers could only
+    /// change a present SPTE that no longer exists. A no-op.
+    public func changePTE(hva: Int, pte: PTE) {}
+    public func clearFlushYoung(_ range: Swift.Range<Int>) -> Bool { clearFlushYoung(hvas: range) }
+    public func clearYoung(_ range: Swift.Range<Int>) -> Bool { clearYoung(hvas: range) }
+    // testYoung(hva:) above is the protocol's own.
 }

@@ -10,7 +10,7 @@ extension Oracle {
 extension SimEngine {
     /// WARN_ON_ONCE() / KVM_BUG_ON() of the modelled kernel code: reported
     /// each time it fires (the oracle's first report is the one a run keeps).
-    func kvmWarnOn(_ condition: Bool, _ what: @autoclosure () -> String) {
+    public func kvmWarnOn(_ condition: Bool, _ what: @autoclosure () -> String) {
         if condition { report(.kvmWarn, what()) }
     }
 }

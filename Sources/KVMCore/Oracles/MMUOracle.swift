@@ -18,7 +18,9 @@ public protocol SecondaryMMUView: AnyObject, Sendable {
 ///   GVA PTE, nor TLB entry used by the guest) maps its old pfn; the guest never
 ///   reads or writes a freed pfn, nor a pfn the host no longer maps at that hva.
 /// - I2: a GPA PTE is installed only if `mmu_notifier_count == 0` and
-///   `mmu_notifier_seq` equals the snapshot taken before the pfn was looked up.
+///   `mmu_notifier_seq` equals the snapshot taken before the pfn was looked up
+///   (today's protocol: no invalidation in progress over its gfn, and
+///   `mmu_invalidate_seq` equal to the snapshot; `InvalidationGate`).
 /// - I3: the fast path never dirties a PTE that is not writable.
 /// - I4: after `clear_flush_young` has aged a page and flushed, the guest's next
 ///   access to it goes through a fault that makes it young again.
@@ -42,7 +44,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// The arch's secondary MMU as the oracle sees it (a view onto its table,
     /// holding no reference to the oracle or the KVM: no cycle).
     let view: SecondaryMMUView
-    let notifier: MMUNotifierCounters
+    /// The VM's invalidation state (either notifier protocol).
+    let notifier: any InvalidationGate
     /// Set when KVM subscribed to the host's MMU notifiers (the I1 state check at
     /// `invalidate_range_start` return and the I4 aging record apply to
     /// subscribers only).
@@ -67,7 +70,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     /// The oracle of a VM with `memslots` over `hostMM`, whose secondary MMU is
     /// `view` and notifier counters `notifier`; attach it with `KVM.attach(oracle:)`.
-    public init(engine: SimEngine, hostMM: HostMM, memslots: Memslots, notifier: MMUNotifierCounters, view: SecondaryMMUView) {
+    public init(engine: SimEngine, hostMM: HostMM, memslots: Memslots, notifier: any InvalidationGate, view: SecondaryMMUView) {
         self.engine = engine
         self.notifier = notifier
         self.view = view
@@ -126,8 +129,8 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
             if let hva = memslots.gfnToHva(gfn), hostMM.currentPfn(hva) != pte.pfn {
                 engine.report(.I1, "GPA PTE for gfn \(gfn) installed with pfn \(pte.pfn), but the host maps hva \(hex(hva)) to \(hostMM.currentPfn(hva).map { "pfn \($0)" } ?? "nothing") (stale pfn\(hostMM.pages.isInUse(pte.pfn) ? "" : ", already freed"))")
             }
-            if let mmuSeq, notifier.count != 0 || notifier.seq != mmuSeq {
-                engine.report(.I2, "GPA PTE for gfn \(gfn) installed (\(pte)) while mmu_notifier_count = \(notifier.count) and mmu_notifier_seq = \(notifier.seq) (snapshot \(mmuSeq))")
+            if let mmuSeq, let why = notifier.installBlocker(gfn: gfn, mmuSeq: mmuSeq) {
+                engine.report(.I2, "GPA PTE for gfn \(gfn) installed (\(pte)) while \(why)")
             }
         }
     }
@@ -164,9 +167,9 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// held). Oracle `spurious-retry`: a retry is due only to an invalidation
     /// that ran or is running since the snapshot, i.e. `mmu_notifier_count` is
     /// raised or `mmu_notifier_seq` moved; otherwise the fault can retry forever.
-    public func retryTaken(vcpu: Int, snapshotSeq: UInt64) {
+    public func retryTaken(vcpu: Int, gfn: Int = 0, snapshotSeq: UInt64) {
         withoutAccessPoints {
-            if notifier.count == 0 && notifier.seq == snapshotSeq {
+            if !notifier.retryJustified(gfn: gfn, mmuSeq: snapshotSeq) {
                 engine.report(.spuriousRetry, "vcpu\(vcpu)'s fault retries with no invalidation since its snapshot (mmu_notifier_seq \(snapshotSeq), count 0): it will retry forever")
             }
         }
@@ -228,7 +231,7 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
 extension Oracle {
     public static let I1 = Oracle("I1", "once invalidate_range_start has returned for an hva, nothing the guest can use maps its old pfn, and the guest never uses a freed pfn or one the host no longer maps there")
-    public static let I2 = Oracle("I2", "a secondary-MMU entry is installed only with mmu_notifier_count == 0 and mmu_notifier_seq equal to the fault's snapshot")
+    public static let I2 = Oracle("I2", "a secondary-MMU entry is installed only with no invalidation of it in progress (mmu_notifier_count == 0; today: none in progress over its gfn) and the notifier seq equal to the fault's snapshot")
     public static let I3 = Oracle("I3", "the fast path never dirties an entry that is not writable")
     public static let I4 = Oracle("I4", "after clear_flush_young aged a page and flushed, the guest's next access to it is tracked (it faults and makes the page young again)")
     public static let lostWrite = Oracle("lost-write", "a guest write lands in the page the host considers current for that hva, and a page reads back what its writer last wrote")

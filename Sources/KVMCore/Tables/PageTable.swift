@@ -9,15 +9,12 @@ import RCU
 /// walks of an architecture's table code extend it in that architecture's
 /// module (MIPS: `PageTable+MIPSFlush.swift`).
 ///
-/// Storage is one arena of atomic 64-bit words: table `t` owns words
-/// `t * entriesPerTable ..< (t + 1) * entriesPerTable`. Table 0 is the pgd. A
+/// Storage is a `TableArena` (table `t` owns words `t * entriesPerTable ..<
+/// (t + 1) * entriesPerTable`; each table has a generation and a state: free,
+/// live, or unlinked and waiting for a grace period). Table 0 is the pgd. A
 /// directory entry is `generation << 32 | child << 1 | 1` (0 = none); a leaf entry
-/// is a `PTE`. Every table has a state word `generation << 2 | state`
-/// (state 0 free, 1 live, 2 unlinked and waiting for a grace period).
-/// The arena is sized for `capacity` tables but, when large, only reserved as
-/// address space (`AtomicWords(reservingZeroed:)`): tables are handed out from
-/// the low end, so memory is used up to the highest table ever allocated, as
-/// the kernel's page allocator hands out pages only when a table is needed.
+/// is a `PTE`. Memory is used up to the highest table ever allocated, as the
+/// kernel's page allocator hands out pages only when a table is needed.
 ///
 /// Locking rule: writers hold the owner's lock (`kvm->mmu_lock` for a GPA table);
 /// lock-free readers walk inside an RCU read section (`lookupLockless`). A table
@@ -35,11 +32,10 @@ public final class PageTable: @unchecked Sendable {
     public let capacity: Int
     @usableFromInline let engine: SimEngine
     let rcu: any RCUDomain
-    @usableFromInline let words: AtomicWords
-    @usableFromInline let state: AtomicWords
-    /// The table allocator: tables below `fresh` have been handed out at least
-    /// once; `reclaimed` holds the free ones among them (reused first).
-    private let freeTables: Locked<(fresh: Int, reclaimed: [Int])>
+    /// The tables' memory: entries, states and generations, the allocator.
+    @usableFromInline let arena: TableArena
+    @usableFromInline var words: AtomicWords { arena.words }
+    @usableFromInline var state: AtomicWords { arena.state }
     /// Free unlinked tables at once, without waiting for a grace period: right for a
     /// table only its owner walks (a vcpu's own guest tables); for a table that
     /// lock-free readers walk, the kernel's choice to weigh against RCU.
@@ -55,7 +51,6 @@ public final class PageTable: @unchecked Sendable {
     /// an arch TLB entry's `owner`). Allocated only with `recordOwners`.
     private let owners: AtomicWords?
 
-    static let live: UInt64 = 1, retired: UInt64 = 2
 
     public init(name: String, levels: Int = 3, bitsPerLevel: Int = 9, capacity: Int, engine: SimEngine, rcu: any RCUDomain,
                 recordOwners: Bool = false) {
@@ -67,19 +62,13 @@ public final class PageTable: @unchecked Sendable {
         self.capacity = capacity
         self.engine = engine
         self.rcu = rcu
-        // Not zeroed up front: `allocTable` zeroes each table it hands out, and a
-        // walker reaches only tables linked from the pgd (zeroed here).
-        words = AtomicWords(reserving: capacity * entriesPerTable, kernel: true)
-        for i in 0..<entriesPerTable { words.storeRelaxed(i, 0) }
+        // Table 0, the pgd, is live from the start (zeroed); the others are
+        // zeroed as they are handed out.
+        arena = TableArena(entriesPerTable: 1 << bitsPerLevel, capacity: capacity, kernel: true, stateIsKernel: true, firstTables: 1)
         owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
-        state = AtomicWords(reservingZeroed: capacity, kernel: true)
-        state.store(0, 1 << 2 | PageTable.live)
-        var reclaimed: [Int] = []
-        reclaimed.reserveCapacity(min(capacity, 16))       // no regrowth in a small world
-        freeTables = Locked((fresh: 1, reclaimed: reclaimed))
     }
 
-    deinit { words.free(); state.free(); owners?.free() }
+    deinit { arena.free(); owners?.free() }
 
     /// Tables needed to map `pages` page numbers below `limit`, with slack for tables
     /// waiting for a grace period.
@@ -113,29 +102,14 @@ public final class PageTable: @unchecked Sendable {
     /// table ever allocated; all of it for a small, heap-allocated arena), the
     /// table states, and the owner records if kept.
     public var allocatedBytes: Int {
-        let used = freeTables.withLock { $0.fresh }
-        return words.residentBytes(highWater: used * entriesPerTable) + state.residentBytes(highWater: used)
-            + (owners?.residentBytes(highWater: used * entriesPerTable) ?? 0)
+        arena.allocatedBytes + (owners?.residentBytes(highWater: arena.freeTables.withLock { $0.fresh } * entriesPerTable) ?? 0)
     }
 
     /// Live tables, including the pgd (for memory accounting).
-    public var liveTables: Int { freeTables.withLock { $0.fresh - $0.reclaimed.count } }
+    public var liveTables: Int { arena.liveTables }
 
     /// __get_free_page() for a table; nil when the arena is exhausted (-ENOMEM).
-    public func allocTable() -> Int? {
-        let capacity = capacity
-        let next: Int? = freeTables.withLock { f in
-            if let t = f.reclaimed.popLast() { return t }
-            guard f.fresh < capacity else { return nil }
-            f.fresh += 1
-            return f.fresh - 1
-        }
-        guard let t = next else { return nil }
-        for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), 0) }
-        let gen = (state.load(t) >> 2) &+ 1
-        state.store(t, gen << 2 | PageTable.live)
-        return t
-    }
+    public func allocTable() -> Int? { arena.alloc() }
 
     /// Returns a never-linked table (an unused memory-cache object) to the pool.
     public func freeUnlinkedTable(_ t: Int) { reclaim(t) }
@@ -145,8 +119,7 @@ public final class PageTable: @unchecked Sendable {
     /// `freeWithoutGracePeriod`, or at the owner's next `freeFlushedTables` with
     /// `freeAfterFlush`). Owner's lock held.
     public func retire(_ t: Int) {
-        let s = state.load(t)
-        state.store(t, (s >> 2) << 2 | PageTable.retired)
+        arena.markRetired(t)
         if freeWithoutGracePeriod {
             reclaim(t)
         } else if freeAfterFlush {
@@ -165,12 +138,8 @@ public final class PageTable: @unchecked Sendable {
         for t in tables { reclaim(t) }
     }
 
-    private func reclaim(_ t: Int) {
-        let s = state.load(t)
-        state.store(t, (s >> 2) << 2)   // free, same generation: a reader's link now mismatches state
-        for i in 0..<entriesPerTable { words.storeRelaxed(slot(t, i), HostPages.poison) }
-        freeTables.withLock { $0.reclaimed.append(t) }
-    }
+    /// Free, same generation: a reader's link now mismatches the state.
+    private func reclaim(_ t: Int) { arena.reclaim(t) }
 
     // MARK: - writers (owner's lock held)
 

@@ -28,6 +28,10 @@ public final class RWLock: @unchecked Sendable {
     @usableFromInline let readers: AtomicWords
     /// arch_spinlock_t wait_lock: the queue of slow-path lockers.
     let waitLock: SpinLock
+    /// Releases (read or write unlocks) per executor, the last slot for threads
+    /// outside the simulator: the model's record, for oracles that ask whether
+    /// a holder dropped the lock since some event ("flush before unlock").
+    let releases: AtomicWords
 
     public static let writerLocked: UInt64 = 0xff      // _QW_LOCKED
     public static let writerWaiting: UInt64 = 0x100    // _QW_WAITING
@@ -41,25 +45,24 @@ public final class RWLock: @unchecked Sendable {
         self.lockName = lockName
         self.engine = engine
         readers = AtomicWords(count: engine.executors.count + 1)
+        releases = AtomicWords(count: engine.executors.count + 1)
         waitLock = SpinLock(waitLockPoint, lockName: "\(lockName).wait_lock", engine: engine)
     }
 
-    deinit { words.free(); readers.free() }
+    deinit { words.free(); readers.free(); releases.free() }
 
     @usableFromInline var readerSlot: Int { SimExecutor.currentID ?? (readers.count - 1) }
 
     // MARK: - read side
 
-    /// read_lock(): queued_read_lock().
+    /// read_lock(): queued_read_lock(). The fast path's add; with a writer
+    /// holding or waiting, the slow path queues on wait_lock (which makes the
+    /// lock contended: `isContended`) until the writer is done.
     public func readLock() {
-        if engine.mode == .deterministic {
-            // One actor runs at a time: the check and the add are one step.
-            engine.waitUntil(readName) { [words] in words.load(0) & RWLock.writerMask == 0 }
-            words.add(0, RWLock.readerBias)
-        } else {
-            let cnts = words.add(0, RWLock.readerBias)
-            if cnts & RWLock.writerMask != 0 { readLockSlowpath() }
-        }
+        // Deterministic mode: the acquire is a scheduling point, as a spinlock's.
+        if engine.mode == .deterministic { engine.point(readName) }
+        let cnts = words.add(0, RWLock.readerBias)
+        if cnts & RWLock.writerMask != 0 { readLockSlowpath() }
         readers.add(readerSlot, 1)
     }
 
@@ -89,6 +92,7 @@ public final class RWLock: @unchecked Sendable {
         let slot = readerSlot
         engine.lockdepAssert(readers.load(slot) > 0, "read_unlock of \(lockName) by \(engine.currentActorName), which holds no read lock")
         if readers.load(slot) > 0 { readers.sub(slot, 1) }
+        releases.add(slot, 1)
         words.sub(0, RWLock.readerBias)
     }
 
@@ -133,6 +137,7 @@ public final class RWLock: @unchecked Sendable {
     public func writeUnlock() {
         accessPoint("write_unlock")
         engine.lockdepAssert(words.load(1) == lockHolderTag(), "write_unlock of \(lockName) by \(engine.currentActorName), which does not hold it for write")
+        releases.add(readerSlot, 1)
         words.store(1, 0)
         // smp_store_release(&lock->wlocked, 0): clear the writer byte only.
         while true {
@@ -140,6 +145,21 @@ public final class RWLock: @unchecked Sendable {
             if words.cas(0, cnts, cnts & ~RWLock.writerLocked) { return }
         }
     }
+
+    /// rwlock_needbreak() (queued_rwlock_is_contended()): someone is queued on
+    /// wait_lock: a writer waiting for readers or a writer to leave, or a
+    /// reader waiting for a writer.
+    public var isContended: Bool { withoutAccessPoints { waitLock.isLocked } }
+
+    /// Whether anyone holds the lock (read or write): the model's view.
+    public var isLocked: Bool { words.peek(0) & ~RWLock.writerWaiting != 0 }
+
+    /// How many times the calling executor (or `executor`) released the lock.
+    public func releaseCount(ofExecutor executor: Int? = nil) -> UInt64 { releases.peek(executor ?? readerSlot) }
+
+    /// The executor slot of the caller (`SimExecutor.currentID`, or the slot
+    /// for threads outside the simulator).
+    public var callerSlot: Int { readerSlot }
 
     // MARK: - lockdep
 

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Harness
+
+/// The KVM-side work a TDP MMU world's background host CPU runs besides the
+/// host mm's notifier events: each is a kernel path that zaps or walks the
+/// TDP tables on its own.
+public enum TDPKVMWork: String, CaseIterable, Codable, Sendable {
+    /// Every kind below, drawn at random.
+    case all
+    /// No background work (host mm events and vcpus only).
+    case none
+    /// kvm_zap_gfn_range() (an MTRR or CR0.CD update, an APICv inhibit).
+    case zapGFNRange = "zap-gfn-range"
+    /// kvm_mmu_zap_all_fast() (set_nx_huge_pages(), a memslot deletion).
+    case fastZap = "fast-zap"
+    /// Dirty logging of slot 0 turned on and off, and harvested (KVM_GET_DIRTY_LOG).
+    case dirtyLog = "dirty-log"
+
+    /// The kinds `all` draws from.
+    static let each: [TDPKVMWork] = [.zapGFNRange, .fastZap, .dirtyLog]
+}
+
+/// The knobs of an x86 TDP MMU world: the tables' index bits per level
+/// (small values make table frees frequent), how many address spaces the vcpus
+/// use (2: vcpus enter and leave SMM, which has roots of its own), and the
+/// background KVM work.
+public struct TDPMMUOptions: ScenarioOptions {
+    public var tableBits: Int
+    public var addressSpaces: Int
+    /// Memslots the guest RAM is split into per address space (2: as QEMU's
+    /// RAM below and above 4 GiB, two slots over one contiguous hva range).
+    public var memslots: Int
+    public var kvmWork: TDPKVMWork
+
+    public init(tableBits: Int, addressSpaces: Int, memslots: Int = 1, kvmWork: TDPKVMWork) {
+        self.tableBits = tableBits; self.addressSpaces = addressSpaces; self.memslots = memslots; self.kvmWork = kvmWork
+    }
+
+    public static let knobs: [OptionKnob<TDPMMUOptions>] = [
+        OptionKnob("table-bits", \.tableBits,
+                   help: "x86 TDP: index bits per TDP table level (4 levels; a table maps 2^bits entries)."),
+        OptionKnob("address-spaces", \.addressSpaces,
+                   help: "x86 TDP: 1, or 2 for vcpus that enter and leave SMM (a second address space with roots of its own)."),
+        OptionKnob("memslots", \.memslots,
+                   help: "x86 TDP: 1, or 2 memslots per address space over one contiguous hva range (RAM below and above 4 GiB)."),
+        OptionKnob("kvm-work", \.kvmWork,
+                   help: "x86 TDP: the background KVM work on the host CPU after the event sources."),
+    ]
+
+    public func validate() throws(InputError) {
+        guard (1...4).contains(tableBits) else { throw InputError("--table-bits must be between 1 and 4 (got \(tableBits))") }
+        guard (1...2).contains(addressSpaces) else { throw InputError("--address-spaces must be 1 or 2 (got \(addressSpaces))") }
+        guard (1...2).contains(memslots) else { throw InputError("--memslots must be 1 or 2 (got \(memslots))") }
+    }
+
+    /// Rejects more guest pages than 4 levels of `tableBits` map (a second
+    /// memslot starts half way up the gfn space).
+    public func checkPagesFit(_ pages: Int, scenario: String) throws(InputError) {
+        let span = 1 << (4 * tableBits)
+        guard memslots == 1 ? pages <= span : (pages + 1) / 2 <= span / 2 else {
+            throw InputError("--pages \(pages) is more than \(scenario)'s TDP tables (4 levels of \(tableBits) bits, \(memslots) memslot(s)) map: at most \(span)")
+        }
+    }
+
+    /// The guest frames of `pages` pages of RAM: one run from gfn 0, or with
+    /// two memslots, the second half from the middle of the gfn space.
+    public func gfns(pages: Int) -> [Int] {
+        guard memslots == 2 else { return Array(0..<pages) }
+        let low = (pages + 1) / 2, high = 1 << (4 * tableBits - 1)
+        return Array(0..<low) + (0..<(pages - low)).map { high + $0 }
+    }
+
+    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, kvmWork }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tableBits = try c.decode(Int.self, forKey: .tableBits)
+        addressSpaces = try c.decode(Int.self, forKey: .addressSpaces)
+        memslots = try c.decodeIfPresent(Int.self, forKey: .memslots) ?? 1
+        kvmWork = try c.decode(TDPKVMWork.self, forKey: .kvmWork)
+    }
+}

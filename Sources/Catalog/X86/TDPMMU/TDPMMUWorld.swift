@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import RCU
+import KVMCore
+import X86
+import Harness
+
+/// A VM on the x86 TDP MMU: host memory with one memslot per address space
+/// (the same RAM in both, as QEMU maps it for SMM), a `ModernKVM` with its
+/// generic MMU notifier, the TDP MMU, and its oracles.
+///
+/// Actors: `cpu0...` (the first `hostEventSources` run host mm events, which
+/// fire the MMU notifier; the next runs the background KVM work, if any) and
+/// `vcpu0...` (guest reads, writes and fetches of random gfns, entering and
+/// leaving SMM with two address spaces).
+final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
+    let engine: SimEngine
+    let config: ScenarioConfig<TDPMMUOptions>
+    let seed: UInt64
+    let hostMM: HostMM
+    let kvm: ModernKVM
+    let mmu: TDPMMU
+    let hostCPUs: [HostCPU]
+    let vcpus: [VCPU]
+    let x86: [X86VCPU]
+    /// kvm->slots_lock (a mutex), held by a fast zap's caller.
+    let slotsLock: SpinLock
+    /// The guest frames of the RAM, in hva order.
+    let gfns: [Int]
+    static let hostBase = 0x7F00_0000
+    private let done: AtomicWords
+
+    init(engine: SimEngine, variant: TDPMMUVariant, config c: ScenarioConfig<TDPMMUOptions>, seed: UInt64) {
+        self.engine = engine
+        config = c
+        self.seed = seed
+        let o = c.options
+        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64), base: Self.hostBase, count: c.pages)
+        // Per address space, the RAM as one memslot or two over one contiguous
+        // hva range (the second starting half way up the gfn space).
+        gfns = o.gfns(pages: c.pages)
+        let low = o.memslots == 2 ? (c.pages + 1) / 2 : c.pages
+        let gfns = gfns
+        let slots = (0..<o.addressSpaces).flatMap { space -> [Memslot] in
+            var s = [Memslot(id: space * 2, baseGfn: 0, npages: low, userspaceAddr: Self.hostBase, asID: space)]
+            if c.pages > low {
+                s.append(Memslot(id: space * 2 + 1, baseGfn: gfns[low], npages: c.pages - low, userspaceAddr: Self.hostBase + low, asID: space))
+            }
+            return s
+        }
+        kvm = ModernKVM(engine: engine, rcu: makeRCU(for: engine), hostMM: hostMM, memslots: Memslots(slots))
+        let tablesPerRoot = 4 * (c.pages + 2)
+        mmu = TDPMMU(kvm: kvm, variant: variant, bitsPerLevel: o.tableBits, maxTables: 64 + 8 * tablesPerRoot * o.addressSpaces)
+        mmu.attachOracleAndRegisterNotifier()
+        slotsLock = SpinLock("mutex_lock(&kvm->slots_lock)", engine: engine)
+        let ex = engine.executors, vm = kvm, cpus = c.cpus
+        hostCPUs = (0..<cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        let states = (0..<c.vcpus).map { vm.createVCPU(cpu: $0 % cpus) }
+        vcpus = states.map { VCPU(state: $0, executor: ex[cpus + $0.id]) }
+        x86 = states.map { [mmu] in mmu.createVCPU($0, tlbEntries: c.pages) }
+        done = AtomicWords(count: c.cpus + c.vcpus)
+    }
+
+    /// The MMU holds the VM and the VM's notifier holds the MMU: break the cycle.
+    deinit { kvm.notifier.arch = nil; done.free() }
+
+    var completedWork: Int { (0..<done.count).reduce(0) { $0 + Int(done.load($1)) } }
+
+    var counters: [(ProtocolCounter, Int)] {
+        TDPStat.allCases.map { ($0.counter, mmu.counter($0)) }
+    }
+
+    func start(endless: Bool) {
+        let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
+                hostMM.randomEvent(&rng)
+                done.store(i, UInt64(n + 1))
+            }
+        }
+        let workCPU = c.hostEventSources
+        if c.options.kvmWork != .none && workCPU < hostCPUs.count {
+            engine.spawnLoop(on: hostCPUs[workCPU], seed: seed, salt: UInt64(500 + workCPU), endless: endless,
+                             quota: c.hostEventsPerSource) { [self] rng, n in
+                kvmWork(&rng)
+                done.store(workCPU, UInt64(n + 1))
+            }
+        }
+        for (i, vcpu) in vcpus.enumerated() {
+            let v = x86[i]
+            engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, n in
+                if c.options.addressSpaces > 1 && rng.below(8) == 0 { v.smmChanged(v.asID == 0) }   // an SMI, or RSM
+                let gfn = gfns[rng.below(gfns.count)]
+                let r = rng.below(10)
+                let kind: GuestAccessKind = r < 5 ? .read : (r < 9 ? .write(UInt64(i + 1) << 40 | UInt64(n + 1)) : .fetch)
+                v.guestAccess(gfn: gfn, kind)
+                done.store(c.cpus + i, UInt64(n + 1))
+            }
+        }
+    }
+
+    /// One piece of background KVM work.
+    private func kvmWork(_ rng: inout SplitMix64) {
+        let w = config.options.kvmWork == .all ? TDPKVMWork.each[rng.below(TDPKVMWork.each.count)] : config.options.kvmWork
+        engine.point("kvm:work")
+        switch w {
+        case .zapGFNRange:
+            let start = gfns[rng.below(gfns.count)]
+            mmu.kvmZapGFNRange(start..<(start + 1 + rng.below(2)))
+        case .fastZap:
+            slotsLock.lock()                                 // set_nx_huge_pages(): every VM's slots_lock
+            mmu.kvmMMUZapAllFast()
+            slotsLock.unlock()
+        case .dirtyLog:
+            let slot = kvm.memslots.slots[0]
+            slotsLock.lock()                                 // kvm_vm_ioctl_get_dirty_log(), kvm_set_memory_region()
+            if !mmu.dirtyLog.isLogging(slot) {
+                mmu.kvmSetDirtyLogging(slot: slot, true)
+            } else if rng.below(4) == 0 {
+                mmu.kvmSetDirtyLogging(slot: slot, false)
+            } else {
+                mmu.kvmGetDirtyLogProtect(slot: slot)
+            }
+            slotsLock.unlock()
+        case .all, .none:
+            break
+        }
+    }
+
+    func finish() { kvm.rcu.barrier() }
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+
+/// Dirty logging with A/D bits and PML (kvm_main.c, mmu.c, tdp_mmu.c,
+/// v6.10-era): turning KVM_MEM_LOG_DIRTY_PAGES on for a slot clears every
+/// Dirty bit in it (kvm_mmu_slot_leaf_clear_dirty()), and each harvest
+/// (kvm_get_dirty_log_protect()) takes the bitmap and clears the Dirty bits of
+/// the pages it took, then flushes TLBs, so that a page written afterwards has
+/// its Dirty bit set, and so its gfn logged, again.
+extension TDPMMU {
+    /// kvm_get_dirty_log_protect() of `slot` (KVM_GET_DIRTY_LOG without manual
+    /// protection; the caller holds kvm->slots_lock): each non-zero bitmap word
+    /// taken with an xchg and its pages' Dirty bits cleared, mmu_lock held for
+    /// write; then a remote flush if any bit was taken. Returns the gfns taken.
+    @discardableResult
+    public func kvmGetDirtyLogProtect(slot: Memslot) -> [Int] {
+        // kvm_arch_sync_dirty_log(): vcpus are kicked so that they flush their
+        // PML buffers at their next exit (the model's vcpus flush at every exit).
+        oracle.dirtyPassStarts()
+        var flush = false
+        var taken: [Int] = []
+        kvm.mmuLock.writeLock()
+        for w in 0..<dirtyLog.bitmap.count {
+            if dirtyLog.bitmap.load(w) == 0 { continue }
+            flush = true
+            let mask = dirtyLog.bitmap.exchange(w, 0)
+            for b in 0..<64 where mask & (1 << UInt64(b)) != 0 { taken.append(w * 64 + b) }
+            kvmArchMMUEnableLogDirtyPTMasked(slot, gfnOffset: w * 64, mask: mask)
+        }
+        kvm.mmuLock.writeUnlock()
+        if flush { flushRemoteTLBs() }                     // kvm_flush_remote_tlbs_memslot()
+        count(.harvests)
+        engine.event("KVM_GET_DIRTY_LOG(slot \(slot.id)): \(taken)")
+        oracle.dirtyHarvestReturned(taken, pending: { [self] g in dirtyLog.isMarked(g) || vcpus.contains { $0.pmlHolds(g) } })
+        return taken
+    }
+
+    /// kvm_arch_mmu_enable_log_dirty_pt_masked() with PML:
+    /// kvm_mmu_clear_dirty_pt_masked() -> kvm_tdp_mmu_clear_dirty_pt_masked()
+    /// over the valid roots of the slot's address space.
+    func kvmArchMMUEnableLogDirtyPTMasked(_ slot: Memslot, gfnOffset: Int, mask: UInt64) {
+        forEachRoot(asID: slot.asID, onlyValid: true) { root in
+            clearDirtyPTMasked(root, gfn: slot.baseGfn + gfnOffset, mask: mask)
+        }
+    }
+
+    /// clear_dirty_pt_masked(): clear the Dirty bit of each 4K leaf whose gfn
+    /// has its bit in `mask` (a LOCK AND for an SPTE with volatile bits), and
+    /// hand the page's dirty state to the host. mmu_lock held for write.
+    func clearDirtyPTMasked(_ root: Int, gfn: Int, mask: UInt64) {
+        kvm.mmuLock.assertHeldWrite("clear_dirty_pt_masked")
+        var mask = mask
+        rcu.readLock()
+        var iter = TDPIter(mmu: self, root: root, minLevel: 1, start: gfn + mask.trailingZeroBitCount)
+        while iter.valid && iter.gfn < gfn + 64 {
+            defer { iter.next() }
+            if mask == 0 { break }
+            guard iter.oldSPTE.isShadowPresent, iter.oldSPTE.isLast(level: iter.level) else { continue }
+            let bit = UInt64(1) << UInt64(iter.gfn - gfn)
+            if iter.level > 1 || mask & bit == 0 { continue }
+            mask &= ~bit
+            if !iter.oldSPTE.isDirty { continue }
+            iter.oldSPTE = clearSPTEBits(iter.sptep, old: iter.oldSPTE, mask: SPTE.dirty, level: iter.level)
+            kvmSetPfnDirty(iter.oldSPTE.pfn, gfn: iter.gfn)
+        }
+        rcu.readUnlock()
+    }
+
+    /// clear_dirty_gfn_range(): clear the Dirty bits of a root's leaves in a
+    /// range with cmpxchg, mmu_lock held for read; true if any was set.
+    func clearDirtyGFNRange(_ root: Int, start: Int, end: Int) -> Bool {
+        var set = false
+        rcu.readLock()
+        var iter = TDPIter(mmu: self, root: root, minLevel: 1, start: start)
+        while iter.valid && iter.gfn < end {
+            guard iter.oldSPTE.isShadowPresent, iter.oldSPTE.isLast(level: iter.level) else { iter.next(); continue }
+            if iterCondResched(&iter, flush: false, shared: true) { iter.next(); continue }
+            guard iter.oldSPTE.isDirty else { iter.next(); continue }
+            if !setSPTEAtomic(&iter, SPTE(raw: iter.oldSPTE.raw & ~SPTE.dirty)) { continue }    // goto retry
+            set = true
+            iter.next()
+        }
+        rcu.readUnlock()
+        return set
+    }
+
+    /// kvm_mmu_slot_leaf_clear_dirty() -> kvm_tdp_mmu_clear_dirty_slot(): every
+    /// Dirty bit of the slot cleared under the read lock; a flush if any was set.
+    func kvmMMUSlotLeafClearDirty(_ slot: Memslot) {
+        kvm.mmuLock.readLock()
+        kvm.mmuLock.assertHeldRead("kvm_tdp_mmu_clear_dirty_slot")
+        var set = false
+        forEachRootYieldSafe(asID: slot.asID, onlyValid: true) { root in
+            set = clearDirtyGFNRange(root, start: slot.baseGfn, end: slot.baseGfn + slot.npages) || set
+            return true
+        }
+        kvm.mmuLock.readUnlock()
+        if set { flushRemoteTLBs() }                       // kvm_flush_remote_tlbs_memslot()
+    }
+
+    /// A memslot update that sets or clears KVM_MEM_LOG_DIRTY_PAGES, then
+    /// kvm_mmu_slot_apply_flags(): with PML, turning logging on clears the
+    /// slot's Dirty bits. The caller holds kvm->slots_lock.
+    public func kvmSetDirtyLogging(slot: Memslot, _ on: Bool) {
+        guard slot.asID == 0 else { return }
+        if on {
+            oracle.dirtyPassStarts()
+            dirtyLog.setLogging(slot.id, true)
+            kvmMMUSlotLeafClearDirty(slot)
+            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): Dirty bits cleared")
+            oracle.dirtyLoggingEnabled()
+        } else {
+            dirtyLog.setLogging(slot.id, false)
+            oracle.dirtyLoggingDisabled()
+            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id)): dirty logging off")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+
+/// The forms of the TDP MMU the scenarios run: `upstream` (the v6.10-era text,
+/// every fix below in it) and, for each historical race, the code just before
+/// its fix and the fix as written. A race's variants are `upstream` with only
+/// that fix's lines in their older form (`TDPMMUCode`), so each pair differs
+/// exactly where the fix did; docs/mechanisms/x86-tdp-mmu.md says, race by
+/// race, what else the kernel of that time had that the model does not.
+public enum TDPMMUVariant: String, ModelVariant {
+    /// Every fix below.
+    case upstream
+    /// T1: zap_gfn_range() with a flush flag of its own per root, lost when it
+    /// yields in a later root (1af4a96025b3 .. a835429cda91).
+    case yieldFlushPreFix = "yield-flush-pre-fix"
+    /// T1 fixed: the pending flush is carried across roots and done before a yield.
+    case yieldFlushFixed = "yield-flush-fixed"
+    /// T3: the notifier's unmap walks valid roots only, while a fast zap may be
+    /// in the middle of an invalid one (b7cccd397f31 .. d62007edf01f).
+    case zapAllRootsPreFix = "zap-all-roots-pre-fix"
+    /// T3 fixed: the notifier zaps every root, valid or not.
+    case zapAllRootsFixed = "zap-all-roots-fixed"
+    /// T4: SPTEs written with a plain store under the write lock, even when the
+    /// CPU may set their A/D bits meanwhile (2f2fad0897cb .. ba3a6120a4e7).
+    case volatileSPTEPreFix = "volatile-spte-pre-fix"
+    /// T4 fixed: an xchg for a present leaf with volatile bits.
+    case volatileSPTEFixed = "volatile-spte-fixed"
+
+    public static let t1Fix = KernelCommit("a835429cda91", "KVM: x86/mmu: Ensure TLBs are flushed when yielding during GFN range zap", release: "v5.12")
+    public static let t3Fix = KernelCommit("d62007edf01f", "KVM: x86/mmu: Zap _all_ roots when unmapping gfn range in TDP MMU", release: "v5.18")
+    public static let t4Fix = KernelCommit("ba3a6120a4e7", "KVM: x86/mmu: Use atomic XCHG to write TDP MMU SPTEs with volatile bits", release: "v5.18")
+
+    public var commit: KernelCommit? {
+        switch self {
+        case .upstream: return KernelCommit("0089c055b560", "tdp_mmu.c as stored (mmu.c at 56ea38e436ea): every fix modelled", release: "v6.10")
+        case .yieldFlushPreFix: return Self.t1Fix.parent
+        case .yieldFlushFixed: return Self.t1Fix
+        case .zapAllRootsPreFix: return Self.t3Fix.parent
+        case .zapAllRootsFixed: return Self.t3Fix
+        case .volatileSPTEPreFix: return Self.t4Fix.parent
+        case .volatileSPTEFixed: return Self.t4Fix
+        }
+    }
+}
+
+/// Where a variant's code differs from upstream's: one field per fix, each
+/// with the kernel's older form as a case. Model code branches on these, only
+/// at the lines the fix changed.
+public struct TDPMMUCode: Sendable, Equatable {
+    /// How a range zap over several roots treats a flush pending from an
+    /// earlier root (T1, a835429cda91).
+    public enum ZapFlush: Sendable { case perRoot, carried }
+    /// Which roots the MMU notifier's unmap walks (T3, d62007edf01f).
+    public enum UnmapRoots: Sendable { case validOnly, all }
+    /// How SPTEs are written with mmu_lock held for write (T4, ba3a6120a4e7).
+    public enum VolatileWrites: Sendable { case plainStore, xchgIfVolatile }
+
+    public var zapFlush = ZapFlush.carried
+    public var unmapRoots = UnmapRoots.all
+    public var volatileSPTEWrites = VolatileWrites.xchgIfVolatile
+
+    public init(_ v: TDPMMUVariant) {
+        switch v {
+        case .upstream, .yieldFlushFixed, .zapAllRootsFixed, .volatileSPTEFixed: break
+        case .yieldFlushPreFix: zapFlush = .perRoot
+        case .zapAllRootsPreFix: unmapRoots = .validOnly
+        case .volatileSPTEPreFix: volatileSPTEWrites = .plainStore
+        }
+    }
+}
