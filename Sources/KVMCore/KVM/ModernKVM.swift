@@ -21,6 +21,12 @@ import RCU
 public final class ModernKVM: VirtualMachine, @unchecked Sendable {
     public let engine: SimEngine
     public let rcu: any RCUDomain
+    /// kvm->srcu: the memslots' read side. A vcpu holds it while it runs in
+    /// KVM (not in guest mode); a memslot update publishes the new memslots,
+    /// then synchronize_srcu() waits for every vcpu that may still use the old
+    /// ones (in parallel mode: liburcu's one domain, which waits for every
+    /// reader: conservative).
+    public let srcu: any RCUDomain
     public let hostMM: HostMM
     public let memslots: Memslots
     /// kvm->mmu_lock: the kernel's queued rwlock.
@@ -34,6 +40,7 @@ public final class ModernKVM: VirtualMachine, @unchecked Sendable {
     public init(engine: SimEngine, rcu: any RCUDomain, hostMM: HostMM, memslots: Memslots) {
         self.engine = engine
         self.rcu = rcu
+        srcu = makeRCU(for: engine)
         self.hostMM = hostMM
         self.memslots = memslots
         mmuLock = RWLock(read: "read_lock(&kvm->mmu_lock)", write: "write_lock(&kvm->mmu_lock)", lockName: "kvm->mmu_lock",

@@ -32,7 +32,8 @@ extension TDPMMU {
         if flush { flushRemoteTLBs() }                     // kvm_flush_remote_tlbs_memslot()
         count(.harvests)
         engine.event("KVM_GET_DIRTY_LOG(slot \(slot.id)): \(taken)")
-        oracle.dirtyHarvestReturned(taken, pending: { [self] g in dirtyLog.isMarked(g) || vcpus.contains { $0.pmlHolds(g) } })
+        oracle.dirtyHarvestReturned(taken, pending: { [self] g in dirtyLog.isMarked(g) || vcpus.contains { $0.pmlHolds(g) } },
+                                    state: { [self] g in describeGFN(g) })
         return taken
     }
 
@@ -99,21 +100,39 @@ extension TDPMMU {
         if set { flushRemoteTLBs() }                       // kvm_flush_remote_tlbs_memslot()
     }
 
-    /// A memslot update that sets or clears KVM_MEM_LOG_DIRTY_PAGES, then
-    /// kvm_mmu_slot_apply_flags(): with PML, turning logging on clears the
-    /// slot's Dirty bits. The caller holds kvm->slots_lock.
+    /// A memslot update that sets or clears KVM_MEM_LOG_DIRTY_PAGES
+    /// (kvm_set_memslot(): the new memslots published, then
+    /// synchronize_srcu(&kvm->srcu) so that no vcpu still uses the old ones),
+    /// then kvm_mmu_slot_apply_flags(): with PML, turning logging on clears the
+    /// slot's Dirty bits. The caller holds kvm->slots_lock. (The wait for
+    /// mn_active_invalidate_count to drain before the swap is not modelled: no
+    /// memslot changes its range.)
     public func kvmSetDirtyLogging(slot: Memslot, _ on: Bool) {
         guard slot.asID == 0 else { return }
         if on {
             oracle.dirtyPassStarts()
             dirtyLog.setLogging(slot.id, true)
+            kvm.srcu.synchronize()                          // kvm_swap_active_memslots()
             kvmMMUSlotLeafClearDirty(slot)
             engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): Dirty bits cleared")
             oracle.dirtyLoggingEnabled()
         } else {
             dirtyLog.setLogging(slot.id, false)
+            kvm.srcu.synchronize()
             oracle.dirtyLoggingDisabled()
             engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id)): dirty logging off")
+        }
+    }
+}
+
+extension TDPMMU {
+    /// The gfn's SPTEs in every root and the vcpus' TLB entries for it (reports).
+    func describeGFN(_ g: Int) -> String {
+        let view = TDPMMUView(self)
+        return oracleReadSection {
+            let sptes = roots.map { r in "root \(r)\(isInvalid(r) ? " (invalid)" : ""): \(view.lookup(root: r, gfn: g))" }
+            let tlbs = vcpus.map { v in "vcpu\(v.id) TLB: \(v.describeTLB(g))" }
+            return (sptes + tlbs).joined(separator: "; ")
         }
     }
 }

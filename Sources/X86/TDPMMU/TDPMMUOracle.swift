@@ -46,9 +46,10 @@ public final class TDPMMUOracle: @unchecked Sendable {
     @exclusivity(unchecked) private var zaps: AtomicRecords<ZapField>?
 
     /// Dirty logging: completed harvests, whether a harvest (or the clear of
-    /// logging's start) is under way, and per gfn the harvest that must report
-    /// a write (0: none owed).
-    private enum DirtyField: Int, CaseIterable { case epoch, busy }
+    /// logging's start) is under way, the logging period (bumped when logging
+    /// starts or stops), and per gfn `period << 32 | harvest`: the harvest that
+    /// must report a write (0: none owed), in which period.
+    private enum DirtyField: Int, CaseIterable { case epoch, busy, period }
     private let dirty = AtomicRecords<DirtyField>(count: 1)
     @exclusivity(unchecked) private var owedBy: AtomicWords?
 
@@ -69,39 +70,44 @@ public final class TDPMMUOracle: @unchecked Sendable {
 
     // MARK: - dirty logging
 
-    /// A write to a logged page completed: unless a harvest is under way, the
-    /// next harvest owes it.
-    func loggedPageWritten(_ gfn: Int) {
+    /// The logging period now: read by a write before it checks that its slot
+    /// logs, so that a write racing with logging's stop is not owed to the next period.
+    var dirtyPeriod: UInt64 { dirty.peek(0, .period) }
+
+    /// A write to a logged page completed (`period`: read before the slot's
+    /// logging flag): unless a harvest is under way, the next harvest owes it.
+    func loggedPageWritten(_ gfn: Int, period: UInt64) {
         guard let owedBy, dirty.peek(0, .busy) == 0 else { return }
-        if owedBy.peek(gfn) == 0 { owedBy.store(gfn, dirty.peek(0, .epoch) + 1) }
+        let cur = owedBy.peek(gfn)
+        if cur == 0 || cur >> 32 != period { owedBy.store(gfn, period << 32 | (dirty.peek(0, .epoch) + 1)) }
     }
 
     /// A harvest, or the Dirty-bit clear of logging's start, begins.
     func dirtyPassStarts() { dirty.store(0, .busy, 1) }
 
     /// Logging's start returned: writes from now on are owed by the next harvest.
-    func dirtyLoggingEnabled() { dirty.store(0, .busy, 0) }
+    func dirtyLoggingEnabled() {
+        dirty.add(0, .period, 1)
+        dirty.store(0, .busy, 0)
+    }
 
     /// Logging stopped: nothing more is owed.
-    func dirtyLoggingDisabled() {
-        guard let owedBy else { return }
-        for g in 0..<owedBy.count { owedBy.store(g, 0) }
-    }
+    func dirtyLoggingDisabled() { dirty.add(0, .period, 1) }
 
     /// Harvest number `epoch + 1` returned with `taken`: every write it owes was
     /// taken, or is still on its way (in the bitmap after its xchg, or in a
     /// vcpu's PML buffer: owed by the next one).
-    func dirtyHarvestReturned(_ taken: [Int], pending: (Int) -> Bool) {
+    func dirtyHarvestReturned(_ taken: [Int], pending: (Int) -> Bool, state: (Int) -> String) {
         guard let owedBy else { return }
-        let k = dirty.peek(0, .epoch) + 1
+        let k = dirty.peek(0, .epoch) + 1, period = dirty.peek(0, .period)
         withoutAccessPoints {
             for g in taken { owedBy.store(g, 0) }
             for g in 0..<owedBy.count {
-                let owed = owedBy.peek(g)
-                guard owed != 0, owed <= k else { continue }
-                if pending(g) { owedBy.store(g, k + 1); continue }
+                let entry = owedBy.peek(g), owed = entry & 0xFFFF_FFFF
+                guard owed != 0, entry >> 32 == period, owed <= k else { continue }
+                if pending(g) { owedBy.store(g, period << 32 | (k + 1)); continue }
                 owedBy.store(g, 0)
-                engine.report(.missedDirtyPage, "KVM_GET_DIRTY_LOG #\(k) did not report gfn \(g), which the guest wrote after the previous harvest (or logging's start) returned: the write will never be copied")
+                engine.report(.missedDirtyPage, "KVM_GET_DIRTY_LOG #\(k) did not report gfn \(g), which the guest wrote after the previous harvest (or logging's start) returned: the write will never be copied (\(state(g)))")
             }
         }
         dirty.store(0, .epoch, k)

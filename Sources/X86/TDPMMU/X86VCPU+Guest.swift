@@ -20,17 +20,25 @@ public enum GuestAccessKind: Sendable, Equatable {
 extension X86VCPU {
     /// One guest access to `gfn`, retried through faults until it completes
     /// (or a bounded number of tries passes, or the run stops).
+    ///
+    /// kvm->srcu is held throughout (kvm_vcpu_srcu_read_lock() in
+    /// kvm_arch_vcpu_ioctl_run()) except in guest mode, as vcpu_enter_guest()
+    /// drops it around the entry.
     public func guestAccess(gfn: Int, _ kind: GuestAccessKind) {
-        let engine = mmu.engine
+        let engine = mmu.engine, srcu = mmu.kvm.srcu
+        srcu.readLock()
+        defer { srcu.readUnlock() }
         for _ in 0..<6 {
             handleRequests()
             if root < 0 {
                 guard mmu.kvmMMULoad(self) else { engine.yieldPoint("kvm_mmu_load:enomem"); continue }
             }
             engine.point("vcpu_enter_guest")
-            guard state.enterGuestMode() else { engine.yieldPoint("vcpu_enter_guest:cancelled"); continue }
+            srcu.readUnlock()
+            guard state.enterGuestMode() else { srcu.readLock(); engine.yieldPoint("vcpu_enter_guest:cancelled"); continue }
             let done = cpuAccess(gfn: gfn, kind)
             state.exitGuestMode()
+            srcu.readLock()
             flushPML()
             if done || engine.stopRequested { return }
             // EPT violation: kvm_mmu_page_fault() -> kvm_tdp_page_fault().
@@ -154,8 +162,11 @@ extension X86VCPU {
     private func complete(gfn: Int, pfn: Int, _ kind: GuestAccessKind, via: String, agingStamp: UInt64) {
         var value: UInt64? = nil
         if case .write(let v) = kind { value = v }
-        if value != nil, let slot = mmu.memslots.slot(forGfn: gfn, asID: asID), mmu.dirtyLog.isLogging(slot) {
-            mmu.oracle.loggedPageWritten(gfn)
+        if value != nil {
+            let period = mmu.oracle.dirtyPeriod
+            if let slot = mmu.memslots.slot(forGfn: gfn, asID: asID), mmu.dirtyLog.isLogging(slot) {
+                mmu.oracle.loggedPageWritten(gfn, period: period)
+            }
         }
         mmu.kvm.oracle?.guestAccess(vcpu: id, gfn: gfn, pfn: pfn, write: value, via: via, tlbStamp: agingStamp)
         if let value, mmu.hostMM.pages.isInUse(pfn) { mmu.hostMM.pages.content.store(pfn, value) }

@@ -62,9 +62,11 @@ public final class X86VCPU: @unchecked Sendable {
 
     /// vmx_flush_pml_buffer() at VM exit: kvm_vcpu_mark_page_dirty() of each logged gfn.
     func flushPML() {
+        // The bit is set before the entry leaves the buffer (the kernel resets the
+        // buffer's index after it has marked every entry).
         for g in 0..<pml.count where pml.load(g) != 0 {
-            pml.store(g, 0)
             if let slot = mmu.memslots.slot(forGfn: g, asID: 0), mmu.dirtyLog.isLogging(slot) { mmu.dirtyLog.markPageDirtyInSlot(g) }
+            pml.store(g, 0)
         }
     }
 
@@ -84,6 +86,12 @@ public final class X86VCPU: @unchecked Sendable {
     func flushTLBCurrent() {
         let tag = UInt64(root + 1)
         for g in 0..<tlb.count where tlb.load(g, .root) == tag { tlb.store(g, .root, 0) }
+    }
+
+    /// This vcpu's TLB entry for `gfn` (reports).
+    func describeTLB(_ gfn: Int) -> String {
+        guard tlb.peek(gfn, .root) != 0 else { return "none" }
+        return "pfn \(tlb.peek(gfn, .pfn)) root \(tlb.peek(gfn, .root) - 1)\(tlb.peek(gfn, .writable) != 0 ? " W" : "")\(tlb.peek(gfn, .dirty) != 0 ? " D" : "") (vcpu root \(root))"
     }
 
     /// Whether this vcpu's TLB holds an entry for `gfn` (tests, oracles).
