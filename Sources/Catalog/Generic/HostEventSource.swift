@@ -6,8 +6,12 @@ import KVMCore
 /// notifiers in `HostMM` (zap, swap, KSM, host writes and COW, mprotect, aging).
 public enum HostEvent: CaseIterable, Sendable {
     case zap, swapOut, swapIn, ksmMerge, hostWrite, mprotectReadOnly, mprotectReadWrite, clearFlushYoung, clearYoung, testYoung
-    /// `allCases`, built once (`allCases` makes a new array at every use).
-    public static let every: [HostEvent] = allCases
+    /// Soft-dirty clearing (clear_refs): drawn only by the worlds that list it.
+    case clearSoftDirty
+    /// The events a host event source draws from by default (every one before
+    /// `clearSoftDirty`, in this order: a world's draws, and so its traces, stay as they were).
+    public static let every: [HostEvent] = [.zap, .swapOut, .swapIn, .ksmMerge, .hostWrite, .mprotectReadOnly, .mprotectReadWrite,
+                                            .clearFlushYoung, .clearYoung, .testYoung]
 }
 
 extension HostMM {
@@ -32,6 +36,7 @@ extension HostMM {
         case .clearFlushYoung: clearYoung(range, flush: true)
         case .clearYoung: clearYoung(h..<(h + 1), flush: false)
         case .testYoung: _ = testYoung(h)
+        case .clearSoftDirty: clearSoftDirty(h..<(h + 1))
         }
     }
 }

@@ -159,6 +159,21 @@ extension HostMM {
         invalidateRangeEnd(r)
     }
 
+    /// clear_refs_write(CLEAR_REFS_SOFT_DIRTY) (fs/proc/task_mmu.c): the range's
+    /// PTEs write-protected (soft-dirty tracking, as a checkpointing VMM uses it)
+    /// inside an invalidation; the VMA stays writable, so the next write fault
+    /// reuses the page, or copies it when someone else holds a reference
+    /// (do_wp_page(): page_count() != 1).
+    public func clearSoftDirty(_ r: Range<Int>) {
+        invalidateRangeStart(r)
+        engine.point("clear_refs:after_invalidate_range_start")
+        withPageTableLock {
+            for h in r { let p = pte(h); if p.isPresent && p.isWrite { hostPTE.store(idx(h), p.wrprotect().raw) } }
+        }
+        engine.event("host: clear_refs soft-dirty hva \(hex(r.lowerBound))..<\(hex(r.upperBound))")
+        invalidateRangeEnd(r)
+    }
+
     /// Idle page tracking (mm/page_idle.c): clear the young bit of the host PTEs and
     /// of every secondary MMU; `flush` selects clear_flush_young over clear_young.
     /// Returns whether any mapping was young.

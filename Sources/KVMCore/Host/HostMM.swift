@@ -138,6 +138,29 @@ public final class HostMM: @unchecked Sendable {
         }
     }
 
+    /// An access to `hva` through its current mapping, as a CPU makes it through a
+    /// translation the host keeps coherent (a guest access through EPT, which MMU
+    /// notifiers keep in step; a copy_to_user()): the page is faulted in (COW broken
+    /// for a write) if need be, then `body` runs on the pfn mapped at that moment,
+    /// with the page table lock held, so no PTE change overlaps it. `body` must not
+    /// reach a scheduling point. nil: the access is not allowed (EFAULT).
+    public func accessMapped<R>(_ hva: Int, write: Bool, _ body: (Int) -> R) -> R? {
+        while !engine.stopRequested {
+            let p = pte(hva)
+            if !p.isPresent || (write && !p.isWrite) {
+                guard let got = getUserPage(hva, write: write) else { return nil }
+                pages.put(got.pfn)
+            }
+            let r: R? = withPageTableLock {
+                let p = pte(hva)
+                guard p.isPresent, !write || p.isWrite else { return nil }
+                return body(p.pfn)
+            }
+            if let r { return r }
+        }
+        return nil
+    }
+
     /// Makes the page present (page_table_lock held): first touch allocates a zero
     /// page (do_anonymous_page()), a swapped page is read back or taken from the
     /// swap cache (do_swap_page()).

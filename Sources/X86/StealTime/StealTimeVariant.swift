@@ -12,12 +12,28 @@ public enum StealTimeVariant: String, ModelVariant {
     case preFix = "pre-fix"
     /// v5.6 ("x86/kvm: Be careful not to clear KVM_VCPU_FLUSH_TLB bit", "x86/KVM:
     /// Make sure KVM_VCPU_FLUSH_TLB flag is not missed"): `xchg()` on the mapped
-    /// guest page itself; `kvm_steal_time_set_preempted()` stores there too.
+    /// guest page itself, which kvm_map_gfn() finds through a gfn_to_pfn cache
+    /// that keeps the page pinned and that no MMU notifier invalidates;
+    /// `kvm_steal_time_set_preempted()` stores there too (a cache miss in its
+    /// atomic context writes nothing).
     case patched
+    /// v5.16 (7e2175ebd695, "KVM: x86: Fix recording of guest steal time /
+    /// preempted status"): back to the gfn_to_hva_cache, with the `xchg` done on
+    /// the user address (user_access_begin()), so the page written is the one
+    /// mapped now; `kvm_steal_time_set_preempted()` uses copy_to_user_nofault().
+    case hvaCache = "hva-cache"
 
     /// The fix (with its sibling 8c6de56a42e0, "x86/kvm: Be careful not to clear
     /// KVM_VCPU_FLUSH_TLB bit", both in v5.6).
     public static let fixCommit = KernelCommit("b043138246a4", "x86/KVM: Make sure KVM_VCPU_FLUSH_TLB flag is not missed", release: "v5.6")
+    /// The fix's fix (T7).
+    public static let refixCommit = KernelCommit("7e2175ebd695", "KVM: x86: Fix recording of guest steal time / preempted status", release: "v5.16")
 
-    public var commit: KernelCommit? { self == .preFix ? Self.fixCommit.parent : Self.fixCommit }
+    public var commit: KernelCommit? {
+        switch self {
+        case .preFix: return Self.fixCommit.parent
+        case .patched: return Self.fixCommit
+        case .hvaCache: return Self.refixCommit
+        }
+    }
 }

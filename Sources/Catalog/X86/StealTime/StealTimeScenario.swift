@@ -5,10 +5,14 @@ import X86
 import Harness
 
 /// A historical race for the regression suite: x86 steal time and paravirtual
-/// TLB flushes (CVE-2019-3016).
+/// TLB flushes (CVE-2019-3016), in three stages: the v5.4 copy-and-write-back
+/// that loses KVM_VCPU_FLUSH_TLB (pre-fix), the v5.6 fix that maps the page
+/// through a gfn_to_pfn cache no MMU notifier invalidates (patched), and the
+/// v5.16 fix of that fix, which goes through the hva again (hva-cache).
 ///
-/// Oracle `stale-guest-tlb`: once a remap's TLB flush has returned, no vcpu
-/// reads the page through a TLB entry of the old mapping.
+/// Oracles: `stale-guest-tlb` (once a remap's TLB flush has returned, no vcpu
+/// reads the page through a TLB entry of the old mapping) and
+/// `stale-shared-area` (KVM writes steal time into the page that backs the gfn now).
 public struct StealTimeScenario: Scenario {
     public typealias Variant = StealTimeVariant
     public typealias Options = NoOptions
@@ -20,10 +24,8 @@ public struct StealTimeScenario: Scenario {
     public var oracles: [Oracle] { StealTimeVM.oracles }
 
     public func defaultConfig(mode: ExecutionMode) -> Config {
-        Config(WorldSizes(cpus: 2, vcpus: 2, pages: 2, opsPerVCPU: 6, hostEventsPerSource: 0, hostEventSources: 0))
+        Config(WorldSizes(cpus: 1, vcpus: 2, pages: 2, opsPerVCPU: 6, hostEventsPerSource: 3, hostEventSources: 1))
     }
-
-    public func actorNames(_ c: Config) -> [String] { (0..<c.vcpus).map { "vcpu\($0)" } }
 
     public func validate(_ c: Config) throws(InputError) {
         if c.vcpus < 2 { throw InputError("\(name) needs at least 2 vcpus (got \(c.vcpus))") }
@@ -40,8 +42,12 @@ public struct StealTimeScenario: Scenario {
     public var cases: [Case] {[
         Case(.preFix, expects: .violation, schedules: 100_000,
              note: "historical: CVE-2019-3016, record_steal_time() overwrites KVM_VCPU_FLUSH_TLB"),
-        Case(.patched, expects: .clean, schedules: 20_000,
-             note: "historical: xchg() on the guest's steal_time page"),
+        Case(.patched, expects: .clean, schedules: 20_000, configure: { $0.hostEventSources = 0 },
+             note: "historical: xchg() on the guest's steal_time page holds while the host never remaps it"),
+        Case(.patched, expects: .violation, schedules: 100_000,
+             note: "historical T7: the gfn_to_pfn cache keeps the old page after the host remaps the gfn (a COW after soft-dirty clearing)"),
+        Case(.hvaCache, expects: .clean, schedules: 20_000,
+             note: "T7 fixed (7e2175ebd695): steal time written through the hva, into the page mapped now"),
     ]}
 }
 

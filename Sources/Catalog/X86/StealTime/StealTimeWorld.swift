@@ -8,29 +8,48 @@ import Harness
 /// loaded (record_steal_time), runs guest loads and remaps of guest pages (each
 /// remap flushes the other vcpus' TLBs: a KVM_VCPU_FLUSH_TLB flag for a
 /// preempted vcpu, an IPI otherwise), and is preempted
-/// (kvm_steal_time_set_preempted).
+/// (kvm_steal_time_set_preempted). The host CPUs of `hostEventSources` run
+/// host mm events on the pages that hold the vcpus' steal-time areas: swap out
+/// and in, host writes, and soft-dirty clearing (after which a write copies a
+/// page someone else holds a reference to).
 final class StealTimeWorld: ScenarioWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<NoOptions>
     let seed: UInt64
+    let hostMM: HostMM
     let vm: StealTimeVM
+    let hostCPUs: [HostCPU]
     let actors: [VCPU]
     private let done: AtomicWords
+    static let stealTimeBase = 0x7E00_0000
+    /// The host mm events on steal-time pages (none destroys a page's content:
+    /// MADV_DONTNEED on a page the guest uses would lose its data whatever KVM did).
+    static let events: [HostEvent] = [.swapOut, .swapIn, .hostWrite, .clearSoftDirty]
 
     init(engine: SimEngine, variant: StealTimeVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64) {
         self.engine = engine
         config = c
         self.seed = seed
-        vm = StealTimeVM(engine: engine, variant: variant, vcpus: c.vcpus, vpns: c.pages, gfns: c.pages + 1)
-        actors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: engine.executors[$0]) }
-        done = AtomicWords(count: c.vcpus)
+        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 8 * c.vcpus + 16), base: Self.stealTimeBase, count: c.vcpus)
+        vm = StealTimeVM(engine: engine, variant: variant, vcpus: c.vcpus, vpns: c.pages, gfns: c.pages + 1, hostMM: hostMM,
+                         stealTimeBase: Self.stealTimeBase)
+        let ex = engine.executors
+        hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
+        actors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: ex[c.cpus + $0]) }
+        done = AtomicWords(count: c.cpus + c.vcpus)
     }
     deinit { done.free() }
 
-    var completedWork: Int { (0..<config.vcpus).reduce(0) { $0 + Int(done.load($1)) } }
+    var completedWork: Int { (0..<done.count).reduce(0) { $0 + Int(done.load($1)) } }
 
     func start(endless: Bool) {
         let c = config
+        for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
+            engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
+                hostMM.randomEvent(&rng, from: Self.events)
+                done.store(i, UInt64(n + 1))
+            }
+        }
         for (i, actor) in actors.enumerated() {
             engine.spawnWork(on: actor, seed: seed, salt: UInt64(1000 + i)) { [self] rng in
                 var n = 0
@@ -40,12 +59,13 @@ final class StealTimeWorld: ScenarioWorld, @unchecked Sendable {
                         let vpn = rng.below(c.pages)
                         if rng.below(10) < 7 { vm.access(i, vpn: vpn) } else { vm.remap(i, vpn: vpn, to: rng.below(c.pages + 1)) }
                         n += 1
-                        done.store(i, UInt64(n))
+                        done.store(c.cpus + i, UInt64(n))
                     }
                     vm.setPreempted(i)                                 // vcpu_put: preempted
                     engine.point("vcpu:preempted")
                 }
                 vm.offline(i)
+                vm.destroyVCPU(i)
             }
         }
     }
