@@ -45,7 +45,13 @@ extension TDPMMU {
         var ret = PageFaultResult.retry
         kvm.mmuLock.readLock()
         if !isPageFaultStale(vcpu, fault) {
-            ret = kvmTDPMMUMap(vcpu, fault)
+            // Before 47b0c2e4c220 (T5) direct_page_fault() served both MMUs and
+            // called make_mmu_pages_available() whichever lock it held.
+            if code.pagesAvailable == .everyDirectFault && !shadowPages.makeMMUPagesAvailable() {
+                ret = .error
+            } else {
+                ret = kvmTDPMMUMap(vcpu, fault)
+            }
         }
         kvm.mmuLock.readUnlock()
         kvm.releasePfnClean(fault.pfn)

@@ -29,7 +29,7 @@ import KVMCore
 public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     /// The oracles the TDP MMU's checkers own (with `MMUOracle`'s, which watch
     /// its mappings against the host, and the RCU table checks).
-    public static let oracles: [Oracle] = MMUOracle.oracles + TDPMMUOracle.oracles + [.rcuUseAfterFree, .kvmWarn]
+    public static let oracles: [Oracle] = MMUOracle.oracles + TDPMMUOracle.oracles + [.shadowPageLists, .rcuUseAfterFree, .kvmWarn]
 
     // Strong references (a method borrows them without reference counting).
     public let kvm: ModernKVM
@@ -75,6 +75,8 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     public let dirtyLog: TDPDirtyLog
     /// The nx_huge_pages module parameter (the iTLB multihit mitigation).
     let nxHugePagesEnabled = AtomicWords(count: 1, kernel: true)
+    /// The shadow MMU's pages (nested TDP), which make_mmu_pages_available() recycles.
+    @exclusivity(unchecked) var shadowPages: ShadowMMUPages!
     /// kvm->stat / vcpu->stat counters the scenarios report.
     let stats: AtomicRecords<TDPStat>
     /// The vcpus' arch state (vcpu->arch.mmu, the TLB), by vcpu id.
@@ -99,6 +101,7 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
         dirtyLog = TDPDirtyLog(slots: (kvm.memslots.slots.map(\.id).max() ?? 0) + 1, gfns: kvm.memslots.maxGfn)
         possibleNXHugePages.reserveCapacity(8)
         oracle.prepare(slots: maxTables << bitsPerLevel)
+        shadowPages = ShadowMMUPages(mmu: self, nMax: 3)
         kvm.setArch(self)
     }
 

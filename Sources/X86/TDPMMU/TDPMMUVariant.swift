@@ -25,10 +25,16 @@ public enum TDPMMUVariant: String, ModelVariant {
     case volatileSPTEPreFix = "volatile-spte-pre-fix"
     /// T4 fixed: an xchg for a present leaf with volatile bits.
     case volatileSPTEFixed = "volatile-spte-fixed"
+    /// T5 (CVE-2022-45869): the TDP MMU's fault, under the read lock, calls
+    /// make_mmu_pages_available(), which zaps shadow pages (a2855afc7ee8 .. 47b0c2e4c220).
+    case pagesAvailablePreFix = "pages-available-pre-fix"
+    /// T5 fixed: only the shadow MMU's fault (under the write lock) recycles shadow pages.
+    case pagesAvailableFixed = "pages-available-fixed"
 
     public static let t1Fix = KernelCommit("a835429cda91", "KVM: x86/mmu: Ensure TLBs are flushed when yielding during GFN range zap", release: "v5.12")
     public static let t3Fix = KernelCommit("d62007edf01f", "KVM: x86/mmu: Zap _all_ roots when unmapping gfn range in TDP MMU", release: "v5.18")
     public static let t4Fix = KernelCommit("ba3a6120a4e7", "KVM: x86/mmu: Use atomic XCHG to write TDP MMU SPTEs with volatile bits", release: "v5.18")
+    public static let t5Fix = KernelCommit("47b0c2e4c220", "KVM: x86/mmu: Fix race condition in direct_page_fault", release: "v6.1")
 
     public var commit: KernelCommit? {
         switch self {
@@ -39,6 +45,8 @@ public enum TDPMMUVariant: String, ModelVariant {
         case .zapAllRootsFixed: return Self.t3Fix
         case .volatileSPTEPreFix: return Self.t4Fix.parent
         case .volatileSPTEFixed: return Self.t4Fix
+        case .pagesAvailablePreFix: return Self.t5Fix.parent
+        case .pagesAvailableFixed: return Self.t5Fix
         }
     }
 }
@@ -54,17 +62,21 @@ public struct TDPMMUCode: Sendable, Equatable {
     public enum UnmapRoots: Sendable { case validOnly, all }
     /// How SPTEs are written with mmu_lock held for write (T4, ba3a6120a4e7).
     public enum VolatileWrites: Sendable { case plainStore, xchgIfVolatile }
+    /// Which faults call make_mmu_pages_available() (T5, 47b0c2e4c220).
+    public enum PagesAvailable: Sendable { case everyDirectFault, shadowMMUOnly }
 
     public var zapFlush = ZapFlush.carried
     public var unmapRoots = UnmapRoots.all
     public var volatileSPTEWrites = VolatileWrites.xchgIfVolatile
+    public var pagesAvailable = PagesAvailable.shadowMMUOnly
 
     public init(_ v: TDPMMUVariant) {
         switch v {
-        case .upstream, .yieldFlushFixed, .zapAllRootsFixed, .volatileSPTEFixed: break
+        case .upstream, .yieldFlushFixed, .zapAllRootsFixed, .volatileSPTEFixed, .pagesAvailableFixed: break
         case .yieldFlushPreFix: zapFlush = .perRoot
         case .zapAllRootsPreFix: unmapRoots = .validOnly
         case .volatileSPTEPreFix: volatileSPTEWrites = .plainStore
+        case .pagesAvailablePreFix: pagesAvailable = .everyDirectFault
         }
     }
 }

@@ -5,16 +5,17 @@ import X86
 import Harness
 
 /// The x86 TDP MMU's historical races, small: two vcpus faulting under the
-/// read lock, one host mm event source firing the MMU notifier, and one host
-/// CPU of background KVM work (kvm_zap_gfn_range(), the fast zap), on tiny
-/// tables so that tables are freed and roots replaced often.
+/// read lock (and now and then faulting as L2 on the shadow MMU), one host mm
+/// event source firing the MMU notifier, and one host CPU of background KVM
+/// work (kvm_zap_gfn_range(), the fast zap, dirty logging), on tiny tables so
+/// that tables are freed and roots replaced often.
 public struct TDPMMURaceScenario: Scenario {
     public typealias Variant = TDPMMUVariant
     public typealias Options = TDPMMUOptions
 
     public init() {}
     public let name = "tdp-mmu-race"
-    public let summary = "x86 TDP MMU: parallel faults under the read lock vs. notifier zaps, kvm_zap_gfn_range and the fast zap (T1, T3, T4)"
+    public let summary = "x86 TDP MMU: parallel faults under the read lock vs. notifier zaps, kvm_zap_gfn_range, the fast zap, dirty logging and nested faults (T1, T3, T4, T5)"
     public let docs = "docs/mechanisms/x86-tdp-mmu.md"
     public var oracles: [Oracle] { TDPMMU.oracles }
 
@@ -55,6 +56,10 @@ public struct TDPMMURaceScenario: Scenario {
              note: "historical T4: a plain store under the write lock drops the Dirty bit the CPU set since KVM read the SPTE"),
         Case(.volatileSPTEFixed, expects: .clean, schedules: 20_000, lengths: Self.search,
              note: "T4 fixed: an xchg (or LOCK AND) for an SPTE with volatile bits"),
+        Case(.pagesAvailablePreFix, expects: .violation, schedules: 2_000, lengths: Self.search,
+             note: "historical T5 (CVE-2022-45869): a TDP fault under the read lock zaps the oldest shadow pages (lockdep; two such faults move and free one page twice)"),
+        Case(.pagesAvailableFixed, expects: .clean, schedules: 20_000, lengths: Self.search,
+             note: "T5 fixed: only the shadow MMU's fault, under the write lock, recycles shadow pages"),
     ]}
 }
 

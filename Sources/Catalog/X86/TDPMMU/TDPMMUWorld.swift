@@ -90,6 +90,7 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
             let v = x86[i]
             engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, n in
                 if c.options.addressSpaces > 1 && rng.below(8) == 0 { v.smmChanged(v.asID == 0) }   // an SMI, or RSM
+                if rng.below(6) == 0 { mmu.nestedTDPFault(v) }                                     // L2 faults on its shadowed EPT
                 let gfn = gfns[rng.below(gfns.count)]
                 let r = rng.below(10)
                 let kind: GuestAccessKind = r < 5 ? .read : (r < 9 ? .write(UInt64(i + 1) << 40 | UInt64(n + 1)) : .fetch)
