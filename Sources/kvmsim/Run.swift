@@ -29,6 +29,8 @@ struct Run: ParsableCommand {
     @Option(help: "MIPS GPA, x86 TDP: index bits per table level.") var tableBits: Int?
     @Option(help: "x86 TDP: address spaces (2: vcpus enter and leave SMM).") var addressSpaces: Int?
     @Option(help: "x86 TDP: memslots per address space over one contiguous hva range (1 or 2).") var memslots: Int?
+    @Option(help: "x86 TDP: 1 for hugetlbfs-backed guest RAM with the NX huge page mitigation.") var hugePages: Int?
+    @Option(help: "x86 TDP: the eager_page_split module parameter (1, the default, or 0).") var eagerPageSplit: Int?
     @Option(help: "x86 TDP: background KVM work (all, none, zap-gfn-range, fast-zap, ...).") var kvmWork: String?
     @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
@@ -56,7 +58,8 @@ struct Run: ParsableCommand {
         if let hostEventsPerSource { selection.sizes.hostEventsPerSource = hostEventsPerSource }
         if let hostEventSources { selection.sizes.hostEventSources = hostEventSources }
         for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent),
-                              ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots)] {
+                              ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots), ("huge-pages", hugePages),
+                              ("eager-page-split", eagerPageSplit)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         for (flag, value) in [("gpa-table-free", gpaTableFree), ("kvm-work", kvmWork)] {

@@ -46,13 +46,15 @@ extension HostMM {
     /// MADV_DONTNEED / munmap of guest RAM (balloon inflation, memory hot-unplug):
     /// zap the pages; the next touch gets fresh zero pages.
     public func zap(_ r: Range<Int>) {
+        let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("zap_page_range:after_invalidate_range_start")
         var toPut: [Int] = []
         withPageTableLock {
             for h in r {
                 let p = pte(h)
-                if p.isPresent { toPut.append(p.pfn) }
+                // A huge page's mapping holds one reference (its head's).
+                if p.isPresent && (hugeBlock == 0 || pages.head(p.pfn) == p.pfn) { toPut.append(p.pfn) }
                 hostPTE.store(idx(h), 0)
                 let s = swapState.load(idx(h))
                 if s >= 2 { toPut.append(Int(s - 2)) }
@@ -71,7 +73,7 @@ extension HostMM {
     /// goes to swap and it is freed, otherwise it stays in the swap cache.
     public func swapOut(_ hva: Int) {
         let victim = pte(hva)                // the page reclaim picked from the LRU
-        guard victim.isPresent else { return }
+        guard victim.isPresent, hugeBlock == 0 else { return }    // hugetlb pages are not reclaimed
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
@@ -106,7 +108,7 @@ extension HostMM {
     /// to the first page. Pages with extra references (page_count() above the
     /// mapping's) are skipped, as `write_protect_page()` does.
     public func ksmMerge(_ a: Int, _ b: Int) {
-        guard a != b else { return }
+        guard a != b, hugeBlock == 0 else { return }         // KSM does not merge hugetlb pages
         let pa = pte(a), pb = pte(b)
         guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn,
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
@@ -146,6 +148,7 @@ extension HostMM {
 
     /// mprotect(): make the range read-only or writable again (change_protection).
     public func mprotect(_ r: Range<Int>, writable: Bool) {
+        let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("change_protection:after_invalidate_range_start")
         withPageTableLock {
@@ -165,6 +168,7 @@ extension HostMM {
     /// reuses the page, or copies it when someone else holds a reference
     /// (do_wp_page(): page_count() != 1).
     public func clearSoftDirty(_ r: Range<Int>) {
+        let r = hugeRange(r)
         invalidateRangeStart(r)
         engine.point("clear_refs:after_invalidate_range_start")
         withPageTableLock {

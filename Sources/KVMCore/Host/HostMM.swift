@@ -48,11 +48,19 @@ public final class HostMM: @unchecked Sendable {
     /// runtime's slow, contended path.
     public unowned(unsafe) var observer: HostMMObserver?
 
-    public init(engine: SimEngine, pages: HostPages, base: Int, count: Int) {
+    /// Pages per huge page when the region is hugetlbfs-backed (0: 4K anonymous
+    /// memory). A hugetlb page is mapped whole (every PTE of its block at once,
+    /// standing for the one PMD), zapped whole, never swapped, merged by KSM or
+    /// copied on write (hugetlb_wp() reuses a page mapped once).
+    public let hugeBlock: Int
+
+    public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
+        precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
         self.engine = engine
         self.pages = pages
         self.base = base
         self.count = count
+        self.hugeBlock = hugeBlock
         hostPTE = AtomicWords(count: count, kernel: true)
         vmaWritable = AtomicWords(count: count, initial: 1, kernel: true)
         swapContent = AtomicWords(count: count, kernel: true)
@@ -86,8 +94,16 @@ public final class HostMM: @unchecked Sendable {
     }
 
     /// host_pfn_mapping_level(): the page-table level the host maps `hva` at
-    /// (1: a 4K PTE; the host mm of the model maps 4K pages only).
-    public func hugeMappingLevel(_ hva: Int) -> Int { 1 }
+    /// (2: a huge page of a hugetlbfs region; 1: a 4K PTE, or nothing).
+    public func hugeMappingLevel(_ hva: Int) -> Int { hugeBlock > 0 && pte(hva).isPresent ? 2 : 1 }
+
+    /// The hugetlb page block `hva` is in (the range itself for 4K memory).
+    func hugeRange(_ r: Range<Int>) -> Range<Int> {
+        guard hugeBlock > 0 else { return r }
+        let lo = base + (r.lowerBound - base) / hugeBlock * hugeBlock
+        let hi = base + (r.upperBound - base + hugeBlock - 1) / hugeBlock * hugeBlock
+        return lo..<hi
+    }
 
     // MARK: - notifier fan-out (mm/mmu_notifier.c)
 
@@ -122,9 +138,14 @@ public final class HostMM: @unchecked Sendable {
             let got: (Int, Bool)? = withPageTableLock {
                 guard let p = faultInLocked(hva) else { return nil }
                 if write && !p.isWrite {
-                    if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
-                    // do_wp_page() reuse: the only user may write in place.
-                    hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
+                    if hugeBlock > 0 {
+                        // hugetlb_wp(): a page mapped once is reused, the whole huge page.
+                        for h in hugeRange(hva..<(hva + 1)) { hostPTE.store(idx(h), pte(h).mkwrite().mkdirty().raw) }
+                    } else {
+                        if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
+                        // do_wp_page() reuse: the only user may write in place.
+                        hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
+                    }
                 }
                 pages.get(p.pfn)
                 // hva_to_pfn(): writable when the host PTE allows writes (the
@@ -169,6 +190,7 @@ public final class HostMM: @unchecked Sendable {
         let i = idx(hva)
         let p = PTE(raw: hostPTE.load(i))
         if p.isPresent { return p }
+        if hugeBlock > 0 { return faultInHugeLocked(hva) }
         let s = swapState.load(i)
         let pfn: Int
         if s >= 2 {
@@ -184,5 +206,17 @@ public final class HostMM: @unchecked Sendable {
         hostPTE.store(i, np.raw)
         engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
         return np
+    }
+
+    /// hugetlb_no_page(): a zeroed huge page, mapped whole (page_table_lock held).
+    private func faultInHugeLocked(_ hva: Int) -> PTE? {
+        guard let head = pages.allocHuge() else { return nil }
+        let block = hugeRange(hva..<(hva + 1))
+        let writable = vmaWritable.load(idx(block.lowerBound)) == 1
+        for h in block {
+            hostPTE.store(idx(h), PTE(pfn: head + (h - block.lowerBound), flags: PTE.present | PTE.read | PTE.young | (writable ? PTE.write : 0)).raw)
+        }
+        engine.event("host: hugetlb fault-in hva \(hex(block.lowerBound))..<\(hex(block.upperBound)) -> pfns \(head)..<\(head + hugeBlock)")
+        return pte(hva)
     }
 }

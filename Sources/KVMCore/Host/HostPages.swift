@@ -9,26 +9,59 @@ import SimExec
 /// as a lost write. A page whose count drops to zero is freed at once, its
 /// content poisoned, and it goes to the tail of the free list to be reused.
 ///
-/// Locking: counts, states and contents are atomics; the free list has its own
-/// mutex (no scheduling point inside it).
+/// Huge pages (hugetlbfs) are compound pages: `blockPages` contiguous pfns,
+/// aligned to their size, from a region of their own above `capacity`; the head
+/// pfn holds the reference count and the state of the whole page, each pfn its
+/// own content (a 4K part's data).
+///
+/// Locking: counts, states and contents are atomics; the free lists have their
+/// own mutex (no scheduling point inside).
 public final class HostPages: @unchecked Sendable {
     public static let poison: UInt64 = 0xDEAD_BEEF_DEAD_BEEF
     public let capacity: Int
+    /// The first pfn of the huge page region (== `total` when there is none).
+    public let hugeBase: Int
+    /// Pfns per huge page (0: no huge pages).
+    public let blockPages: Int
+    /// Every pfn, small and huge.
+    public let total: Int
     private let refcount: AtomicWords
     private let inUse: AtomicWords
     public let content: AtomicWords
     private let freeList: Locked<(items: [Int], head: Int)>
+    /// Free huge pages, by head pfn.
+    private let hugeFree: Locked<[Int]>
 
-    public init(capacity: Int) {
+    public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0) {
         self.capacity = capacity
-        refcount = AtomicWords(count: capacity, kernel: true)
-        inUse = AtomicWords(count: capacity, kernel: true)
-        content = AtomicWords(count: capacity, initial: HostPages.poison, kernel: true)
+        self.blockPages = hugePages > 0 ? blockPages : 0
+        hugeBase = hugePages > 0 ? (capacity + blockPages - 1) / blockPages * blockPages : capacity
+        total = hugeBase + (hugePages > 0 ? hugePages * blockPages : 0)
+        refcount = AtomicWords(count: total, kernel: true)
+        inUse = AtomicWords(count: total, kernel: true)
+        content = AtomicWords(count: total, initial: HostPages.poison, kernel: true)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
         freeList = Locked((Array(1..<max(capacity, 2)), 0))
+        let base = hugeBase, bp = blockPages
+        hugeFree = Locked(hugePages > 0 ? (0..<hugePages).reversed().map { base + $0 * bp } : [])
     }
 
     deinit { refcount.free(); inUse.free(); content.free() }
+
+    /// The page a pfn belongs to: itself, or the head of its huge page.
+    @inline(__always) public func head(_ pfn: Int) -> Int {
+        pfn < hugeBase ? pfn : hugeBase + (pfn - hugeBase) / blockPages * blockPages
+    }
+
+    /// alloc_pages() of a huge page: its head pfn, with one reference, zeroed;
+    /// nil when none is free.
+    public func allocHuge() -> Int? {
+        guard let h = hugeFree.withLock({ $0.popLast() }) else { return nil }
+        refcount.store(h, 1)
+        for p in h..<(h + blockPages) { content.store(p, 0) }
+        inUse.store(h, 1)
+        return h
+    }
 
     /// alloc_page(): a zeroed page with one reference, or nil when memory is exhausted.
     public func alloc() -> Int? {
@@ -48,25 +81,32 @@ public final class HostPages: @unchecked Sendable {
         return pfn
     }
 
-    /// get_page().
+    /// get_page() (of the compound page, for a huge page's part).
     public func get(_ pfn: Int) {
         precondition(isInUse(pfn), "get_page on free pfn \(pfn)")
-        refcount.add(pfn, 1)
+        refcount.add(head(pfn), 1)
     }
 
     /// put_page(): drops a reference; frees and poisons the page at zero.
     /// Returns true when the page was freed.
     @discardableResult
     public func put(_ pfn: Int) -> Bool {
-        let left = refcount.sub(pfn, 1)
+        let h = head(pfn)
+        let left = refcount.sub(h, 1)
         precondition(left < UInt64(Int32.max), "put_page underflow on pfn \(pfn)")
         guard left == 0 else { return false }
-        content.store(pfn, HostPages.poison)
-        inUse.store(pfn, 0)
-        freeList.withLock { $0.items.append(pfn) }
+        if h >= hugeBase {
+            for p in h..<(h + blockPages) { content.store(p, HostPages.poison) }
+            inUse.store(h, 0)
+            hugeFree.withLock { $0.append(h) }
+            return true
+        }
+        content.store(h, HostPages.poison)
+        inUse.store(h, 0)
+        freeList.withLock { $0.items.append(h) }
         return true
     }
 
-    public func isInUse(_ pfn: Int) -> Bool { pfn > 0 && pfn < capacity && inUse.load(pfn) == 1 }
-    public func refs(_ pfn: Int) -> Int { Int(refcount.load(pfn)) }
+    public func isInUse(_ pfn: Int) -> Bool { pfn > 0 && pfn < total && inUse.load(head(pfn)) == 1 }
+    public func refs(_ pfn: Int) -> Int { Int(refcount.load(head(pfn))) }
 }

@@ -87,24 +87,74 @@ extension TDPMMU {
     }
 
     /// kvm_mmu_slot_leaf_clear_dirty() -> kvm_tdp_mmu_clear_dirty_slot(): every
-    /// Dirty bit of the slot cleared under the read lock; a flush if any was set.
+    /// Dirty bit of the slot cleared under the read lock (the caller flushes).
     func kvmMMUSlotLeafClearDirty(_ slot: Memslot) {
         kvm.mmuLock.readLock()
         kvm.mmuLock.assertHeldRead("kvm_tdp_mmu_clear_dirty_slot")
-        var set = false
         forEachRootYieldSafe(asID: slot.asID, onlyValid: true) { root in
-            set = clearDirtyGFNRange(root, start: slot.baseGfn, end: slot.baseGfn + slot.npages) || set
+            _ = clearDirtyGFNRange(root, start: slot.baseGfn, end: slot.baseGfn + slot.npages)
             return true
         }
         kvm.mmuLock.readUnlock()
-        if set { flushRemoteTLBs() }                       // kvm_flush_remote_tlbs_memslot()
+    }
+
+    /// kvm_mmu_slot_remove_write_access() -> kvm_tdp_mmu_wrprot_slot(): the
+    /// slot's leaves of `minLevel` and above write-protected with cmpxchg under
+    /// the read lock (the caller flushes).
+    func kvmMMUSlotRemoveWriteAccess(_ slot: Memslot, minLevel: Int) {
+        kvm.mmuLock.readLock()
+        kvm.mmuLock.assertHeldRead("kvm_tdp_mmu_wrprot_slot")
+        forEachRootYieldSafe(asID: slot.asID, onlyValid: true) { root in
+            wrprotGFNRange(root, start: slot.baseGfn, end: slot.baseGfn + slot.npages, minLevel: minLevel)
+            return true
+        }
+        kvm.mmuLock.readUnlock()
+    }
+
+    /// wrprot_gfn_range().
+    private func wrprotGFNRange(_ root: Int, start: Int, end: Int, minLevel: Int) {
+        rcu.readLock()
+        var iter = TDPIter(mmu: self, root: root, minLevel: minLevel, start: start)
+        while iter.valid && iter.gfn < end {
+            if iterCondResched(&iter, flush: false, shared: true) { iter.next(); continue }
+            guard iter.oldSPTE.isShadowPresent, iter.oldSPTE.isLast(level: iter.level), iter.oldSPTE.isWritable else { iter.next(); continue }
+            if !setSPTEAtomic(&iter, SPTE(raw: iter.oldSPTE.raw & ~SPTE.writable)) { continue }    // goto retry
+            iter.next()
+        }
+        rcu.readUnlock()
+    }
+
+    /// kvm_mmu_recover_huge_pages() -> kvm_tdp_mmu_zap_collapsible_sptes():
+    /// under the read lock, the tables of the slot that a huge page could
+    /// replace again are zapped (zap_collapsible_spte_range(), with a flush each).
+    func kvmMMURecoverHugePages(_ slot: Memslot) {
+        kvm.mmuLock.readLock()
+        kvm.mmuLock.assertHeldRead("kvm_tdp_mmu_zap_collapsible_sptes")
+        forEachRootYieldSafe(asID: slot.asID, onlyValid: true) { root in
+            rcu.readLock()
+            var iter = TDPIter(mmu: self, root: root, minLevel: 2, start: slot.baseGfn)
+            while iter.valid && iter.gfn < slot.baseGfn + slot.npages {
+                if iterCondResched(&iter, flush: false, shared: true) { iter.next(); continue }
+                let s = iter.oldSPTE
+                guard iter.level <= 2, s.isShadowPresent, !s.isLast(level: iter.level),
+                      iter.gfn >= slot.baseGfn, iter.gfn < slot.baseGfn + slot.npages,
+                      maxMappingLevel(slot, gfn: iter.gfn, maxLevel: 2) >= iter.level else { iter.next(); continue }
+                if !zapSPTEAtomic(&iter) { continue }                                    // goto retry
+                iter.next()
+            }
+            rcu.readUnlock()
+            return true
+        }
+        kvm.mmuLock.readUnlock()
     }
 
     /// A memslot update that sets or clears KVM_MEM_LOG_DIRTY_PAGES
     /// (kvm_set_memslot(): the new memslots published, then
     /// synchronize_srcu(&kvm->srcu) so that no vcpu still uses the old ones),
-    /// then kvm_mmu_slot_apply_flags(): with PML, turning logging on clears the
-    /// slot's Dirty bits. The caller holds kvm->slots_lock. (The wait for
+    /// then kvm_mmu_slot_apply_flags(): with PML, turning logging on splits the
+    /// slot's huge pages (eager_page_split, default on), clears its Dirty bits
+    /// and write-protects the huge pages left (so that writes split them), then
+    /// flushes unconditionally, after mmu_lock; turning it off recovers huge pages. The caller holds kvm->slots_lock. (The wait for
     /// mn_active_invalidate_count to drain before the swap is not modelled: no
     /// memslot changes its range.)
     public func kvmSetDirtyLogging(slot: Memslot, _ on: Bool) {
@@ -113,13 +163,17 @@ extension TDPMMU {
             oracle.dirtyPassStarts()
             dirtyLog.setLogging(slot.id, true)
             kvm.srcu.synchronize()                          // kvm_swap_active_memslots()
+            if eagerPageSplit { kvmMMUSlotTrySplitHugePages(slot) }
             kvmMMUSlotLeafClearDirty(slot)
-            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): Dirty bits cleared")
+            kvmMMUSlotRemoveWriteAccess(slot, minLevel: 2)
+            flushRemoteTLBs()                               // kvm_flush_remote_tlbs_memslot()
+            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): Dirty bits cleared, huge pages write-protected")
             oracle.dirtyLoggingEnabled()
         } else {
             dirtyLog.setLogging(slot.id, false)
             kvm.srcu.synchronize()
             oracle.dirtyLoggingDisabled()
+            kvmMMURecoverHugePages(slot)
             engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id)): dirty logging off")
         }
     }

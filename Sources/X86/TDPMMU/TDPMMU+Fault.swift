@@ -99,6 +99,7 @@ extension TDPMMU {
         rcu.readLock()
         var iter = TDPIter(mmu: self, root: vcpu.root, minLevel: 1, start: fault.gfn)
         walk: while iter.valid && iter.gfn < fault.gfn + 1 {
+            if nxHugePages { disallowedHugepageAdjust(&fault, iter.oldSPTE, level: iter.level) }
             // Frozen by another thread: give up and retry (no table allocated for nothing).
             if iter.oldSPTE.isFrozen { break walk }
             if iter.level == fault.goalLevel {
@@ -148,8 +149,8 @@ extension TDPMMU {
     func makeSPTE(_ fault: KVMPageFault, level: Int) -> SPTE {
         let huge = level > 1
         let exec = !(huge && nxHugePages)
-        let pfn = huge ? fault.pfn - (fault.gfn - roundForLevel(fault.gfn, level: level)) : fault.pfn
-        let spte = SPTE.leaf(pfn: pfn, writable: fault.mapWritable, hostWritable: fault.mapWritable, executable: exec,
+        // For a huge page kvm_mmu_hugepage_adjust() made fault->pfn its base.
+        let spte = SPTE.leaf(pfn: fault.pfn, writable: fault.mapWritable, hostWritable: fault.mapWritable, executable: exec,
                              huge: huge, dirty: fault.mapWritable)
         if spte.isWritable, let slot = fault.slot, dirtyLog.isLogging(slot) { dirtyLog.markPageDirtyInSlot(fault.gfn) }
         return spte
@@ -185,6 +186,7 @@ extension TDPMMU {
             if level > 1, let slot = fault.slot, dirtyLog.isLogging(slot) { break }
             let new = SPTE(raw: spte.raw | SPTE.writable)
             if arena.words.cas(sptep, spte.raw, new.raw) {            // fast_pf_fix_direct_spte()
+                engine.event("vcpu\(vcpu.id): fast_page_fault: gfn \(fault.gfn) \(spte) made writable")
                 if let slot = fault.slot, dirtyLog.isLogging(slot) { dirtyLog.markPageDirtyInSlot(fault.gfn) }
                 ret = .fixed
                 break

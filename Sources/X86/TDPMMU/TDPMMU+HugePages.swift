@@ -47,7 +47,33 @@ extension TDPMMU {
             r |= SPTE.executable
             arena.words.storeRelaxed(arena.slot(child, i), r)   // not yet reachable: no atomics needed
         }
-        return linkSP(&iter, child, shared: shared)
+        guard linkSP(&iter, child, shared: shared) else { return false }
+        engine.event("tdp_mmu_split_huge_page: gfn \(iter.gfn) \(huge) split into table \(child)")
+        return true
+    }
+
+    /// kvm_mmu_slot_try_split_huge_pages() -> kvm_tdp_mmu_try_split_huge_pages()
+    /// to 4K (eager page splitting, when dirty logging starts): under the read
+    /// lock, every huge leaf of the slot split with cmpxchg. (The kernel drops
+    /// mmu_lock to allocate a table; the model's arena needs no lock.) No
+    /// flush: the caller's follows.
+    func kvmMMUSlotTrySplitHugePages(_ slot: Memslot) {
+        kvm.mmuLock.readLock()
+        kvm.mmuLock.assertHeldRead("kvm_tdp_mmu_try_split_huge_pages")
+        forEachRootYieldSafe(asID: slot.asID, onlyValid: true) { root in
+            rcu.readLock()
+            var iter = TDPIter(mmu: self, root: root, minLevel: 2, start: slot.baseGfn)
+            while iter.valid && iter.gfn < slot.baseGfn + slot.npages {
+                if iterCondResched(&iter, flush: false, shared: true) { iter.next(); continue }
+                guard iter.oldSPTE.isShadowPresent, iter.oldSPTE.isLarge else { iter.next(); continue }
+                guard let child = allocSP(level: iter.level - 1, gfn: iter.gfn, asID: iter.asID, ptep: iter.sptep) else { break }
+                if !splitHugePage(&iter, child, shared: true) { freeSP(child); continue }     // goto retry
+                iter.next()
+            }
+            rcu.readUnlock()
+            return true
+        }
+        kvm.mmuLock.readUnlock()
     }
 
     /// track_possible_nx_huge_page(): tdp_mmu_pages_lock held.

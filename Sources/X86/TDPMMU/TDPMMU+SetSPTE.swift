@@ -28,7 +28,9 @@ extension TDPMMU {
             engine.kvmWarnOn(!new.isFrozen && !old.isFrozen, "Unexpected SPTE change! Nonpresent SPTEs should not be replaced with another, different nonpresent SPTE (gfn \(gfn))")
             return
         }
-        if wasLeaf && (!isPresent || pfnChanged) { oracle.leafZapped(sptep: sptep, gfn: gfn, old: old, mmuLock: kvm.mmuLock) }
+        // The oracle's record of a translation removed (a split, which links a
+        // table of the same translations in its place, removes none).
+        if wasLeaf && (!isPresent || (isLeaf && pfnChanged)) { oracle.leafZapped(sptep: sptep, gfn: gfn, old: old, mmuLock: kvm.mmuLock) }
         if wasLeaf && old.isDirty && (!isPresent || !new.isDirty || pfnChanged) {
             kvmSetPfnDirty(old.pfn, gfn: gfn)
         }

@@ -111,6 +111,10 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     /// by set_nx_huge_pages() with every VM's slots_lock held).
     public func setNXHugePages(_ on: Bool) { nxHugePagesEnabled.store(0, on ? 1 : 0) }
 
+    /// The eager_page_split module parameter (default on): huge pages are split
+    /// when dirty logging starts. Set before actors run.
+    public var eagerPageSplit = true
+
     /// kvm_arch_vcpu_create() for the MMU: the vcpu's arch state. Before any actor runs.
     public func createVCPU(_ state: VCPUState, tlbEntries: Int) -> X86VCPU {
         let v = X86VCPU(state: state, mmu: self, gfns: memslots.maxGfn, tlbEntries: tlbEntries)

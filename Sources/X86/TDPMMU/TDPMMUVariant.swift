@@ -25,6 +25,15 @@ public enum TDPMMUVariant: String, ModelVariant {
     case volatileSPTEPreFix = "volatile-spte-pre-fix"
     /// T4 fixed: an xchg for a present leaf with volatile bits.
     case volatileSPTEFixed = "volatile-spte-fixed"
+    /// T2, stage 1: NX recovery drops the "flush needed" its TDP MMU zap
+    /// returns (29cf0f5007a2 .. 048f49809c52).
+    case nxFlushPreFix = "nx-flush-pre-fix"
+    /// T2, stage 2: the first fix assigns it (`flush = ...`), so a later zap
+    /// that returns false would drop an earlier one's (048f49809c52, with
+    /// 33a3164161fc's kvm_tdp_mmu_zap_sp(), .. 315f02c60d94).
+    case nxFlushFirstFix = "nx-flush-first-fix"
+    /// T2, stage 3: accumulated (`flush |= ...`).
+    case nxFlushFixed = "nx-flush-fixed"
     /// T5 (CVE-2022-45869): the TDP MMU's fault, under the read lock, calls
     /// make_mmu_pages_available(), which zaps shadow pages (a2855afc7ee8 .. 47b0c2e4c220).
     case pagesAvailablePreFix = "pages-available-pre-fix"
@@ -35,6 +44,9 @@ public enum TDPMMUVariant: String, ModelVariant {
     public static let t3Fix = KernelCommit("d62007edf01f", "KVM: x86/mmu: Zap _all_ roots when unmapping gfn range in TDP MMU", release: "v5.18")
     public static let t4Fix = KernelCommit("ba3a6120a4e7", "KVM: x86/mmu: Use atomic XCHG to write TDP MMU SPTEs with volatile bits", release: "v5.18")
     public static let t5Fix = KernelCommit("47b0c2e4c220", "KVM: x86/mmu: Fix race condition in direct_page_fault", release: "v6.1")
+    public static let t2Break = KernelCommit("29cf0f5007a2", "kvm: x86/mmu: NX largepage recovery for TDP MMU", release: "v5.10")
+    public static let t2FirstFix = KernelCommit("048f49809c52", "KVM: x86/mmu: Ensure TLBs are flushed for TDP MMU during NX zapping", release: "v5.12")
+    public static let t2Fix = KernelCommit("315f02c60d94", "KVM: x86/mmu: preserve pending TLB flush across calls to kvm_tdp_mmu_zap_sp", release: "v5.12")
 
     public var commit: KernelCommit? {
         switch self {
@@ -45,6 +57,9 @@ public enum TDPMMUVariant: String, ModelVariant {
         case .zapAllRootsFixed: return Self.t3Fix
         case .volatileSPTEPreFix: return Self.t4Fix.parent
         case .volatileSPTEFixed: return Self.t4Fix
+        case .nxFlushPreFix: return Self.t2FirstFix.parent
+        case .nxFlushFirstFix: return Self.t2FirstFix
+        case .nxFlushFixed: return Self.t2Fix
         case .pagesAvailablePreFix: return Self.t5Fix.parent
         case .pagesAvailableFixed: return Self.t5Fix
         }
@@ -64,15 +79,20 @@ public struct TDPMMUCode: Sendable, Equatable {
     public enum VolatileWrites: Sendable { case plainStore, xchgIfVolatile }
     /// Which faults call make_mmu_pages_available() (T5, 47b0c2e4c220).
     public enum PagesAvailable: Sendable { case everyDirectFault, shadowMMUOnly }
+    /// How NX recovery keeps the flush its zaps owe (T2).
+    public enum NXRecoveryFlush: Sendable { case dropped, assigned, accumulated }
 
     public var zapFlush = ZapFlush.carried
     public var unmapRoots = UnmapRoots.all
     public var volatileSPTEWrites = VolatileWrites.xchgIfVolatile
     public var pagesAvailable = PagesAvailable.shadowMMUOnly
+    public var nxRecoveryFlush = NXRecoveryFlush.accumulated
 
     public init(_ v: TDPMMUVariant) {
         switch v {
-        case .upstream, .yieldFlushFixed, .zapAllRootsFixed, .volatileSPTEFixed, .pagesAvailableFixed: break
+        case .upstream, .yieldFlushFixed, .zapAllRootsFixed, .volatileSPTEFixed, .pagesAvailableFixed, .nxFlushFixed: break
+        case .nxFlushPreFix: nxRecoveryFlush = .dropped
+        case .nxFlushFirstFix: nxRecoveryFlush = .assigned
         case .yieldFlushPreFix: zapFlush = .perRoot
         case .zapAllRootsPreFix: unmapRoots = .validOnly
         case .volatileSPTEPreFix: volatileSPTEWrites = .plainStore

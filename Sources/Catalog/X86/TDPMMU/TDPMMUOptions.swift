@@ -15,9 +15,11 @@ public enum TDPKVMWork: String, CaseIterable, Codable, Sendable {
     case fastZap = "fast-zap"
     /// Dirty logging of slot 0 turned on and off, and harvested (KVM_GET_DIRTY_LOG).
     case dirtyLog = "dirty-log"
+    /// The NX huge page recovery thread (with --huge-pages 1).
+    case nxRecovery = "nx-recovery"
 
-    /// The kinds `all` draws from.
-    static let each: [TDPKVMWork] = [.zapGFNRange, .fastZap, .dirtyLog]
+    /// The kinds `all` draws from (NX recovery only where huge pages exist).
+    static func each(hugePages: Bool) -> [TDPKVMWork] { hugePages ? [.zapGFNRange, .fastZap, .dirtyLog, .nxRecovery] : [.zapGFNRange, .fastZap, .dirtyLog] }
 }
 
 /// The knobs of an x86 TDP MMU world: the tables' index bits per level
@@ -30,10 +32,17 @@ public struct TDPMMUOptions: ScenarioOptions {
     /// Memslots the guest RAM is split into per address space (2: as QEMU's
     /// RAM below and above 4 GiB, two slots over one contiguous hva range).
     public var memslots: Int
+    /// 1: the guest RAM is hugetlbfs-backed (huge pages of 2^tableBits pages),
+    /// with the NX huge page mitigation on (fetches split huge pages, and the
+    /// recovery thread zaps the splits).
+    public var hugePages: Int
+    /// kvm.eager_page_split (1, the default: huge pages are split when dirty logging starts).
+    public var eagerPageSplit: Int
     public var kvmWork: TDPKVMWork
 
-    public init(tableBits: Int, addressSpaces: Int, memslots: Int = 1, kvmWork: TDPKVMWork) {
-        self.tableBits = tableBits; self.addressSpaces = addressSpaces; self.memslots = memslots; self.kvmWork = kvmWork
+    public init(tableBits: Int, addressSpaces: Int, memslots: Int = 1, hugePages: Int = 0, eagerPageSplit: Int = 1, kvmWork: TDPKVMWork) {
+        self.tableBits = tableBits; self.addressSpaces = addressSpaces; self.memslots = memslots; self.hugePages = hugePages
+        self.eagerPageSplit = eagerPageSplit; self.kvmWork = kvmWork
     }
 
     public static let knobs: [OptionKnob<TDPMMUOptions>] = [
@@ -43,6 +52,10 @@ public struct TDPMMUOptions: ScenarioOptions {
                    help: "x86 TDP: 1, or 2 for vcpus that enter and leave SMM (a second address space with roots of its own)."),
         OptionKnob("memslots", \.memslots,
                    help: "x86 TDP: 1, or 2 memslots per address space over one contiguous hva range (RAM below and above 4 GiB)."),
+        OptionKnob("huge-pages", \.hugePages,
+                   help: "x86 TDP: 1 for hugetlbfs-backed guest RAM with the NX huge page mitigation (and its recovery thread)."),
+        OptionKnob("eager-page-split", \.eagerPageSplit,
+                   help: "x86 TDP: the eager_page_split module parameter (1, the default; 0 leaves huge pages to be split by faults while dirty logging starts)."),
         OptionKnob("kvm-work", \.kvmWork,
                    help: "x86 TDP: the background KVM work on the host CPU after the event sources."),
     ]
@@ -51,12 +64,19 @@ public struct TDPMMUOptions: ScenarioOptions {
         guard (1...4).contains(tableBits) else { throw InputError("--table-bits must be between 1 and 4 (got \(tableBits))") }
         guard (1...2).contains(addressSpaces) else { throw InputError("--address-spaces must be 1 or 2 (got \(addressSpaces))") }
         guard (1...2).contains(memslots) else { throw InputError("--memslots must be 1 or 2 (got \(memslots))") }
+        guard (0...1).contains(hugePages) else { throw InputError("--huge-pages must be 0 or 1 (got \(hugePages))") }
+        guard (0...1).contains(eagerPageSplit) else { throw InputError("--eager-page-split must be 0 or 1 (got \(eagerPageSplit))") }
+        guard hugePages == 0 || memslots == 1 else { throw InputError("--huge-pages 1 needs --memslots 1") }
+        guard kvmWork != .nxRecovery || hugePages == 1 else { throw InputError("--kvm-work nx-recovery needs --huge-pages 1") }
     }
 
     /// Rejects more guest pages than 4 levels of `tableBits` map (a second
     /// memslot starts half way up the gfn space).
     public func checkPagesFit(_ pages: Int, scenario: String) throws(InputError) {
         let span = 1 << (4 * tableBits)
+        guard hugePages == 0 || pages % (1 << tableBits) == 0 else {
+            throw InputError("--pages \(pages) is not a whole number of huge pages (\(1 << tableBits) pages each)")
+        }
         guard memslots == 1 ? pages <= span : (pages + 1) / 2 <= span / 2 else {
             throw InputError("--pages \(pages) is more than \(scenario)'s TDP tables (4 levels of \(tableBits) bits, \(memslots) memslot(s)) map: at most \(span)")
         }
@@ -70,13 +90,15 @@ public struct TDPMMUOptions: ScenarioOptions {
         return Array(0..<low) + (0..<(pages - low)).map { high + $0 }
     }
 
-    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, kvmWork }
+    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tableBits = try c.decode(Int.self, forKey: .tableBits)
         addressSpaces = try c.decode(Int.self, forKey: .addressSpaces)
         memslots = try c.decodeIfPresent(Int.self, forKey: .memslots) ?? 1
+        hugePages = try c.decodeIfPresent(Int.self, forKey: .hugePages) ?? 0
+        eagerPageSplit = try c.decodeIfPresent(Int.self, forKey: .eagerPageSplit) ?? 1
         kvmWork = try c.decode(TDPKVMWork.self, forKey: .kvmWork)
     }
 }

@@ -28,6 +28,8 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
     /// The guest frames of the RAM, in hva order.
     let gfns: [Int]
     static let hostBase = 0x7F00_0000
+    /// What the host does to hugetlbfs memory (no swap, no KSM, no COW).
+    static let hugetlbEvents: [HostEvent] = [.zap, .hostWrite, .mprotectReadOnly, .mprotectReadWrite, .clearFlushYoung, .clearYoung, .testYoung]
     private let done: AtomicWords
 
     init(engine: SimEngine, variant: TDPMMUVariant, config c: ScenarioConfig<TDPMMUOptions>, seed: UInt64) {
@@ -35,7 +37,9 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         config = c
         self.seed = seed
         let o = c.options
-        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64), base: Self.hostBase, count: c.pages)
+        let huge = o.hugePages == 1, block = 1 << o.tableBits
+        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64, hugePages: huge ? 2 * c.pages / block + 4 : 0, blockPages: block),
+                        base: Self.hostBase, count: c.pages, hugeBlock: huge ? block : 0)
         // Per address space, the RAM as one memslot or two over one contiguous
         // hva range (the second starting half way up the gfn space).
         gfns = o.gfns(pages: c.pages)
@@ -52,6 +56,8 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         let tablesPerRoot = 4 * (c.pages + 2)
         mmu = TDPMMU(kvm: kvm, variant: variant, bitsPerLevel: o.tableBits, maxTables: 64 + 8 * tablesPerRoot * o.addressSpaces)
         mmu.attachOracleAndRegisterNotifier()
+        mmu.setNXHugePages(huge)
+        mmu.eagerPageSplit = o.eagerPageSplit == 1
         slotsLock = SpinLock("mutex_lock(&kvm->slots_lock)", engine: engine)
         let ex = engine.executors, vm = kvm, cpus = c.cpus
         hostCPUs = (0..<cpus).map { HostCPU(index: $0, executor: ex[$0]) }
@@ -74,7 +80,7 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         let c = config
         for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
             engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
-                hostMM.randomEvent(&rng)
+                hostMM.randomEvent(&rng, from: c.options.hugePages == 1 ? Self.hugetlbEvents : HostEvent.every)
                 done.store(i, UInt64(n + 1))
             }
         }
@@ -102,7 +108,8 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
 
     /// One piece of background KVM work.
     private func kvmWork(_ rng: inout SplitMix64) {
-        let w = config.options.kvmWork == .all ? TDPKVMWork.each[rng.below(TDPKVMWork.each.count)] : config.options.kvmWork
+        let each = TDPKVMWork.each(hugePages: config.options.hugePages == 1)
+        let w = config.options.kvmWork == .all ? each[rng.below(each.count)] : config.options.kvmWork
         engine.point("kvm:work")
         switch w {
         case .zapGFNRange:
@@ -123,6 +130,8 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
                 mmu.kvmGetDirtyLogProtect(slot: slot)
             }
             slotsLock.unlock()
+        case .nxRecovery:
+            mmu.kvmRecoverNXHugePages(toZap: 1 + rng.below(2))
         case .all, .none:
             break
         }
