@@ -10,7 +10,7 @@ import Harness
 /// generic MMU notifier, the TDP MMU, and its oracles.
 ///
 /// Actors: `cpu0...` (the first `hostEventSources` run host mm events, which
-/// fire the MMU notifier; the next runs the background KVM work, if any) and
+/// fire the MMU notifier; the others run background KVM work, if any) and
 /// `vcpu0...` (guest reads, writes and fetches of random gfns, entering and
 /// leaving SMM with two address spaces).
 final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
@@ -84,8 +84,8 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
                 done.store(i, UInt64(n + 1))
             }
         }
-        let workCPU = c.hostEventSources
-        if c.options.kvmWork != .none && workCPU < hostCPUs.count {
+        // Every host CPU after the event sources runs background KVM work.
+        for workCPU in c.hostEventSources..<hostCPUs.count where c.options.kvmWork != .none {
             engine.spawnLoop(on: hostCPUs[workCPU], seed: seed, salt: UInt64(500 + workCPU), endless: endless,
                              quota: c.hostEventsPerSource) { [self] rng, n in
                 kvmWork(&rng)
