@@ -57,7 +57,7 @@ let package = Package(
         // `kvmsim bench`: speed and memory figures, each beside its baseline; BenchC
         // is the C reference walk of the page-table arena.
         .target(name: "BenchC", dependencies: ["CURCU"], cSettings: [.define("_LGPL_SOURCE")]),
-        .target(name: "Bench", dependencies: ["Harness", "Catalog", "KVMCore", "MIPS", "RCU", "SimExec", "CURCU", "BenchC"]),
+        .target(name: "Bench", dependencies: ["Harness", "Catalog", "KVMCore", "MIPS", "X86", "RCU", "SimExec", "CURCU", "BenchC"]),
         .executableTarget(
             name: "kvmsim",
             dependencies: ["Harness", "Catalog", "Bench", .product(name: "ArgumentParser", package: "swift-argument-parser")]

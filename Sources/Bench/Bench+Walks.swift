@@ -61,16 +61,118 @@ extension Bench {
         while case let left = t - now(), left > 0 { usleep(UInt32(min(left, 0.1) * 1e6)) }
     }
 
+    // MARK: readers against a writer
+
+    /// What the threads of a walk figure do: a reader's walk of page `p` with
+    /// its locking, and the writer's update of page `g` with its own.
+    protocol WalkWorkload {
+        func walk(_ p: Int) -> UInt64
+        func update(_ g: Int)
+    }
+
+    /// `readers` threads walking the pages of `order` for `seconds` while one
+    /// writer updates a random page below `pages`, 500,000 times a second. The
+    /// writer works in bursts every 100 us (each update its own critical section,
+    /// as `kvm_unmap_hva_range()` takes `mmu_lock` per notifier call) and sleeps
+    /// between them, so that it does not take a CPU from the readers. Returns
+    /// the readers' walks and the writer's updates per second.
+    static func readersAgainstWriter<W: WalkWorkload>(_ w: W, readers: Int, seconds: Double, pages: Int,
+                                                      order: [UInt32]) -> (walks: Double, updates: Double) {
+        let writerPeriod = 2e-6, burstPeriod = 100e-6
+        let stop = AtomicWords(count: 2)
+        let walksDone = AtomicWords(count: 8 * readers)          // one cache line per reader
+        defer { stop.free(); walksDone.free() }
+        var updates = 0
+        let start = now()
+        let writer = BenchThread {
+            kvmsim_bench_set_timer_slack(1)                       // wake on time, not 50 us late
+            var rng = SplitMix64(seed: 7)
+            var due = now()
+            while stop.load(0) == 0 {
+                let t = now()
+                while due <= t {                                   // every update due by now
+                    due += writerPeriod
+                    w.update(rng.below(pages))
+                    updates += 1
+                }
+                var wake = timespec(tv_sec: Int(t + burstPeriod), tv_nsec: Int((t + burstPeriod).truncatingRemainder(dividingBy: 1) * 1e9))
+                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nil)
+            }
+        }
+        let readerThreads = (0..<readers).map { i in
+            BenchThread {
+                var n = i * 7919, sum: UInt64 = 0
+                let first = n
+                while stop.load(0) == 0 {
+                    for _ in 0..<64 {
+                        sum &+= w.walk(Int(order[n & (order.count - 1)]))
+                        n += 1
+                    }
+                }
+                walksDone.store(8 * i, UInt64(n - first))
+                stop.store(1, sum)
+            }
+        }
+        sleepUntil(start + seconds)
+        stop.store(0, 1)
+        for t in readerThreads { t.join() }
+        writer.join()
+        let dt = now() - start
+        let walks = (0..<readers).reduce(0) { $0 + Int(walksDone.load(8 * $1)) }
+        return (Double(walks) / dt, Double(updates) / dt)
+    }
+
+    /// A pthread rwlock, writer-preferring as the kernel's qrwlock (readers in
+    /// process context wait while a writer waits): glibc's default prefers
+    /// readers, and with a reader per CPU its writer starves (40,000 of 500,000
+    /// updates/s).
+    final class PthreadRWLock: @unchecked Sendable {
+        let rw = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+        init() {
+            var attr = pthread_rwlockattr_t()
+            pthread_rwlockattr_init(&attr)
+            pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+            pthread_rwlock_init(rw, &attr)
+            pthread_rwlockattr_destroy(&attr)
+        }
+        deinit { pthread_rwlock_destroy(rw); rw.deallocate() }
+    }
+
     // MARK: 1. RCU vs. rwlock
 
-    /// Readers walking random pages for `seconds` while one writer updates a random
-    /// PTE, 500,000 times a second, under `mmu_lock` for RCU or under the write lock
-    /// for the rwlock. Same table, same walk code (`lookupLocklessSlot`), same
-    /// writer schedule. The writer works in bursts every 100 us (each update its own
-    /// critical section, as `kvm_unmap_hva_range()` takes `mmu_lock` per notifier
-    /// call) and sleeps between them, so that it does not take a CPU from the
-    /// readers. Measured with one reader per CPU (the headline ratio: what the
-    /// machine's readers get) and with a single reader.
+    /// The GPA table walk (`lookupLocklessSlot`) under RCU, the writer's PTE
+    /// update under `mmu_lock`.
+    struct GPAWalkUnderRCU: WalkWorkload {
+        let table: PageTable, rcu: LibURCU, mmuLock: Locked<Void>
+        func walk(_ p: Int) -> UInt64 {
+            rcu.readLock()
+            defer { rcu.readUnlock() }
+            return table.lookupLocklessSlot(p, point: "bench").pte.raw
+        }
+        func update(_ g: Int) {
+            mmuLock.withLock { _ in if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) } }
+        }
+    }
+
+    /// The same walk under a pthread rwlock held for read, the update under it held for write.
+    struct GPAWalkUnderRwlock: WalkWorkload {
+        let table: PageTable, lock: PthreadRWLock
+        func walk(_ p: Int) -> UInt64 {
+            pthread_rwlock_rdlock(lock.rw)
+            defer { pthread_rwlock_unlock(lock.rw) }
+            return table.lookupLocklessSlot(p, point: "bench").pte.raw
+        }
+        func update(_ g: Int) {
+            pthread_rwlock_wrlock(lock.rw)
+            if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) }
+            pthread_rwlock_unlock(lock.rw)
+        }
+    }
+
+    /// Readers walking random pages of a 65,536-page GPA table against one
+    /// writer (`readersAgainstWriter`): same table, same walk code, same writer
+    /// schedule, under RCU and under a rwlock; with one reader per CPU (the
+    /// headline ratio: what the machine's readers get) and with a single reader.
     static func rcuVsRwlock(_ r: inout Report, seconds: Double) {
         let engine = SimEngine(mode: .parallel, actorNames: [])
         defer { engine.shutdown() }
@@ -78,90 +180,20 @@ extension Bench {
         let pages = 1 << 16
         let table = denseTable(pages: pages, engine: engine, rcu: rcu)
         let order = randomPages(1 << 16, below: pages)
-        let writerPeriod = 2e-6, burstPeriod = 100e-6
-        r.writerTargetUpdatesPerSecond = 1 / writerPeriod
-
-        func measure(useRCU: Bool, readers: Int) -> (walks: Double, updates: Double) {
-            // Writer-preferring, as the kernel's qrwlock (readers in process context
-            // wait while a writer waits): glibc's default prefers readers, and with a
-            // reader per CPU its writer starves (40,000 of 500,000 updates/s).
-            var attr = pthread_rwlockattr_t()
-            pthread_rwlockattr_init(&attr)
-            pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
-            var rw = pthread_rwlock_t()
-            pthread_rwlock_init(&rw, &attr)
-            pthread_rwlockattr_destroy(&attr)
-            let mmuLock = Locked(())
-            let stop = AtomicWords(count: 2)
-            let walksDone = AtomicWords(count: 8 * readers)          // one cache line per reader
-            defer { stop.free(); walksDone.free(); pthread_rwlock_destroy(&rw) }
-            let rwPtr = withUnsafeMutablePointer(to: &rw) { $0 }
-            var updates = 0
-            let start = now()
-            let writer = BenchThread {
-                kvmsim_bench_set_timer_slack(1)                       // wake on time, not 50 us late
-                var rng = SplitMix64(seed: 7)
-                var due = now()
-                while stop.load(0) == 0 {
-                    let t = now()
-                    while due <= t {                                   // every update due by now
-                        due += writerPeriod
-                        let g = rng.below(pages)
-                        if useRCU {
-                            mmuLock.withLock { _ in if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) } }
-                        } else {
-                            pthread_rwlock_wrlock(rwPtr)
-                            if let s = table.walk(g, cache: nil) { table.set(slot: s, PTE(pfn: g + 1, flags: PTE.present | PTE.read)) }
-                            pthread_rwlock_unlock(rwPtr)
-                        }
-                        updates += 1
-                    }
-                    var wake = timespec(tv_sec: Int(t + burstPeriod), tv_nsec: Int((t + burstPeriod).truncatingRemainder(dividingBy: 1) * 1e9))
-                    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nil)
-                }
-            }
-            let readerThreads = (0..<readers).map { i in
-                BenchThread {
-                    var n = i * 7919, sum: UInt64 = 0
-                    let first = n
-                    while stop.load(0) == 0 {
-                        for _ in 0..<64 {
-                            let p = Int(order[n & (order.count - 1)])
-                            if useRCU {
-                                rcu.readLock()
-                                sum &+= table.lookupLocklessSlot(p, point: "bench").pte.raw
-                                rcu.readUnlock()
-                            } else {
-                                pthread_rwlock_rdlock(rwPtr)
-                                sum &+= table.lookupLocklessSlot(p, point: "bench").pte.raw
-                                pthread_rwlock_unlock(rwPtr)
-                            }
-                            n += 1
-                        }
-                    }
-                    walksDone.store(8 * i, UInt64(n - first))
-                    stop.store(1, sum)
-                }
-            }
-            sleepUntil(start + seconds)
-            stop.store(0, 1)
-            for t in readerThreads { t.join() }
-            writer.join()
-            let dt = now() - start
-            let walks = (0..<readers).reduce(0) { $0 + Int(walksDone.load(8 * $1)) }
-            return (Double(walks) / dt, Double(updates) / dt)
-        }
+        r.writerTargetUpdatesPerSecond = 500_000
+        let underRCU = GPAWalkUnderRCU(table: table, rcu: rcu, mmuLock: Locked(()))
+        let underRwlock = GPAWalkUnderRwlock(table: table, lock: PthreadRWLock())
         let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         r.readers = cpus
-        let a = measure(useRCU: true, readers: cpus)
-        let b = measure(useRCU: false, readers: cpus)
+        let a = readersAgainstWriter(underRCU, readers: cpus, seconds: seconds, pages: pages, order: order)
+        let b = readersAgainstWriter(underRwlock, readers: cpus, seconds: seconds, pages: pages, order: order)
         r.rcuWalksPerSecond = a.walks
         r.writerUpdatesPerSecondRCU = a.updates
         r.rwlockWalksPerSecond = b.walks
         r.writerUpdatesPerSecondRwlock = b.updates
         r.rcuVsRwlockRatio = b.walks > 0 ? a.walks / b.walks : 0
-        let a1 = measure(useRCU: true, readers: 1)
-        let b1 = measure(useRCU: false, readers: 1)
+        let a1 = readersAgainstWriter(underRCU, readers: 1, seconds: seconds, pages: pages, order: order)
+        let b1 = readersAgainstWriter(underRwlock, readers: 1, seconds: seconds, pages: pages, order: order)
         r.rcuWalksPerSecondOneReader = a1.walks
         r.rwlockWalksPerSecondOneReader = b1.walks
         r.rcuVsRwlockRatioOneReader = b1.walks > 0 ? a1.walks / b1.walks : 0

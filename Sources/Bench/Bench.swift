@@ -74,12 +74,23 @@ public enum Bench {
         public var searchReproduced: [String: Int] = [:]
         public var searchReproductionRate: [String: Double] = [:]
         public var searchReproductionMedianSeconds: [String: Double] = [:]
+        // 8. the TDP MMU's walk: lock-free under RCU vs. under mmu_lock held for read
+        public var tdpWalkReaders = 0
+        public var tdpWalkPages = 0
+        public var tdpRCUWalksPerSecond = 0.0
+        public var tdpReadLockWalksPerSecond = 0.0
+        public var tdpRCUVsReadLockRatio = 0.0
+        public var tdpWriterUpdatesPerSecondRCU = 0.0
+        public var tdpWriterUpdatesPerSecondReadLock = 0.0
+        public var tdpRCUWalksPerSecondOneReader = 0.0
+        public var tdpReadLockWalksPerSecondOneReader = 0.0
+        public var tdpRCUVsReadLockRatioOneReader = 0.0
     }
 
     /// The figures `kvmsim bench` measures; `--only` picks some.
     public enum Figure: String, CaseIterable, Sendable {
         case rcuVsRwlock = "rcu-vs-rwlock", rcuVsC = "rcu-vs-c", schedules, accesses, memory
-        case timeToFirstViolation = "time-to-first-violation", search
+        case timeToFirstViolation = "time-to-first-violation", search, tdpWalk = "tdp-walk"
 
         /// The report's keys this figure fills (the others stay out of its JSON).
         public var keys: [String] {
@@ -97,6 +108,9 @@ public enum Bench {
                            "searchAccessPointMedianSeconds", "searchAccessPointFound",
                            "searchParallelMedianSeconds", "searchParallelFound", "searchRecordedMedianSeconds", "searchRecordedFound",
                            "searchReproduced", "searchReproductionRate", "searchReproductionMedianSeconds"]
+            case .tdpWalk: ["tdpWalkReaders", "tdpWalkPages", "tdpRCUWalksPerSecond", "tdpReadLockWalksPerSecond", "tdpRCUVsReadLockRatio",
+                            "tdpWriterUpdatesPerSecondRCU", "tdpWriterUpdatesPerSecondReadLock", "tdpRCUWalksPerSecondOneReader",
+                            "tdpReadLockWalksPerSecondOneReader", "tdpRCUVsReadLockRatioOneReader"]
             }
         }
     }
@@ -145,6 +159,10 @@ public enum Bench {
             progress("search: the change_pte race, deterministic vs. parallel")
             try search(&r, seeds: o.searchSeeds, budget: o.searchSeconds, progress: progress)
         }
+        if f.contains(.tdpWalk) {
+            progress("x86 TDP MMU walks: RCU vs. mmu_lock held for read")
+            tdpWalk(&r, seconds: o.seconds)
+        }
         return r
     }
 
@@ -192,6 +210,11 @@ public enum Bench {
                 let found = r.searchRecordedFound[k] ?? 0
                 l.append("   \(k): deterministic \(f(r.searchDeterministicMedianSeconds[k] ?? 0)) s (found \(r.searchDeterministicFound[k] ?? 0)/\(r.searchSeeds)), at accesses \(f(r.searchAccessPointMedianSeconds[k] ?? 0)) s (\(r.searchAccessPointFound[k] ?? 0)/\(r.searchSeeds)), parallel \(f(r.searchParallelMedianSeconds[k] ?? 0)) s (\(r.searchParallelFound[k] ?? 0)/\(r.searchSeeds)); recording \(f(r.searchRecordedMedianSeconds[k] ?? 0)) s (\(found)/\(r.searchSeeds)), reproduced \(r.searchReproduced[k] ?? 0)/\(found) (median \(f(r.searchReproductionMedianSeconds[k] ?? 0)) s)")
             }
+        }
+        if figures.contains(.tdpWalk) {
+            l.append("8. x86 TDP MMU walk to a 4K leaf (\(r.tdpWalkPages) gfns, 4 levels of 512; \(r.tdpWalkReaders) readers, one per CPU; the writer ages gfns under mmu_lock held for write on figure 1's schedule)")
+            l.append("   RCU \(f(r.tdpRCUWalksPerSecond)) walks/s (writer \(f(r.tdpWriterUpdatesPerSecondRCU))/s), mmu_lock for read \(f(r.tdpReadLockWalksPerSecond)) walks/s (writer \(f(r.tdpWriterUpdatesPerSecondReadLock))/s): ratio \(f(r.tdpRCUVsReadLockRatio))")
+            l.append("   one reader: RCU \(f(r.tdpRCUWalksPerSecondOneReader)) walks/s, mmu_lock for read \(f(r.tdpReadLockWalksPerSecondOneReader)) walks/s: ratio \(f(r.tdpRCUVsReadLockRatioOneReader))")
         }
         return l.joined(separator: "\n")
     }

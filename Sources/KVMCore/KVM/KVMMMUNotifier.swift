@@ -10,6 +10,13 @@ public struct KVMGFNRange: Sendable, Equatable {
     /// Whether the hook may sleep (drop mmu_lock and reschedule).
     public var mayBlock: Bool
     public var gfns: Range<UInt64> { start..<end }
+
+    public init(slot: Memslot, start: UInt64, end: UInt64, mayBlock: Bool) {
+        self.slot = slot
+        self.start = start
+        self.end = end
+        self.mayBlock = mayBlock
+    }
 }
 
 /// The arch hooks today's generic notifier code calls (kvm_unmap_gfn_range(),

@@ -16,7 +16,15 @@ import KVMCore
 /// cmpxchg, the CPU's A/D bits), which is why writers under the read lock use
 /// cmpxchg against it and writers under the write lock an xchg for volatile SPTEs.
 struct TDPIter {
-    unowned(unsafe) let mmu: TDPMMU
+    /// The TDP MMU, unretained (every walker retaining one shared object would
+    /// be an atomic on one cache line per walk); the walk's caller keeps it alive.
+    private let mmu: Unmanaged<TDPMMU>
+    /// The arena's entries and table states (views of its storage) and the
+    /// table geometry, copied once: a walk needs them at every step.
+    let words: AtomicWords
+    let states: AtomicWords
+    let bitsPerLevel: Int
+    let entriesPerTable: Int
     /// The iterator will traverse the paging structure towards the mapping for this gfn.
     var nextLastLevelGFN: Int
     /// `nextLastLevelGFN` when the walk last yielded (forward progress).
@@ -42,8 +50,12 @@ struct TDPIter {
     var yielded = false
 
     /// tdp_iter_start() of `root` (for_each_tdp_pte_min_level()).
-    init(mmu: TDPMMU, root: Int, minLevel: Int, start: Int) {
-        self.mmu = mmu
+    init(mmu: __shared TDPMMU, root: Int, minLevel: Int, start: Int) {      // __shared: no retain of the MMU per walk
+        self.mmu = Unmanaged.passUnretained(mmu)
+        words = mmu.arena.words
+        states = mmu.arena.state
+        bitsPerLevel = mmu.bitsPerLevel
+        entriesPerTable = mmu.entriesPerTable
         rootLevel = mmu.spLevel(root)
         self.root = root
         self.minLevel = minLevel
@@ -51,7 +63,7 @@ struct TDPIter {
         asID = mmu.spAsID(root)
         nextLastLevelGFN = start
         yieldedGFN = start
-        setPath(rootLevel, table: root, generation: mmu.arena.generation(root))
+        setPath(rootLevel, table: root, generation: states.peek(root) &>> 2)
         restart()
     }
 
@@ -73,22 +85,28 @@ struct TDPIter {
         }
     }
 
+    /// SPTE_INDEX(), gfn_round_for_level() and KVM_PAGES_PER_HPAGE() (as TDPMMU's).
+    @inline(__always) private func spteIndex(_ gfn: Int, level: Int) -> Int { (gfn >> ((level - 1) * bitsPerLevel)) & (entriesPerTable - 1) }
+    @inline(__always) private func pagesPerSPTE(level: Int) -> Int { 1 << ((level - 1) * bitsPerLevel) }
+    @inline(__always) private func roundForLevel(_ gfn: Int, level: Int) -> Int { gfn & ~(pagesPerSPTE(level: level) - 1) }
+
     /// The table the current SPTE is in.
     var table: Int { path(level).table }
 
     /// READ_ONCE of the current slot, then the RCU check of its table.
     private mutating func readCurrent() {
-        oldSPTE = mmu.readSPTE(sptep)
+        oldSPTE = SPTE(raw: words.load(sptep))                      // mmu.readSPTE()
         let p = path(level)
-        if !mmu.arena.isValid(p.table, generation: p.gen) {
-            mmu.oracle.walkerReadFreedTable(p.table, level: level, gfn: gfn, who: "tdp_iter")
+        let state = states.peek(p.table)                            // TableArena.isValid()
+        if state & 3 == TableArena.free || state &>> 2 != p.gen {
+            mmu._withUnsafeGuaranteedRef { $0.oracle.walkerReadFreedTable(p.table, level: level, gfn: gfn, who: "tdp_iter") }
             valid = false
         }
     }
 
     /// tdp_iter_refresh_sptep().
     private mutating func refreshSPTEP() {
-        sptep = mmu.arena.slot(path(level).table, mmu.spteIndex(gfn, level: level))
+        sptep = path(level).table &* entriesPerTable &+ spteIndex(gfn, level: level)     // arena.slot()
         readCurrent()
     }
 
@@ -97,7 +115,7 @@ struct TDPIter {
         yielded = false
         yieldedGFN = nextLastLevelGFN
         level = rootLevel
-        gfn = mmu.roundForLevel(nextLastLevelGFN, level: level)
+        gfn = roundForLevel(nextLastLevelGFN, level: level)
         valid = true
         refreshSPTEP()
     }
@@ -108,18 +126,18 @@ struct TDPIter {
         readCurrent()                       // avoid traversing into tables no longer linked here
         guard valid, oldSPTE.isShadowPresent, !oldSPTE.isLast(level: level) else { return false }
         let child = oldSPTE.pfn
-        let g = mmu.arena.generation(child)
+        let g = states.peek(child) &>> 2                            // arena.generation()
         level -= 1
         setPath(level, table: child, generation: g)
-        gfn = mmu.roundForLevel(nextLastLevelGFN, level: level)
+        gfn = roundForLevel(nextLastLevelGFN, level: level)
         refreshSPTEP()
         return true
     }
 
     /// try_step_side().
     private mutating func tryStepSide() -> Bool {
-        if mmu.spteIndex(gfn, level: level) == mmu.entriesPerTable - 1 { return false }
-        gfn += mmu.pagesPerSPTE(level: level)
+        if spteIndex(gfn, level: level) == entriesPerTable - 1 { return false }
+        gfn += pagesPerSPTE(level: level)
         nextLastLevelGFN = gfn
         sptep += 1
         readCurrent()
@@ -130,7 +148,7 @@ struct TDPIter {
     private mutating func tryStepUp() -> Bool {
         if level == rootLevel { return false }
         level += 1
-        gfn = mmu.roundForLevel(gfn, level: level)
+        gfn = roundForLevel(gfn, level: level)
         refreshSPTEP()
         return true
     }

@@ -32,7 +32,10 @@ extension TDPMMU {
         if flush { flushRemoteTLBs() }                     // kvm_flush_remote_tlbs_memslot()
         count(.harvests)
         engine.event("KVM_GET_DIRTY_LOG(slot \(slot.id)): \(taken)")
-        oracle.dirtyHarvestReturned(taken, pending: { [self] g in dirtyLog.isMarked(g) || vcpus.contains { $0.pmlHolds(g) } },
+        // The PML buffers first, then the bitmap: an entry leaves a buffer only
+        // after its bit is set (flushPML()), so on real threads one that moves
+        // while the oracle looks is seen in one or the other, never in neither.
+        oracle.dirtyHarvestReturned(taken, pending: { [self] g in vcpus.contains { $0.pmlHolds(g) } || dirtyLog.isMarked(g) },
                                     state: { [self] g in describeGFN(g) })
         return taken
     }

@@ -200,7 +200,15 @@ extension TDPMMU {
     /// may be non-present). The vcpu's reference keeps its root alive; RCU the tables.
     private func fastPFGetLastSPTEP(_ vcpu: X86VCPU, gfn: Int) -> (Int, SPTE, Int)? {
         guard vcpu.root >= 0 else { return nil }
-        var iter = TDPIter(mmu: self, root: vcpu.root, minLevel: 1, start: gfn)
+        return lastSPTEP(root: vcpu.root, gfn: gfn)
+    }
+
+    /// The walk of kvm_tdp_mmu_fast_pf_get_last_sptep() and kvm_tdp_mmu_get_walk()
+    /// (tdp_mmu_for_each_pte()) from `root` to the deepest SPTE for `gfn`: its
+    /// slot, value and level. The caller holds RCU (walk_shadow_page_lockless_begin())
+    /// and a reference to the root; `kvmsim bench` times it with and without mmu_lock.
+    public func lastSPTEP(root: Int, gfn: Int) -> (sptep: Int, spte: SPTE, level: Int)? {
+        var iter = TDPIter(mmu: self, root: root, minLevel: 1, start: gfn)
         var last: (Int, SPTE, Int)? = nil
         while iter.valid && iter.gfn < gfn + 1 {
             last = (iter.sptep, iter.oldSPTE, iter.level)

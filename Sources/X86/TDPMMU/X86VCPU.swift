@@ -43,6 +43,10 @@ public final class X86VCPU: @unchecked Sendable {
     /// The PML buffer: gfns the CPU logged when it set a Dirty bit, moved into
     /// the dirty bitmap at VM exit (vmx_flush_pml_buffer()). A flag per gfn.
     let pml: AtomicWords
+    /// Entries logged since the last flush (the buffer's fill level, as
+    /// GUEST_PML_INDEX counts it): an exit with an empty buffer skips the scan.
+    /// Only the vcpu's own thread touches it.
+    private var pmlEntries = 0
 
     init(state: VCPUState, mmu: TDPMMU, gfns: Int, tlbEntries: Int) {
         self.state = state
@@ -58,10 +62,13 @@ public final class X86VCPU: @unchecked Sendable {
     func pmlLog(_ gfn: Int) {
         guard let slot = mmu.memslots.slot(forGfn: gfn, asID: asID), mmu.dirtyLog.isLogging(slot) else { return }
         pml.store(gfn, 1)
+        pmlEntries += 1
     }
 
     /// vmx_flush_pml_buffer() at VM exit: kvm_vcpu_mark_page_dirty() of each logged gfn.
     func flushPML() {
+        if pmlEntries == 0 { return }
+        pmlEntries = 0
         // The bit is set before the entry leaves the buffer (the kernel resets the
         // buffer's index after it has marked every entry).
         for g in 0..<pml.count where pml.load(g) != 0 {
