@@ -33,6 +33,16 @@ import TestSupport
         #expect(throws: InputError.self) { try RegressionSuite.parseShard("x") }
     }
 
+    /// Every case can be selected with `kvmsim run` flags (scripts/test runs
+    /// each that way): an override without a flag of the same name leaves the
+    /// case to `regress` alone. The steal-time case of `host-event-sources=0`
+    /// had none, and `regress --list --json` then left out its `runFlags`.
+    @Test func everyCaseHasRunFlags() {
+        for c in RegressionSuite.cases {
+            #expect(c.runFlags != nil, "\(c.id): overrides \(c.overrides.map(\.key)) have no kvmsim run flag")
+        }
+    }
+
     /// A model change that hides a known race fails here.
     @Test func everyMinimalTraceReplaysToItsViolation() throws {
         let traces = try CheckedInTraces.all()

@@ -67,7 +67,8 @@ struct ConcreteScenarioBox<S: Scenario>: ScenarioBox {
             c.configure?(&config)
             let selection = ScenarioSelection(TypedSelection(scenario: scenario, variant: c.variant, config: config), scenario: erased)
             let overrides = ConfigDiff.overrides(from: base, to: config)
-            let flagged = Set(["cpus", "vcpus", "pages"] + S.Options.knobs.map(\.flag))
+            // The sizes `kvmsim run` has a flag of the same name for, and the scenario's knobs.
+            let flagged = Set(["cpus", "vcpus", "pages", "host-event-sources", "host-events-per-source"] + S.Options.knobs.map(\.flag))
             var flags: [String]? = overrides.allSatisfy { flagged.contains($0.key) } ? overrides.flatMap { ["--\($0.key)", $0.value] } : nil
             flags? += ["--seed", "\(c.seed)", "--strategy", c.strategy.rawValue] + (c.strategy == .pct ? ["--depth", "\(c.depth)"] : [])
                 + ["--lengths", c.lengths.map(String.init).joined(separator: ",")]
