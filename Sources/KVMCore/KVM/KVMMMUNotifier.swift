@@ -40,7 +40,10 @@ public protocol KVMGFNRangeArch: AnyObject, Sendable {
 ///
 /// Locking: `mn_invalidate_lock` (a spinlock) guards
 /// `mn_active_invalidate_count`; `mmu_lock` is taken inside it never.
-/// kvm->srcu (the memslots' read side) is not modelled: memslots are fixed.
+/// kvm->srcu, which __kvm_handle_hva_range() takes around its memslot
+/// lookup, is not taken here: memslots never change range in the model (a
+/// memslot update only flips its dirty-logging flag, and waits on
+/// `ModernKVM.srcu` for vcpus), so the lookup cannot race with a swap.
 public final class KVMMMUNotifier: MMUNotifierSubscriber, @unchecked Sendable {
     public let engine: SimEngine
     public let mmuLock: RWLock

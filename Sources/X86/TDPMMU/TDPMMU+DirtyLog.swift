@@ -127,7 +127,8 @@ extension TDPMMU {
         rcu.readUnlock()
     }
 
-    /// kvm_mmu_recover_huge_pages() -> kvm_tdp_mmu_zap_collapsible_sptes():
+    /// kvm_mmu_zap_collapsible_sptes() (later renamed kvm_mmu_recover_huge_pages(),
+    /// which then replaces rather than zaps) -> kvm_tdp_mmu_zap_collapsible_sptes():
     /// under the read lock, the tables of the slot that a huge page could
     /// replace again are zapped (zap_collapsible_spte_range(), with a flush each).
     func kvmMMURecoverHugePages(_ slot: Memslot) {

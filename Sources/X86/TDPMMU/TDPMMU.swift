@@ -14,7 +14,8 @@ import KVMCore
 /// handle_changed_spte(), handle_removed_pt(), the iterator's yield),
 /// `+Roots` (roots, their references, the fast zap), `+Zap` (the notifier's
 /// and kvm_zap_gfn_range()'s zaps, kvm_tdp_mmu_zap_sp()), `+Fault` (the fault
-/// path), `+Age`, `+DirtyLog`, `+NXRecovery`.
+/// path), `+Age`, `+DirtyLog`, `+HugePages` (hugepage adjust, eager and
+/// on-fault splits), `+NXRecovery`.
 ///
 /// Locking rules (each function asserts its own, as the kernel's lockdep does):
 /// - SPTEs change with `kvm->mmu_lock` held for write (plain stores, or an xchg

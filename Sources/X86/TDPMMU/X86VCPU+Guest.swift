@@ -42,7 +42,7 @@ extension X86VCPU {
             flushPML()
             if done || engine.stopRequested { return }
             // EPT violation: kvm_mmu_page_fault() -> kvm_tdp_page_fault().
-            _ = mmu.kvmTDPPageFault(self, gfn: gfn, write: kind.isWrite, exec: kind.isFetch)
+            _ = mmu.kvmTDPPageFault(self, gfn: gfn, write: kind.isWrite, exec: kind.isFetch, present: violationOnPresentSPTE)
         }
     }
 
@@ -80,7 +80,7 @@ extension X86VCPU {
                 // The first write through the entry sets D in the SPTE, through
                 // the cached leaf table; if the SPTE no longer allows it, the
                 // CPU faults instead (and the stale entry goes).
-                guard adAssist(gfn: gfn) else { tlb.store(gfn, .root, 0); return false }
+                guard adAssist(gfn: gfn) else { tlb.store(gfn, .root, 0); return false }   // sets violationOnPresentSPTE
             }
             complete(gfn: gfn, pfn: Int(tlb.load(gfn, .pfn)), kind, via: "its TLB", agingStamp: tlb.load(gfn, .agingStamp))
             return true
@@ -103,7 +103,10 @@ extension X86VCPU {
         while true {
             let old = mmu.readSPTE(sptep)
             guard old.isShadowPresent, old.isLast(level: level), old.isWritable,
-                  old.pfn == pfn - (gfn - mmu.roundForLevel(gfn, level: level)) else { return false }
+                  old.pfn == pfn - (gfn - mmu.roundForLevel(gfn, level: level)) else {
+                violationOnPresentSPTE = old.isShadowPresent && old.isLast(level: level)
+                return false
+            }
             if old.isDirty { break }
             if mmu.arena.words.cas(sptep, old.raw, old.raw | SPTE.dirty | SPTE.accessed) { pmlLog(gfn); break }
         }
@@ -121,19 +124,22 @@ extension X86VCPU {
         while true {
             guard mmu.arena.isValid(table, generation: gen) else {
                 mmu.oracle.hardwareUsedFreedTable(table, vcpu: id, gfn: gfn, how: "walked")
+                violationOnPresentSPTE = false
                 return nil
             }
             let sptep = mmu.arena.slot(table, mmu.spteIndex(gfn, level: level))
             let spte = mmu.readSPTE(sptep)
-            guard spte.isShadowPresent else { return nil }
+            guard spte.isShadowPresent else { violationOnPresentSPTE = false; return nil }
             if !spte.isLast(level: level) {
                 table = spte.pfn
                 gen = mmu.arena.generation(table)
                 level -= 1
                 continue
             }
-            if kind.isWrite && !spte.isWritable { return nil }
-            if kind.isFetch && !spte.isExecutable { return nil }
+            // A permission fault: the exit qualification reports the present
+            // entry's permissions, and KVM sets PFERR_PRESENT_MASK.
+            if kind.isWrite && !spte.isWritable { violationOnPresentSPTE = true; return nil }
+            if kind.isFetch && !spte.isExecutable { violationOnPresentSPTE = true; return nil }
             let set = SPTE.accessed | (kind.isWrite ? SPTE.dirty : 0)
             if spte.raw & set != set {
                 guard mmu.arena.words.cas(sptep, spte.raw, spte.raw | set) else { continue }   // changed: walk this level again

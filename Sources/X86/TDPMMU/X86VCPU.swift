@@ -43,6 +43,11 @@ public final class X86VCPU: @unchecked Sendable {
     /// The PML buffer: gfns the CPU logged when it set a Dirty bit, moved into
     /// the dirty bitmap at VM exit (vmx_flush_pml_buffer()). A flag per gfn.
     let pml: AtomicWords
+    /// Whether the CPU's last EPT violation was on a present SPTE that did not
+    /// allow the access (handle_ept_violation(): PFERR_PRESENT_MASK from the
+    /// exit qualification's permission bits), so fast_page_fault() may fix it.
+    /// Only the vcpu's own thread touches it.
+    var violationOnPresentSPTE = false
     /// Entries logged since the last flush (the buffer's fill level, as
     /// GUEST_PML_INDEX counts it): an exit with an empty buffer skips the scan.
     /// Only the vcpu's own thread touches it.

@@ -5,8 +5,9 @@ import KVMCore
 import X86
 import Harness
 
-/// A VM on the x86 TDP MMU: host memory with one memslot per address space
-/// (the same RAM in both, as QEMU maps it for SMM), a `ModernKVM` with its
+/// A VM on the x86 TDP MMU: host memory with one memslot per address space, or
+/// two (`--memslots 2`: RAM split as below and above 4 GiB), the same RAM in
+/// both address spaces (as QEMU maps it for SMM), a `ModernKVM` with its
 /// generic MMU notifier, the TDP MMU, and its oracles.
 ///
 /// Actors: `cpu0...` (the first `hostEventSources` run host mm events, which
