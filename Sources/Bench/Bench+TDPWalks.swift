@@ -64,9 +64,8 @@ extension Bench {
     }
 
     /// Readers walking random gfns of a 65,536-page TDP MMU against one writer
-    /// aging gfns (`readersAgainstWriter`, the schedule of figure 1): lock-free
-    /// under RCU, and under the model's qrwlock held for read; one reader per
-    /// CPU, then one reader.
+    /// aging gfns (`sideBySide`, the schedule of figure 1): lock-free under
+    /// RCU, and under the model's qrwlock held for read.
     static func tdpWalk(_ r: inout Report, seconds: Double) {
         let engine = SimEngine(mode: .parallel, actorNames: [])
         defer { engine.shutdown() }
@@ -74,23 +73,19 @@ extension Bench {
         let pages = 1 << 16
         let (mmu, vcpu, slot) = populatedTDPMMU(pages: pages, engine: engine, rcu: rcu)
         let order = randomPages(1 << 16, below: pages)
-        let underRCU = TDPWalkUnderRCU(mmu: mmu, root: vcpu.root, rcu: rcu, slot: slot)
-        let underReadLock = TDPWalkUnderReadLock(mmu: mmu, root: vcpu.root, rcu: rcu, slot: slot)
-        let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        r.tdpWalkReaders = cpus
+        let m = sideBySide(TDPWalkUnderRCU(mmu: mmu, root: vcpu.root, rcu: rcu, slot: slot),
+                           TDPWalkUnderReadLock(mmu: mmu, root: vcpu.root, rcu: rcu, slot: slot),
+                           seconds: seconds, pages: pages, order: order)
+        r.tdpWalkReaders = m.readers
         r.tdpWalkPages = pages
-        let a = readersAgainstWriter(underRCU, readers: cpus, seconds: seconds, pages: pages, order: order)
-        let b = readersAgainstWriter(underReadLock, readers: cpus, seconds: seconds, pages: pages, order: order)
-        r.tdpRCUWalksPerSecond = a.walks
-        r.tdpWriterUpdatesPerSecondRCU = a.updates
-        r.tdpReadLockWalksPerSecond = b.walks
-        r.tdpWriterUpdatesPerSecondReadLock = b.updates
-        r.tdpRCUVsReadLockRatio = b.walks > 0 ? a.walks / b.walks : 0
-        let a1 = readersAgainstWriter(underRCU, readers: 1, seconds: seconds, pages: pages, order: order)
-        let b1 = readersAgainstWriter(underReadLock, readers: 1, seconds: seconds, pages: pages, order: order)
-        r.tdpRCUWalksPerSecondOneReader = a1.walks
-        r.tdpReadLockWalksPerSecondOneReader = b1.walks
-        r.tdpRCUVsReadLockRatioOneReader = b1.walks > 0 ? a1.walks / b1.walks : 0
+        r.tdpRCUWalksPerSecond = m.lockFree.walks
+        r.tdpWriterUpdatesPerSecondRCU = m.lockFree.updates
+        r.tdpReadLockWalksPerSecond = m.locked.walks
+        r.tdpWriterUpdatesPerSecondReadLock = m.locked.updates
+        r.tdpRCUVsReadLockRatio = m.ratio
+        r.tdpRCUWalksPerSecondOneReader = m.lockFreeOneReader
+        r.tdpReadLockWalksPerSecondOneReader = m.lockedOneReader
+        r.tdpRCUVsReadLockRatioOneReader = m.ratioOneReader
         rcu.barrier()
     }
 }

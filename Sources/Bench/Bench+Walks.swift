@@ -122,6 +122,29 @@ extension Bench {
         return (Double(walks) / dt, Double(updates) / dt)
     }
 
+    /// Walks and writer updates per second of a lock-free and a locked
+    /// workload, each with one reader per CPU and then with one reader.
+    struct SideBySide {
+        var readers = 0
+        var lockFree = (walks: 0.0, updates: 0.0), locked = (walks: 0.0, updates: 0.0)
+        var lockFreeOneReader = 0.0, lockedOneReader = 0.0
+        var ratio: Double { locked.walks > 0 ? lockFree.walks / locked.walks : 0 }
+        var ratioOneReader: Double { lockedOneReader > 0 ? lockFreeOneReader / lockedOneReader : 0 }
+    }
+
+    /// `readersAgainstWriter` for `lockFree` and `locked`, one reader per CPU
+    /// (the headline: what the machine's readers get), then one reader.
+    static func sideBySide<A: WalkWorkload, B: WalkWorkload>(_ lockFree: A, _ locked: B, seconds: Double, pages: Int,
+                                                             order: [UInt32]) -> SideBySide {
+        var m = SideBySide()
+        m.readers = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        m.lockFree = readersAgainstWriter(lockFree, readers: m.readers, seconds: seconds, pages: pages, order: order)
+        m.locked = readersAgainstWriter(locked, readers: m.readers, seconds: seconds, pages: pages, order: order)
+        m.lockFreeOneReader = readersAgainstWriter(lockFree, readers: 1, seconds: seconds, pages: pages, order: order).walks
+        m.lockedOneReader = readersAgainstWriter(locked, readers: 1, seconds: seconds, pages: pages, order: order).walks
+        return m
+    }
+
     /// A pthread rwlock, writer-preferring as the kernel's qrwlock (readers in
     /// process context wait while a writer waits): glibc's default prefers
     /// readers, and with a reader per CPU its writer starves (40,000 of 500,000
@@ -170,9 +193,8 @@ extension Bench {
     }
 
     /// Readers walking random pages of a 65,536-page GPA table against one
-    /// writer (`readersAgainstWriter`): same table, same walk code, same writer
-    /// schedule, under RCU and under a rwlock; with one reader per CPU (the
-    /// headline ratio: what the machine's readers get) and with a single reader.
+    /// writer (`sideBySide`): same table, same walk code, same writer
+    /// schedule, under RCU and under a rwlock.
     static func rcuVsRwlock(_ r: inout Report, seconds: Double) {
         let engine = SimEngine(mode: .parallel, actorNames: [])
         defer { engine.shutdown() }
@@ -181,22 +203,17 @@ extension Bench {
         let table = denseTable(pages: pages, engine: engine, rcu: rcu)
         let order = randomPages(1 << 16, below: pages)
         r.writerTargetUpdatesPerSecond = 500_000
-        let underRCU = GPAWalkUnderRCU(table: table, rcu: rcu, mmuLock: Locked(()))
-        let underRwlock = GPAWalkUnderRwlock(table: table, lock: PthreadRWLock())
-        let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        r.readers = cpus
-        let a = readersAgainstWriter(underRCU, readers: cpus, seconds: seconds, pages: pages, order: order)
-        let b = readersAgainstWriter(underRwlock, readers: cpus, seconds: seconds, pages: pages, order: order)
-        r.rcuWalksPerSecond = a.walks
-        r.writerUpdatesPerSecondRCU = a.updates
-        r.rwlockWalksPerSecond = b.walks
-        r.writerUpdatesPerSecondRwlock = b.updates
-        r.rcuVsRwlockRatio = b.walks > 0 ? a.walks / b.walks : 0
-        let a1 = readersAgainstWriter(underRCU, readers: 1, seconds: seconds, pages: pages, order: order)
-        let b1 = readersAgainstWriter(underRwlock, readers: 1, seconds: seconds, pages: pages, order: order)
-        r.rcuWalksPerSecondOneReader = a1.walks
-        r.rwlockWalksPerSecondOneReader = b1.walks
-        r.rcuVsRwlockRatioOneReader = b1.walks > 0 ? a1.walks / b1.walks : 0
+        let m = sideBySide(GPAWalkUnderRCU(table: table, rcu: rcu, mmuLock: Locked(())),
+                           GPAWalkUnderRwlock(table: table, lock: PthreadRWLock()), seconds: seconds, pages: pages, order: order)
+        r.readers = m.readers
+        r.rcuWalksPerSecond = m.lockFree.walks
+        r.writerUpdatesPerSecondRCU = m.lockFree.updates
+        r.rwlockWalksPerSecond = m.locked.walks
+        r.writerUpdatesPerSecondRwlock = m.locked.updates
+        r.rcuVsRwlockRatio = m.ratio
+        r.rcuWalksPerSecondOneReader = m.lockFreeOneReader
+        r.rwlockWalksPerSecondOneReader = m.lockedOneReader
+        r.rcuVsRwlockRatioOneReader = m.ratioOneReader
     }
 
     // MARK: 2. Swift vs. C
