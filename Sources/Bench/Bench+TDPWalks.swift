@@ -57,7 +57,7 @@ extension Bench {
         let hostMM = HostMM(engine: engine, pages: HostPages(capacity: 2 * pages), base: 0x100000, count: pages)
         let kvm = ModernKVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: Memslots([slot]))
         let mmu = TDPMMU(kvm: kvm, variant: .upstream, bitsPerLevel: 9, maxTables: 8 + pages / 512)
-        let vcpu = mmu.createVCPU(kvm.createVCPU(cpu: 0), tlbEntries: 64)
+        let vcpu = mmu.createVCPU(kvm.createVCPU(cpu: 0))
         let faulter = BenchThread { for g in 0..<pages { vcpu.guestAccess(gfn: g, .read) } }
         faulter.join()
         return (mmu, vcpu, slot)

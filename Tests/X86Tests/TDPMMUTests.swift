@@ -24,7 +24,7 @@ struct TDPFixture {
                         memslots: Memslots([Memslot(id: 0, baseGfn: 0, npages: pages, userspaceAddr: 0x1000)]))
         mmu = TDPMMU(kvm: kvm, variant: variant, bitsPerLevel: bits, maxTables: 64)
         mmu.attachOracleAndRegisterNotifier()
-        vcpu = mmu.createVCPU(kvm.createVCPU(cpu: 0), tlbEntries: pages)
+        vcpu = mmu.createVCPU(kvm.createVCPU(cpu: 0))
     }
 
     /// The SPTE of `gfn` in the vcpu's root (`.nonPresent` if none).

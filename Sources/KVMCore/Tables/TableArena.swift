@@ -61,10 +61,6 @@ public struct TableArena: @unchecked Sendable {
 
     /// Word index of entry `i` of table `t` (in range by construction: wrapping arithmetic).
     @inlinable @inline(__always) public func slot(_ table: Int, _ i: Int) -> Int { table &* entriesPerTable &+ i }
-    /// The table a word index belongs to, and the entry's index in it.
-    @inlinable @inline(__always) public func tableAndIndex(ofSlot s: Int) -> (table: Int, index: Int) {
-        (s / entriesPerTable, s % entriesPerTable)
-    }
 
     /// __get_free_page() for a table, its entries set to `fill`; nil when the
     /// arena is exhausted (-ENOMEM).
@@ -92,9 +88,6 @@ public struct TableArena: @unchecked Sendable {
         let s = state.peek(t)
         return s & 3 != TableArena.free && s &>> 2 == gen
     }
-
-    /// Whether table `t` was unlinked and waits to be freed.
-    public func isRetired(_ t: Int) -> Bool { state.peek(t) & 3 == TableArena.retired }
 
     /// Marks table `t` unlinked (it is freed later, by `reclaim`).
     public func markRetired(_ t: Int) {

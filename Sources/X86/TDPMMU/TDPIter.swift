@@ -23,8 +23,7 @@ struct TDPIter {
     /// table geometry, copied once: a walk needs them at every step.
     let words: AtomicWords
     let states: AtomicWords
-    let bitsPerLevel: Int
-    let entriesPerTable: Int
+    let geometry: TDPGeometry
     /// The iterator will traverse the paging structure towards the mapping for this gfn.
     var nextLastLevelGFN: Int
     /// `nextLastLevelGFN` when the walk last yielded (forward progress).
@@ -54,8 +53,7 @@ struct TDPIter {
         self.mmu = Unmanaged.passUnretained(mmu)
         words = mmu.arena.words
         states = mmu.arena.state
-        bitsPerLevel = mmu.bitsPerLevel
-        entriesPerTable = mmu.entriesPerTable
+        geometry = mmu.geometry
         rootLevel = mmu.spLevel(root)
         self.root = root
         self.minLevel = minLevel
@@ -85,11 +83,6 @@ struct TDPIter {
         }
     }
 
-    /// SPTE_INDEX(), gfn_round_for_level() and KVM_PAGES_PER_HPAGE() (as TDPMMU's).
-    @inline(__always) private func spteIndex(_ gfn: Int, level: Int) -> Int { (gfn >> ((level - 1) * bitsPerLevel)) & (entriesPerTable - 1) }
-    @inline(__always) private func pagesPerSPTE(level: Int) -> Int { 1 << ((level - 1) * bitsPerLevel) }
-    @inline(__always) private func roundForLevel(_ gfn: Int, level: Int) -> Int { gfn & ~(pagesPerSPTE(level: level) - 1) }
-
     /// The table the current SPTE is in.
     var table: Int { path(level).table }
 
@@ -106,7 +99,7 @@ struct TDPIter {
 
     /// tdp_iter_refresh_sptep().
     private mutating func refreshSPTEP() {
-        sptep = path(level).table &* entriesPerTable &+ spteIndex(gfn, level: level)     // arena.slot()
+        sptep = path(level).table &* geometry.entriesPerTable &+ geometry.spteIndex(gfn, level: level)     // arena.slot()
         readCurrent()
     }
 
@@ -115,7 +108,7 @@ struct TDPIter {
         yielded = false
         yieldedGFN = nextLastLevelGFN
         level = rootLevel
-        gfn = roundForLevel(nextLastLevelGFN, level: level)
+        gfn = geometry.roundForLevel(nextLastLevelGFN, level: level)
         valid = true
         refreshSPTEP()
     }
@@ -129,15 +122,15 @@ struct TDPIter {
         let g = states.peek(child) &>> 2                            // arena.generation()
         level -= 1
         setPath(level, table: child, generation: g)
-        gfn = roundForLevel(nextLastLevelGFN, level: level)
+        gfn = geometry.roundForLevel(nextLastLevelGFN, level: level)
         refreshSPTEP()
         return true
     }
 
     /// try_step_side().
     private mutating func tryStepSide() -> Bool {
-        if spteIndex(gfn, level: level) == entriesPerTable - 1 { return false }
-        gfn += pagesPerSPTE(level: level)
+        if geometry.spteIndex(gfn, level: level) == geometry.entriesPerTable - 1 { return false }
+        gfn += geometry.pagesPerSPTE(level: level)
         nextLastLevelGFN = gfn
         sptep += 1
         readCurrent()
@@ -148,7 +141,7 @@ struct TDPIter {
     private mutating func tryStepUp() -> Bool {
         if level == rootLevel { return false }
         level += 1
-        gfn = roundForLevel(gfn, level: level)
+        gfn = geometry.roundForLevel(gfn, level: level)
         refreshSPTEP()
         return true
     }

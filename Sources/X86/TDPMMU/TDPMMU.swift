@@ -41,12 +41,10 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     public let variant: TDPMMUVariant
     /// The forms of the code the variant runs (one field per race).
     public let code: TDPMMUCode
-    /// Bits of gfn each level indexes (the kernel's 9; a small world uses 1 or 2).
-    public let bitsPerLevel: Int
+    /// The tables' shape (bits of gfn per level, entries per table).
+    public let geometry: TDPGeometry
     /// PT64_ROOT_4LEVEL.
     public let rootLevel = 4
-    /// SPTE_ENT_PER_PAGE.
-    public let entriesPerTable: Int
     /// The page-table pages: `sp->spt` of every `struct kvm_mmu_page`.
     public let arena: TableArena
     /// The rest of each `struct kvm_mmu_page`, by table.
@@ -91,8 +89,7 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
         memslots = kvm.memslots
         self.variant = variant
         code = TDPMMUCode(variant)
-        self.bitsPerLevel = bitsPerLevel
-        entriesPerTable = 1 << bitsPerLevel
+        geometry = TDPGeometry(bitsPerLevel: bitsPerLevel)
         arena = TableArena(entriesPerTable: 1 << bitsPerLevel, capacity: maxTables, kernel: true)
         sp = AtomicRecords(count: maxTables, kernel: true)
         rootsHead = AtomicWords(count: 1, kernel: true)
@@ -117,20 +114,22 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     public var eagerPageSplit = true
 
     /// kvm_arch_vcpu_create() for the MMU: the vcpu's arch state. Before any actor runs.
-    public func createVCPU(_ state: VCPUState, tlbEntries: Int) -> X86VCPU {
-        let v = X86VCPU(state: state, mmu: self, gfns: memslots.maxGfn, tlbEntries: tlbEntries)
+    public func createVCPU(_ state: VCPUState) -> X86VCPU {
+        let v = X86VCPU(state: state, mmu: self, gfns: memslots.maxGfn)
         vcpus.append(v)
         return v
     }
 
     // MARK: - geometry
 
-    /// Gfns a level's SPTE maps: KVM_PAGES_PER_HPAGE(level) (PG_LEVEL_4K = 1).
-    @inline(__always) public func pagesPerSPTE(level: Int) -> Int { 1 << ((level - 1) * bitsPerLevel) }
-    /// SPTE_INDEX(gfn << PAGE_SHIFT, level).
-    @inline(__always) func spteIndex(_ gfn: Int, level: Int) -> Int { (gfn >> ((level - 1) * bitsPerLevel)) & (entriesPerTable - 1) }
-    /// gfn_round_for_level().
-    @inline(__always) func roundForLevel(_ gfn: Int, level: Int) -> Int { gfn & ~(pagesPerSPTE(level: level) - 1) }
+    /// Bits of gfn each level indexes (the kernel's 9; a small world uses 1 or 2).
+    @inline(__always) public var bitsPerLevel: Int { geometry.bitsPerLevel }
+    /// SPTE_ENT_PER_PAGE.
+    @inline(__always) public var entriesPerTable: Int { geometry.entriesPerTable }
+    /// KVM_PAGES_PER_HPAGE(), SPTE_INDEX(), gfn_round_for_level(): `TDPGeometry`'s.
+    @inline(__always) public func pagesPerSPTE(level: Int) -> Int { geometry.pagesPerSPTE(level: level) }
+    @inline(__always) func spteIndex(_ gfn: Int, level: Int) -> Int { geometry.spteIndex(gfn, level: level) }
+    @inline(__always) func roundForLevel(_ gfn: Int, level: Int) -> Int { geometry.roundForLevel(gfn, level: level) }
     /// Gfns a root maps: tdp_mmu_max_gfn_exclusive().
     public var maxGfnExclusive: Int { 1 << (rootLevel * bitsPerLevel) }
 

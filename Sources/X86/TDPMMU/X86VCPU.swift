@@ -53,7 +53,7 @@ public final class X86VCPU: @unchecked Sendable {
     /// Only the vcpu's own thread touches it.
     private var pmlEntries = 0
 
-    init(state: VCPUState, mmu: TDPMMU, gfns: Int, tlbEntries: Int) {
+    init(state: VCPUState, mmu: TDPMMU, gfns: Int) {
         self.state = state
         self.mmu = mmu
         tlb = AtomicRecords(count: max(gfns, 1))

@@ -64,7 +64,7 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         hostCPUs = (0..<cpus).map { HostCPU(index: $0, executor: ex[$0]) }
         let states = (0..<c.vcpus).map { vm.createVCPU(cpu: $0 % cpus) }
         vcpus = states.map { VCPU(state: $0, executor: ex[cpus + $0.id]) }
-        x86 = states.map { [mmu] in mmu.createVCPU($0, tlbEntries: c.pages) }
+        x86 = states.map { [mmu] in mmu.createVCPU($0) }
         done = AtomicWords(count: c.cpus + c.vcpus)
     }
 
