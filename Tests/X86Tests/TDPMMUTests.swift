@@ -80,6 +80,26 @@ struct TDPFixture {
         #expect(f.engine.violations.isEmpty, "\(f.engine.violations)")
     }
 
+    /// fast_page_fault(): a write to a present, MMU-writable SPTE without W (as
+    /// write-protect dirty logging leaves it; the model's worlds use PML, so
+    /// the test clears W itself) is an EPT violation on a present SPTE, and the
+    /// lockless fast path sets W with a cmpxchg; the slow path does not run.
+    @Test func aWriteProtectionFaultIsFixedByTheFastPath() {
+        let f = TDPFixture()
+        defer { f.done() }
+        f.vcpu.guestAccess(gfn: 2, .write(1))
+        let s = f.spte(2)
+        f.mmu.arena.words.store(f.slot(2)!, s.raw & ~SPTE.writable)
+        f.vcpu.flushTLBAll()
+        let faults = f.mmu.counter(.faults)
+        f.vcpu.guestAccess(gfn: 2, .write(2))
+        #expect(f.mmu.counter(.faults) == faults + 1)
+        #expect(f.mmu.counter(.fastFaults) == 1, "the EPT violation on a present SPTE goes to fast_page_fault()")
+        #expect(f.spte(2).isWritable && f.spte(2).pfn == s.pfn)
+        #expect(f.hostMM.pages.content.load(s.pfn) == 2)
+        #expect(f.engine.violations.isEmpty, "\(f.engine.violations)")
+    }
+
     /// The notifier's unmap zaps the leaf, flushes, and the next access faults
     /// the new page in; nothing maps the old page once range_start returned.
     @Test func anInvalidationZapsAndFlushes() {
