@@ -88,6 +88,70 @@ extension VPARegistration {
     }
 }
 
+/// v3.4 (pre-fix) as its text has it: no DTL writer, and a registration that
+/// replaces another vcpu's area unpins the caller's (`vcpu`, not `tvcpu`).
+@Suite struct VPAV34Tests {
+    let page = PAPR.pageSize
+
+    @Test func preFixWritesNoDTLEntry() {
+        for variant in [VPAVariant.preFix, .patched] {
+            let (e, r) = makeVPA(variant); defer { e.shutdown() }
+            let t = r.vcpus[1]
+            #expect(r.call(.regVPA, caller: 1, target: 1, gpa: page, len: 640) == .success)
+            #expect(r.call(.regDTL, caller: 1, target: 1, gpa: 2 * page, len: 96) == .success)
+            for _ in 0..<3 { r.runGuest(t) }
+            #expect(r.oracle.installedArea(owner: 1, .dtl)?.count == 96, "\(variant)")
+            // kvmppc_create_dtl_entry() (v3.6 on) advances dtl_index; v3.4 has neither.
+            #expect(t.load(VPAVCPU.dtlIndex) == (variant == .preFix ? 0 : 3), "\(variant)")
+            #expect((t.load(VPAVCPU.dtlPtr) == 0) == (variant == .preFix), "\(variant)")
+            #expect(e.violations.isEmpty, "\(variant): \(e.violations)")
+        }
+    }
+
+    @Test func preFixReplacingAnotherVcpusAreaUnpinsTheCallers() {
+        let (e, r) = makeVPA(.preFix); defer { e.shutdown() }
+        let mm = r.pinning.hostMM
+        #expect(r.call(.regVPA, caller: 0, target: 0, gpa: page, len: 640) == .success)
+        #expect(r.call(.regVPA, caller: 1, target: 1, gpa: 2 * page, len: 640) == .success)
+        let callers = r.oracle.installedArea(owner: 0, .vpa)!.lowerBound / page
+        let targetsOld = r.oracle.installedArea(owner: 1, .vpa)!.lowerBound / page
+        #expect(r.call(.regVPA, caller: 0, target: 1, gpa: 3 * page, len: 640) == .success)
+        #expect(e.violations.isEmpty, "\(e.violations)")
+        // The host drops its mappings: the page v3.4 unpinned is vcpu0's, in use
+        // (its pointer is still set), and is freed; vcpu1's old page stays pinned.
+        mm.zap(2000..<2004)
+        #expect(!mm.pages.isInUse(callers))
+        #expect(mm.pages.isInUse(targetsOld))
+        #expect(r.vcpus[0].load(VPAVCPU.preVPA) != 0)
+        r.runGuest(r.vcpus[0])                                               // yield count into the freed page
+        #expect(e.violations.first?.oracle == "vpa-unpinned-write")
+    }
+
+    @Test func preFixSelfRegistrationUnpinsTheOldArea() {
+        let (e, r) = makeVPA(.preFix); defer { e.shutdown() }
+        #expect(r.call(.regVPA, caller: 1, target: 1, gpa: page, len: 640) == .success)
+        #expect(r.call(.regVPA, caller: 1, target: 1, gpa: 2 * page, len: 640) == .success)
+        r.oracle.checkBalance()
+        #expect(e.violations.isEmpty, "\(e.violations)")
+    }
+
+    @Test func preFixReplacementByACallerWithoutThatAreaPutsNull() {
+        // vcpu0 has no DTL: kvmppc_unpin_guest_page(kvm, NULL).
+        let (e, r) = makeVPA(.preFix); defer { e.shutdown() }
+        #expect(r.call(.regVPA, caller: 1, target: 1, gpa: page, len: 640) == .success)
+        #expect(r.call(.regDTL, caller: 1, target: 1, gpa: 2 * page, len: 96) == .success)
+        #expect(r.call(.regDTL, caller: 0, target: 1, gpa: 3 * page, len: 96) == .success)
+        #expect(e.violations.first?.oracle == "vpa-pin-balance")
+    }
+
+    @Test func preFixSLBShadowNeedsSixteenBytes() {
+        let (e, r) = makeVPA(.preFix); defer { e.shutdown() }
+        #expect(r.call(.regVPA, gpa: page, len: 640) == .success)
+        #expect(r.call(.regSLB, gpa: 2 * page, len: 8) == .parameter)      // v3.4: if (len < 16)
+        #expect(r.call(.regSLB, gpa: 2 * page, len: 16) == .success)
+    }
+}
+
 /// The owner's side: updates land only in kvmppc_update_vpas(); DTL entries wrap
 /// at pinned_end and dtl_idx follows the entry.
 @Suite struct VPAUpdateTests {
@@ -124,11 +188,16 @@ extension VPARegistration {
         }
     }
 
-    @Test func preFixWritesIntoAnUnpinnedDTL() throws {
-        // Seed 3: vcpu0's deregistration unpins vcpu1's DTL while vcpu1 writes an entry.
-        let (_, runner) = try run("vpa-cross-register", "pre-fix", seed: 3, schedules: 100)
-        let replay = try Runner.replay(try #require(runner.failingTrace))
-        #expect(replay.violations.contains { $0.oracle == "vpa-unpinned-write" })
+    @Test func preFixFreesTheCallersOwnVPA() throws {
+        // Seed 2: vcpu0 replaces vcpu1's DTL twice; each time v3.4 unpins vcpu0's
+        // own DTL, whose page also holds vcpu0's VPA. Once the host has zapped the
+        // range the page is freed, and vcpu0's yield count goes into a free page.
+        let (_, runner) = try run("vpa-cross-register", "pre-fix", seed: 2, schedules: 200)
+        let trace = try #require(runner.failingTrace)
+        #expect(trace.violation?.oracle == "vpa-unpinned-write")
+        let replay = try Runner.replay(trace)
+        #expect(replay.violations.first?.message.hasPrefix("yield_count of vcpu0") == true,
+                "\(replay.violations.first?.description ?? "no violation")")
     }
 
     @Test func patchedHolds() throws {

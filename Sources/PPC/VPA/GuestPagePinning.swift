@@ -26,8 +26,11 @@ public final class GuestPagePinning: @unchecked Sendable {
         return (pfn * PAPR.pageSize + off, PAPR.pageSize - off)
     }
 
+    /// kvmppc_unpin_guest_page() (v3.4 and v3.8): `put_page(virt_to_page(va))`.
     /// An unpin of a page this code does not hold pinned is reported and not
-    /// passed on (the kernel's put_page() would underflow the page's count).
+    /// passed on (the kernel's put_page() would underflow the page's count);
+    /// so is one of NULL (pfn 0 here, never a guest page), which the kernel
+    /// turns into a put_page() of whatever `virt_to_page(NULL)` names.
     func unpin(_ va: KernelVA) {
         let pfn = va / PAPR.pageSize
         if oracle.unpinned(pfn) { hostMM.pages.put(pfn) }

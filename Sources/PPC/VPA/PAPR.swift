@@ -11,6 +11,9 @@ public enum PAPR {
     public static let dtlEntrySize = 48
     /// sizeof(struct reg_vpa): the length word at offset 4.
     public static let regVPASize = 8
+    /// v3.4's smallest SLB shadow (`if (len < 16) goto out_unpin;`); from seed
+    /// 003 on, `sizeof(struct reg_vpa)`.
+    public static let v34SLBShadowMinimum = 16
     /// lppaca.yield_count (4 bytes) and lppaca.dtl_idx (8 bytes), model offsets.
     public static let yieldCountOffset = 0x68
     public static let dtlIdxOffset = 0x108

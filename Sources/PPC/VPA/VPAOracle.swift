@@ -87,7 +87,10 @@ public final class VPAOracle: @unchecked Sendable {
                 $0[pfn] = n == 1 ? nil : n - 1
                 return true
             }
-            if !ok { engine.report(.vpaPinBalance, "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)") }
+            if !ok {
+                engine.report(.vpaPinBalance, pfn == 0 ? "NULL unpinned: put_page(virt_to_page(NULL)), a page nobody pinned"
+                                                       : "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)")
+            }
             return ok
         }
     }

@@ -5,9 +5,10 @@ import KVMCore
 /// The owner's side of seed 003: kvmppc_update_vpa() and kvmppc_update_vpas()
 /// (book3s_hv.c), run by a vcpu on itself before it enters the guest.
 extension VPARegistration {
-    /// kvmppc_update_vpa(): pin `next_gpa` with the lock dropped (pinning sleeps),
-    /// retry if a newer request came meanwhile, then switch `pinned_addr` and
-    /// unpin the old area. `vpa_update_lock` held on entry and exit.
+    /// kvmppc_update_vpa() (book3s_hv.c, v3.8 text; v3.6 on): pin `next_gpa`
+    /// with the lock dropped (pinning sleeps), retry if a newer request came
+    /// meanwhile, then switch `pinned_addr` and unpin the old area.
+    /// `vpa_update_lock` held on entry and exit (lockdep).
     func kvmppcUpdateVPA(_ t: VPAVCPU, _ k: VPAKind) {
         t.vpaUpdateLock.assertHeld("kvmppc_update_vpa()")
         let a = t.area(k)
@@ -43,7 +44,8 @@ extension VPARegistration {
         engine.event("vcpu\(t.id): kvmppc_update_vpa(\(k)): pinned \(va.map { hex($0) } ?? "nothing")")
     }
 
-    /// kvmppc_update_vpas(): by the owner before it enters the guest.
+    /// kvmppc_update_vpas() (book3s_hv.c, v3.8 text; v3.6 on): by the owner
+    /// before it enters the guest; takes its `vpa_update_lock`. v3.4 has none.
     public func kvmppcUpdateVPAs(_ t: VPAVCPU) {
         guard variant.hasUpdateProtocol else { return }
         guard VPAKind.allCases.contains(where: { t.load(t.area($0).updatePending) != 0 }) else { return }

@@ -4,14 +4,15 @@ import KVMCore
 
 /// The VPA, DTL and SLB-shadow registration of a Book3S HV VM (book3s_hv.c):
 /// do_h_register_vpa(), kvmppc_update_vpa(s), kvmppc_create_dtl_entry() and the
-/// VPA yield count updates at guest entry and exit, in v3.4 (pre-fix) and seed
-/// 003 form.
+/// VPA yield count updates at guest entry and exit (book3s_hv_rmhandlers.S), in
+/// v3.4 (pre-fix: no update protocol, no DTL writer) and seed 003 form.
 public final class VPARegistration: @unchecked Sendable {
     /// Coverage marks.
     public static let markUpdatePending = CoverageMark("ppc: update_pending consumed (kvmppc_update_vpa)")
     public static let markUpdateRetry = CoverageMark("ppc: kvmppc_update_vpa retries (next_gpa moved)")
     public static let markDTLWrap = CoverageMark("ppc: DTL wraps at its end")
     public static let markResource = CoverageMark("ppc: H_REGISTER_VPA returns H_RESOURCE")
+    public static let markCallerUnpin = CoverageMark("ppc: v3.4 H_REGISTER_VPA replaces another vcpu's area, unpinning the caller's")
     public let engine: SimEngine
     public let variant: VPAVariant
     public let vcpus: [VPAVCPU]

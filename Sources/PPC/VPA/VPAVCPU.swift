@@ -19,13 +19,14 @@ struct KVMPPCVPA {
 ///
 /// Locking (patched): `vpa_update_lock` protects every `kvmppc_vpa` field but
 /// `pinned_addr`; `pinned_addr`, `pinned_end`, `dtl_ptr` and `dtl_index` are
-/// written only by the owner, outside the guest. Pre-fix: no lock; any vcpu's
-/// H_REGISTER_VPA writes the pointers.
+/// written only by the owner, outside the guest. Pre-fix (v3.4): no lock; any
+/// vcpu's H_REGISTER_VPA writes the pointers.
 public final class VPAVCPU: @unchecked Sendable {
     public let id: Int
     let vpaUpdateLock: SpinLock
     /// patched: 3 x kvmppc_vpa, then dtl_ptr, dtl_index.
-    /// pre-fix: vpa, dtl, dtl_end, slb_shadow, dtl_ptr, dtl_index.
+    /// pre-fix (v3.4): vpa, dtl, dtl_end, slb_shadow (v3.4 has no dtl_ptr or
+    /// dtl_index: nothing writes its DTL).
     let words: AtomicWords
     static let dtlPtr = 3 * KVMPPCVPA.words
     static let dtlIndex = dtlPtr + 1

@@ -6,8 +6,13 @@ import KVMCore
 /// PPC: Book3S HV: Make virtual processor area registration more robust").
 public enum VPAVariant: String, ModelVariant {
     /// v3.4: do_h_register_vpa(), on the caller's CPU, pins the new area and sets
-    /// the target's `vpa`, `dtl`, `dtl_end`, `dtl_ptr` and `slb_shadow` directly,
-    /// unpinning the old area first.
+    /// the target's `vpa`, `dtl` / `dtl_end` or `slb_shadow` directly. If the
+    /// target had an area of that kind it unpins the *caller's*
+    /// (`if (tvcpu->arch.vpa) kvmppc_unpin_guest_page(kvm, vcpu->arch.vpa);`),
+    /// which is the target's only when a vcpu registers for itself; a
+    /// deregistration unpins the target's. No DTL writer: the host writes only
+    /// the VPA's yield count, at guest entry and exit (book3s_hv_rmhandlers.S,
+    /// through `vcpu->arch.vpa`).
     case preFix = "pre-fix"
     /// Seed 003: `struct kvmppc_vpa`, `vpa_update_lock`; the caller only records
     /// `next_gpa` / `len` / `update_pending`, and the target itself pins and
@@ -34,4 +39,9 @@ public enum VPAVariant: String, ModelVariant {
 
     /// The seed's protocol: `struct kvmppc_vpa`, `vpa_update_lock`, updates by the owner.
     public var hasUpdateProtocol: Bool { self != .preFix }
+
+    /// kvmppc_create_dtl_entry() with `dtl_ptr` / `dtl_index` (v3.6 on, as in
+    /// the v3.8 text `patched` follows); v3.4 kept `dtl` / `dtl_end` only, and
+    /// no host code wrote a DTL entry.
+    public var hasDTLWriter: Bool { self != .preFix }
 }

@@ -5,14 +5,14 @@ import PPC
 import Harness
 
 /// Seed 003's race, small: vcpu0 registers and deregisters vcpu1's DTL while
-/// vcpu1 writes DTL entries.
+/// vcpu1 runs (and, from v3.6 on, writes DTL entries).
 public struct VPACrossRegisterScenario: Scenario {
     public typealias Variant = VPAVariant
     public typealias Options = NoOptions
 
     public init() {}
     public let name = "vpa-cross-register"
-    public let summary = "2 vcpus: vcpu0 registers and deregisters vcpu1's DTL while vcpu1 writes DTL entries (seed 003)"
+    public let summary = "2 vcpus: vcpu0 registers and deregisters vcpu1's DTL while vcpu1 runs and writes DTL entries (seed 003; v3.4 writes none)"
     public let docs = "docs/mechanisms/vpa.md"
     public var oracles: [Oracle] { VPAOracle.oracles }
 
@@ -26,7 +26,9 @@ public struct VPACrossRegisterScenario: Scenario {
         if c.vcpus < 2 { throw InputError("\(name) needs at least 2 vcpus (got \(c.vcpus))") }
     }
 
-    public func coverageMarks(variant: Variant) -> [CoverageMark] { [VPARegistration.markUpdatePending, VPARegistration.markDTLWrap] }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] {
+        variant.hasUpdateProtocol ? [VPARegistration.markUpdatePending, VPARegistration.markDTLWrap] : [VPARegistration.markCallerUnpin]
+    }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: true)
@@ -34,7 +36,7 @@ public struct VPACrossRegisterScenario: Scenario {
 
     public var cases: [Case] {[
         Case(.preFix, expects: .violation, schedules: 100_000,
-             note: "seed 003: another vcpu changes a running vcpu's DTL pointers"),
+             note: "v3.4: vcpu0 changes running vcpu1's DTL pointers, and unpins its own DTL instead of vcpu1's old one"),
         Case(.patched, expects: .clean, schedules: 20_000,
              note: "seed 003: the owner switches areas in kvmppc_update_vpas()"),
         Case(.pinsSnapshot, expects: .clean, schedules: 20_000,

@@ -24,7 +24,9 @@ public struct VPAStressScenario: Scenario {
     public func actorNames(_ c: Config) -> [String] { VPAWorld.actorNames(c) }
 
     public func coverageMarks(variant: Variant) -> [CoverageMark] {
-        [VPARegistration.markUpdatePending, VPARegistration.markUpdateRetry, VPARegistration.markDTLWrap, VPARegistration.markResource]
+        variant.hasUpdateProtocol
+            ? [VPARegistration.markUpdatePending, VPARegistration.markUpdateRetry, VPARegistration.markDTLWrap, VPARegistration.markResource]
+            : [VPARegistration.markCallerUnpin, VPARegistration.markResource]
     }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
@@ -37,7 +39,7 @@ public struct VPAStressScenario: Scenario {
         Case(.pinsSnapshot, expects: .clean, schedules: 2_000,
              note: "the same, kvmppc_update_vpa() pinning its snapshot of next_gpa (later kernels)"),
         Case(.preFix, expects: .violation, schedules: 100_000,
-             note: "seed 003's race under storms of all three areas"),
+             note: "v3.4 under storms: unlocked pointer changes, and replacements unpinning the caller's area"),
     ]}
 }
 
