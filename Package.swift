@@ -5,7 +5,7 @@
 // Layers, bottom to top (docs/architecture.md):
 //   C shims        CURCU (liburcu, atomics), CFiber (fibers), CRegistry (linker section)
 //   runtime        SimExec (engine, scheduler, strategies, primitives, oracles' vocabulary), RCU
-//   model          KVMCore (arch-neutral KVM and host mm) <- MIPS, PPC, X86 (one folder per mechanism)
+//   model          KVMCore (arch-neutral KVM and host mm) <- MIPS, PPC, X86, ARM64 (one folder per mechanism)
 //   harness        Harness (scenario contracts, registry, runner, traces, shrinking, suite, campaigns)
 //   catalogue      Catalog (the scenarios, one folder per architecture and mechanism)
 //   tools          Bench, kvmsim (the CLI)
@@ -49,11 +49,14 @@ let package = Package(
         // x86 KVM (arch/x86/kvm, arch/x86/kernel/kvm.c): TDPMMU/ (today's TDP MMU and its
         // races), StealTime/ (CVE-2019-3016 and its fix's fix).
         .target(name: "X86", dependencies: ["KVMCore", "RCU", "SimExec"]),
+        // arm64 KVM (arch/arm64/kvm): Stage2/ (kvm_pgtable walkers, break-before-make,
+        // user_mem_abort() and the notifier hooks), VMID/ (the VMID allocators).
+        .target(name: "ARM64", dependencies: ["KVMCore", "RCU", "SimExec"]),
         // The harness: scenario contracts and registry, runner, traces, shrinker,
         // Perfetto export, the regression suite, campaigns. Knows no architecture.
         .target(name: "Harness", dependencies: ["SimExec", "RCU", "CRegistry"]),
         // The catalogue: every scenario, with its worlds and regression cases.
-        .target(name: "Catalog", dependencies: ["Harness", "KVMCore", "MIPS", "PPC", "X86", "RCU", "SimExec"]),
+        .target(name: "Catalog", dependencies: ["Harness", "KVMCore", "MIPS", "PPC", "X86", "ARM64", "RCU", "SimExec"]),
         // `kvmsim bench`: speed and memory figures, each beside its baseline; BenchC
         // is the C reference walk of the page-table arena.
         .target(name: "BenchC", dependencies: ["CURCU"], cSettings: [.define("_LGPL_SOURCE")]),
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "MIPSTests", dependencies: ["MIPS", "KVMCore", "Catalog", "Harness", "TestSupport"]),
         .testTarget(name: "PPCTests", dependencies: ["PPC", "KVMCore", "Catalog", "Harness", "TestSupport"]),
         .testTarget(name: "X86Tests", dependencies: ["X86", "KVMCore", "Catalog", "Harness", "TestSupport"]),
+        .testTarget(name: "ARM64Tests", dependencies: ["ARM64", "KVMCore", "Catalog", "Harness", "TestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Catalog", "KVMCore", "TestSupport"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ]

@@ -26,12 +26,16 @@ struct Run: ParsableCommand {
     @Option(help: "PPC: vcpus per vcore.") var vcpusPerVcore: Int?
     @Option(help: "PPC: percent of the guest's invalidations that use H_LOCAL.") var hLocalPercent: Int?
     @Option(help: "Host CPUs that run host mm event sources (from cpu0 up).") var hostEventSources: Int?
-    @Option(help: "MIPS GPA, x86 TDP: index bits per table level.") var tableBits: Int?
+    @Option(help: "MIPS GPA, x86 TDP, arm64 stage-2: index bits per table level.") var tableBits: Int?
     @Option(help: "x86 TDP: address spaces (2: vcpus enter and leave SMM).") var addressSpaces: Int?
     @Option(help: "x86 TDP: memslots per address space over one contiguous hva range (1 or 2).") var memslots: Int?
-    @Option(help: "x86 TDP: 1 for hugetlbfs-backed guest RAM with the NX huge page mitigation.") var hugePages: Int?
+    @Option(help: "x86 TDP, arm64 stage-2: 1 for hugetlbfs-backed guest RAM (x86: with the NX huge page mitigation; arm64: remapped by the VMM now and then).") var hugePages: Int?
     @Option(help: "x86 TDP: the eager_page_split module parameter (1, the default, or 0).") var eagerPageSplit: Int?
-    @Option(help: "x86 TDP: background KVM work (all, none, zap-gfn-range, fast-zap, ...).") var kvmWork: String?
+    @Option(help: "x86 TDP, arm64 stage-2: background KVM work (x86: all, none, zap-gfn-range, fast-zap, ...; arm64: dirty-log, none).") var kvmWork: String?
+    @Option(help: "arm64 stage-2: VMs sharing the physical CPUs and the VMID space.") var vms: Int?
+    @Option(help: "arm64 stage-2: physical CPUs the vcpus are scheduled on.") var pcpus: Int?
+    @Option(help: "arm64 stage-2: VMID width (hardware: 8 or 16; 1-4 make rollovers frequent).") var vmidBits: Int?
+    @Option(help: "arm64 stage-2: free unlinked tables through RCU (rcu, the host) or at once (immediate, pKVM at EL2).") var tableFree: String?
     @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
@@ -59,10 +63,10 @@ struct Run: ParsableCommand {
         if let hostEventSources { selection.sizes.hostEventSources = hostEventSources }
         for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent),
                               ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots), ("huge-pages", hugePages),
-                              ("eager-page-split", eagerPageSplit)] {
+                              ("eager-page-split", eagerPageSplit), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
-        for (flag, value) in [("gpa-table-free", gpaTableFree), ("kvm-work", kvmWork)] {
+        for (flag, value) in [("gpa-table-free", gpaTableFree), ("kvm-work", kvmWork), ("table-free", tableFree)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         var o = RunOptions(selection, mode: m)

@@ -8,6 +8,9 @@ public enum HostEvent: CaseIterable, Sendable {
     case zap, swapOut, swapIn, ksmMerge, hostWrite, mprotectReadOnly, mprotectReadWrite, clearFlushYoung, clearYoung, testYoung
     /// Soft-dirty clearing (clear_refs): drawn only by the worlds that list it.
     case clearSoftDirty
+    /// mmap(MAP_FIXED) of a huge-page block with the other kind of memory
+    /// (hugetlbfs <-> 4K pages): drawn only by the worlds that list it.
+    case remap
     /// The events a host event source draws from by default (every one before
     /// `clearSoftDirty`, in this order: a world's draws, and so its traces, stay as they were).
     public static let every: [HostEvent] = [.zap, .swapOut, .swapIn, .ksmMerge, .hostWrite, .mprotectReadOnly, .mprotectReadWrite,
@@ -37,6 +40,7 @@ extension HostMM {
         case .clearYoung: clearYoung(h..<(h + 1), flush: false)
         case .testYoung: _ = testYoung(h)
         case .clearSoftDirty: clearSoftDirty(h..<(h + 1))
+        case .remap: remap(h)
         }
     }
 }

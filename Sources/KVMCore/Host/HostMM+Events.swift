@@ -46,6 +46,8 @@ extension HostMM {
     /// MADV_DONTNEED / munmap of guest RAM (balloon inflation, memory hot-unplug):
     /// zap the pages; the next touch gets fresh zero pages.
     public func zap(_ r: Range<Int>) {
+        if vmasChange { mmapLock.readLock() }                  // madvise(MADV_DONTNEED)
+        defer { if vmasChange { mmapLock.readUnlock() } }
         let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("zap_page_range:after_invalidate_range_start")
@@ -54,7 +56,7 @@ extension HostMM {
             for h in r {
                 let p = pte(h)
                 // A huge page's mapping holds one reference (its head's).
-                if p.isPresent && (hugeBlock == 0 || pages.head(p.pfn) == p.pfn) { toPut.append(p.pfn) }
+                if p.isPresent && pages.head(p.pfn) == p.pfn { toPut.append(p.pfn) }
                 hostPTE.store(idx(h), 0)
                 let s = swapState.load(idx(h))
                 if s >= 2 { toPut.append(Int(s - 2)) }
@@ -73,7 +75,7 @@ extension HostMM {
     /// goes to swap and it is freed, otherwise it stays in the swap cache.
     public func swapOut(_ hva: Int) {
         let victim = pte(hva)                // the page reclaim picked from the LRU
-        guard victim.isPresent, hugeBlock == 0 else { return }    // hugetlb pages are not reclaimed
+        guard victim.isPresent, !isHugetlb(hva) else { return }    // hugetlb pages are not reclaimed
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
@@ -108,7 +110,7 @@ extension HostMM {
     /// to the first page. Pages with extra references (page_count() above the
     /// mapping's) are skipped, as `write_protect_page()` does.
     public func ksmMerge(_ a: Int, _ b: Int) {
-        guard a != b, hugeBlock == 0 else { return }         // KSM does not merge hugetlb pages
+        guard a != b, !isHugetlb(a), !isHugetlb(b) else { return }         // KSM does not merge hugetlb pages
         let pa = pte(a), pb = pte(b)
         guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn,
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
@@ -148,6 +150,8 @@ extension HostMM {
 
     /// mprotect(): make the range read-only or writable again (change_protection).
     public func mprotect(_ r: Range<Int>, writable: Bool) {
+        if vmasChange { mmapLock.writeLock() }
+        defer { if vmasChange { mmapLock.writeUnlock() } }
         let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("change_protection:after_invalidate_range_start")
@@ -197,5 +201,63 @@ extension HostMM {
         var young = pte(hva).isYoung
         for ref in subscriberRefs { young = ref.s.testYoung(hva: hva) || young }
         return young
+    }
+}
+
+// MARK: - VMAs (mm/mmap.c)
+
+extension HostMM {
+    /// mmap(MAP_FIXED) over one huge-page block of the region with the other
+    /// kind of memory (hugetlbfs <-> anonymous 4K pages), as a VMM does when it
+    /// replaces guest RAM's backing (or munmap() then mmap()): with mmap_lock
+    /// held for write, the old mapping is unmapped (do_vmi_munmap() ->
+    /// unmap_region(): the notifier's invalidation around the zap) and the new
+    /// VMA inserted. A fault that looked the old VMA up and dropped mmap_lock
+    /// before this may still act on it (arm64's R1, 13ec9308a857).
+    public func remap(_ hva: Int) {
+        guard hugeBlock > 0 else { return }
+        let block = (hva - base) / hugeBlock
+        let r = (base + block * hugeBlock)..<(base + (block + 1) * hugeBlock)
+        mmapLock.writeLock()
+        let wasHuge = isHugetlb(r.lowerBound)
+        invalidateRangeStart(r)
+        engine.point("unmap_region:after_invalidate_range_start")
+        // The old pages unmapped and the new VMA in place in one step: host
+        // faults, which mmap_lock keeps out of the whole call, see one or the other.
+        var toPut: [Int] = []
+        withPageTableLock {
+            for h in r {
+                let p = pte(h)
+                if p.isPresent && pages.head(p.pfn) == p.pfn { toPut.append(p.pfn) }
+                hostPTE.store(idx(h), 0)
+                let s = swapState.load(idx(h))
+                if s >= 2 { toPut.append(Int(s - 2)) }
+                swapState.store(idx(h), 0)
+                vmaWritable.store(idx(h), 1)
+            }
+            vmaHugetlb.store(block, wasHuge ? 0 : 1)
+        }
+        for h in r { observer?.contentDiscarded(hva: h) }
+        engine.event("host: mmap(MAP_FIXED) hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) as \(wasHuge ? "anonymous 4K pages" : "hugetlbfs"), releasing pfns \(toPut)")
+        for pfn in toPut { pages.put(pfn) }
+        engine.point("unmap_region:before_invalidate_range_end")
+        invalidateRangeEnd(r)
+        mmapLock.writeUnlock()
+    }
+
+    /// vma_lookup() for a fault: the size of the host page backing `hva`
+    /// (`huge_page_size(hstate_vma(vma))` for hugetlbfs, PAGE_SIZE otherwise),
+    /// in pages. The caller holds mmap_lock for read.
+    public func vmaPageSize(_ hva: Int) -> Int {
+        mmapLock.assertHeldRead("vma_lookup()")
+        return isHugetlb(hva) ? hugeBlock : 1
+    }
+
+    /// get_user_pages_unlocked(), as hva_to_pfn_slow() calls it today: takes
+    /// mmap_lock for read around get_user_pages().
+    public func getUserPagesUnlocked(_ hva: Int, write: Bool) -> (pfn: Int, writable: Bool)? {
+        mmapLock.readLock()
+        defer { mmapLock.readUnlock() }
+        return getUserPage(hva, write: write)
     }
 }

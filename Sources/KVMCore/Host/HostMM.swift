@@ -53,6 +53,21 @@ public final class HostMM: @unchecked Sendable {
     /// standing for the one PMD), zapped whole, never swapped, merged by KSM or
     /// copied on write (hugetlb_wp() reuses a page mapped once).
     public let hugeBlock: Int
+    /// Per huge-page block of the region: 1 while the VMA over it is hugetlbfs
+    /// (`is_vm_hugetlb_page(vma)`), 0 once `remap` put 4K anonymous memory
+    /// there. Changed only with `mmapLock` held for write and inside
+    /// `page_table_lock` (the model's host faults take the latter, not
+    /// mmap_lock); a model record (not an access-level point).
+    let vmaHugetlb: AtomicWords
+    /// mm->mmap_lock (an rw_semaphore; modelled by the queued rwlock, which
+    /// has its reader/writer exclusion): `remap` holds it for write, VMA
+    /// lookups (`vmaLookup`) and `getUserPagesUnlocked` for read.
+    public let mmapLock: RWLock
+    /// Set (before any actor runs) by a world whose VMM changes VMAs (`remap`):
+    /// then the host paths that depend on the VMA take mmap_lock as the kernel
+    /// does (madvise()/munmap() for read, mprotect() for write). Worlds whose
+    /// VMAs never change skip it: it would only add scheduling points no race uses.
+    public var vmasChange = false
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
         precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
@@ -61,6 +76,9 @@ public final class HostMM: @unchecked Sendable {
         self.base = base
         self.count = count
         self.hugeBlock = hugeBlock
+        vmaHugetlb = AtomicWords(count: hugeBlock > 0 ? count / hugeBlock : 1, initial: hugeBlock > 0 ? 1 : 0)
+        mmapLock = RWLock(read: "mmap_read_lock(mm)", write: "mmap_write_lock(mm)", lockName: "mm->mmap_lock",
+                          waitLockPoint: "mmap_lock:wait", engine: engine)
         hostPTE = AtomicWords(count: count, kernel: true)
         vmaWritable = AtomicWords(count: count, initial: 1, kernel: true)
         swapContent = AtomicWords(count: count, kernel: true)
@@ -71,7 +89,7 @@ public final class HostMM: @unchecked Sendable {
     /// mmu_notifier_register(). Call before any actor runs.
     public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
 
-    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free() }
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); vmaHugetlb.free() }
 
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
@@ -94,14 +112,20 @@ public final class HostMM: @unchecked Sendable {
     }
 
     /// host_pfn_mapping_level(): the page-table level the host maps `hva` at
-    /// (2: a huge page of a hugetlbfs region; 1: a 4K PTE, or nothing).
-    public func hugeMappingLevel(_ hva: Int) -> Int { hugeBlock > 0 && pte(hva).isPresent ? 2 : 1 }
+    /// (2: a huge page of a hugetlbfs VMA; 1: a 4K PTE, or nothing).
+    public func hugeMappingLevel(_ hva: Int) -> Int { isHugetlb(hva) && pte(hva).isPresent ? 2 : 1 }
 
-    /// The hugetlb page block `hva` is in (the range itself for 4K memory).
+    /// is_vm_hugetlb_page() of the VMA over `hva`.
+    @inline(__always) public func isHugetlb(_ hva: Int) -> Bool {
+        hugeBlock > 0 && vmaHugetlb.load((hva - base) / hugeBlock) != 0
+    }
+
+    /// The pages a range covers once every hugetlb page it touches is taken
+    /// whole (the range itself over 4K memory).
     func hugeRange(_ r: Range<Int>) -> Range<Int> {
         guard hugeBlock > 0 else { return r }
-        let lo = base + (r.lowerBound - base) / hugeBlock * hugeBlock
-        let hi = base + (r.upperBound - base + hugeBlock - 1) / hugeBlock * hugeBlock
+        let lo = isHugetlb(r.lowerBound) ? base + (r.lowerBound - base) / hugeBlock * hugeBlock : r.lowerBound
+        let hi = isHugetlb(r.upperBound - 1) ? base + (r.upperBound - base + hugeBlock - 1) / hugeBlock * hugeBlock : r.upperBound
         return lo..<hi
     }
 
@@ -138,7 +162,7 @@ public final class HostMM: @unchecked Sendable {
             let got: (Int, Bool)? = withPageTableLock {
                 guard let p = faultInLocked(hva) else { return nil }
                 if write && !p.isWrite {
-                    if hugeBlock > 0 {
+                    if isHugetlb(hva) {
                         // hugetlb_wp(): a page mapped once is reused, the whole huge page.
                         for h in hugeRange(hva..<(hva + 1)) { hostPTE.store(idx(h), pte(h).mkwrite().mkdirty().raw) }
                     } else {
@@ -190,7 +214,7 @@ public final class HostMM: @unchecked Sendable {
         let i = idx(hva)
         let p = PTE(raw: hostPTE.load(i))
         if p.isPresent { return p }
-        if hugeBlock > 0 { return faultInHugeLocked(hva) }
+        if isHugetlb(hva) { return faultInHugeLocked(hva) }
         let s = swapState.load(i)
         let pfn: Int
         if s >= 2 {

@@ -2,18 +2,6 @@
 import SimExec
 import KVMCore
 
-/// What a guest instruction does to memory.
-public enum GuestAccessKind: Sendable, Equatable {
-    case read
-    /// A store of `value` (a fresh version number: a lost write shows).
-    case write(UInt64)
-    /// An instruction fetch (the NX huge page mitigation concerns these).
-    case fetch
-
-    var isWrite: Bool { if case .write = self { return true } else { return false } }
-    var isFetch: Bool { self == .fetch }
-}
-
 /// The vcpu's run loop around one guest access: vcpu_enter_guest() (x86.c,
 /// v6.10-era) with the requests it handles before entry, the CPU's access in
 /// guest mode, and the EPT-violation exit into kvm_tdp_page_fault().

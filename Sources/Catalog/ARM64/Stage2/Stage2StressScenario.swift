@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import SimExec
+import KVMCore
+import ARM64
+import Harness
+
+/// arm64 stage-2 under load: four VMs of two vcpus each scheduled on two
+/// physical CPUs with a VMID space of three (rollovers while vcpus run),
+/// hugetlbfs-backed RAM that the VMM remaps and the host zaps and ages from
+/// two event sources, and dirty logging turned on and off (blocks split into
+/// pages and collapsed back).
+public struct Stage2StressScenario: Scenario {
+    public typealias Variant = Stage2Variant
+    public typealias Options = Stage2Options
+
+    public init() {}
+    public let name = "stage2-stress"
+    public let summary = "arm64 stage-2 under load: many vcpus of several VMs faulting in parallel, host unmaps and remaps, block splits and collapses, VMID rollovers"
+    public let docs = "docs/mechanisms/arm64-stage2.md"
+    public var oracles: [Oracle] { Stage2MMU.oracles }
+
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        Config(WorldSizes(cpus: 3, vcpus: 8, pages: 8, opsPerVCPU: 3, hostEventsPerSource: 3, hostEventSources: 2),
+               Stage2Options(tableBits: 1, vms: 4, pcpus: 2, vmidBits: 2))
+    }
+
+    public func validate(_ c: Config) throws(InputError) {
+        try c.options.checkWorld(c.pages, vcpus: c.vcpus)
+    }
+
+    public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
+        Stage2World(engine: engine, variant: variant, config: config, seed: seed)
+    }
+
+    static let search = [1, 2, 4, 8]
+
+    public var cases: [Case] {[
+        Case(.upstream, expects: .clean, schedules: 2_000, lengths: Self.search, note: "every fix; tables freed through RCU"),
+        Case(.upstream, expects: .clean, schedules: 2_000, lengths: Self.search, configure: { $0.options.tableFree = .immediate },
+             note: "every fix; tables freed at once (pKVM-like)"),
+    ]}
+}
+
+@used @section("kvmsim_scenarios")
+private let registration: ScenarioRecord = { ScenarioRegistry.emit(Stage2StressScenario(), into: $0) }
