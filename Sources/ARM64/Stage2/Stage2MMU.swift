@@ -123,7 +123,7 @@ public final class Stage2MMU: KVMGFNRangeArch, Stage2TLBInvalidation, @unchecked
 
 /// Counters of the stage-2 MMU, reported per run.
 public enum Stage2Stat: Int, CaseIterable, Sendable {
-    case faults, faultRetries, permissionFaults, accessFlagFaults, blockMappings, remoteFlushes, vmidRollovers
+    case faults, faultRetries, permissionFaults, accessFlagFaults, blockMappings, remoteFlushes
     public var counter: ProtocolCounter {
         switch self {
         case .faults: ProtocolCounter("s2-faults", "stage-2 aborts handled (kvm_handle_guest_abort)")
@@ -132,7 +132,6 @@ public enum Stage2Stat: Int, CaseIterable, Sendable {
         case .accessFlagFaults: ProtocolCounter("s2-af-faults", "access flag faults (handle_access_fault)")
         case .blockMappings: ProtocolCounter("s2-block-maps", "faults that mapped a block")
         case .remoteFlushes: ProtocolCounter("s2-remote-flushes", "kvm_flush_remote_tlbs() calls")
-        case .vmidRollovers: ProtocolCounter("s2-vmid-rollovers", "VMID generation rollovers")
         }
     }
 }

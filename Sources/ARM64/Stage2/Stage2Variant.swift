@@ -42,7 +42,9 @@ public enum Stage2Variant: String, ModelVariant {
     public static let r2Fix = KernelCommit("a9f0e3d5a089", "KVM: arm64: Reload PTE after invoking walker callback on preorder traversal", release: "v6.4")
     public static let r3Fix = KernelCommit("fa808ed4e199", "KVM: arm64: Ensure a VMID is allocated before programming VTTBR_EL2", release: "v6.14")
     public static let r4FirstFix = KernelCommit("f0cf47d939d0", "KVM: arm/arm64: Close VMID generation race", release: "v4.19")
-    public static let r4Fix = KernelCommit("fb544d1ca65a", "KVM: arm/arm64: Fix VMID alloc race by reverting to lock-less", release: "v5.0")
+    /// Named by its release: the commit's hash could not be checked offline
+    /// (the "KVM/arm updates for 4.21" pull lists its subject).
+    public static let r4Fix = KernelCommit.release("v5.0", "\"KVM: arm/arm64: Fix VMID alloc race by reverting to lock-less\" (Christoffer Dall, KVM/arm updates for 4.21; Fixes: f0cf47d939d0)")
 
     public var commit: KernelCommit? {
         switch self {

@@ -58,4 +58,10 @@ public final class ARM64VMIDs: @unchecked Sendable {
         case .legacy(let v): return Int(v.vmid.peek(0))
         }
     }
+
+    /// VMID generation rollovers so far (either allocator).
+    public var rollovers: Int { Int(allocator?.rollovers ?? legacy?.rollovers ?? 0) }
+
+    /// The counter runs report.
+    public static let rolloverCounter = ProtocolCounter("s2-vmid-rollovers", "VMID generation rollovers")
 }

@@ -70,7 +70,7 @@ final class Stage2World: ScenarioWorld, @unchecked Sendable {
     var completedWork: Int { (0..<done.count).reduce(0) { $0 + Int(done.load($1)) } }
 
     var counters: [(ProtocolCounter, Int)] {
-        Stage2Stat.allCases.map { s in (s.counter, mmus.reduce(0) { $0 + $1.counter(s) }) }
+        Stage2Stat.allCases.map { s in (s.counter, mmus.reduce(0) { $0 + $1.counter(s) }) } + [(ARM64VMIDs.rolloverCounter, vmids.rollovers)]
     }
 
     func start(endless: Bool) {
