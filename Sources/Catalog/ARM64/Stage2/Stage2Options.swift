@@ -41,7 +41,7 @@ public struct Stage2Options: ScenarioOptions {
         OptionKnob("table-bits", \.tableBits, help: "arm64 stage-2: index bits per table level (3 levels; a block is 2^bits pages)."),
         OptionKnob("vms", \.vms, help: "arm64 stage-2: VMs sharing the CPUs and the VMID space (vcpu i belongs to VM i mod vms)."),
         OptionKnob("pcpus", \.pcpus, help: "arm64 stage-2: physical CPUs the vcpus are scheduled on."),
-        OptionKnob("vmid-bits", \.vmidBits, help: "arm64 stage-2: VMID width (8 or 16 on hardware; 2-4 make rollovers frequent)."),
+        OptionKnob("vmid-bits", \.vmidBits, help: "arm64 stage-2: VMID width (8 or 16 on hardware; 1-4 make rollovers frequent; vmid.c WARNs unless 2^bits - 1 > --pcpus)."),
         OptionKnob("huge-pages", \.hugePages, help: "arm64 stage-2: 1 for hugetlbfs-backed guest RAM (blocks) that the VMM may remap as 4K pages and back."),
         OptionKnob("table-free", \.tableFree, help: "arm64 stage-2: how unlinked tables are freed: rcu (the host) or immediate (pKVM at EL2)."),
         OptionKnob("kvm-work", \.kvmWork, help: "arm64 stage-2: background KVM work on the host CPU after the event sources."),
