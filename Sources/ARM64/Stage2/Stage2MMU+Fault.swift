@@ -105,11 +105,13 @@ extension Stage2MMU {
                 if vmaPages > 1 { count(.blockMappings) }
                 let oracle = kvm.oracle, seq = mmuSeq
                 ret = pgt.stage2Map(ipa, size: vmaPages, pfn: pfn, writable: writable, executable: exec, forcePTE: forcePTE,
-                                    flags: exclusive ? [.handleFault] : [.handleFault, .shared]) { addr, pages, pte in
-                    // Every page the leaf maps, judged at the moment it is published.
+                                    flags: exclusive ? [.handleFault] : [.handleFault, .shared]) { [self] addr, pages, pte in
+                    // Every page the leaf maps, judged at the moment it is
+                    // published: its page (I1), the snapshot (I2), its write permission.
                     for i in 0..<pages {
                         oracle?.installingMapping(gfn: addr + i, pte: PTE(pfn: pte.pfn + i, flags: PTE.present | PTE.read | (pte.isWritable ? PTE.write : 0)),
                                                   mmuSeq: seq)
+                        installingWritableCheck(gfn: addr + i, pte)
                     }
                 }
             }
@@ -119,5 +121,20 @@ extension Stage2MMU {
         kvm.releasePfnClean(pfn)
         if ret == -Errno.EAGAIN { count(.faultRetries); engine.yieldPoint("user_mem_abort:replay") }
         return ret == -Errno.EAGAIN ? 0 : ret
+    }
+
+    /// wp-write, at the install: a writable stage-2 leaf only over a page the
+    /// host maps writable (the facts a mapping is built from hold when it is
+    /// published; a host write-protection since the pfn lookup is an
+    /// invalidation the retry check saw).
+    func installingWritableCheck(gfn: Int, _ pte: KVMPTE) {
+        guard pte.isWritable else { return }
+        withoutAccessPoints {
+            guard let hva = memslots.gfnToHva(gfn) else { return }
+            let host = hostMM.pte(hva)
+            if host.isPresent && !host.isWrite {
+                engine.report(.wpWrite, "stage-2 leaf for gfn \(gfn) installed writable while the host maps hva \(hex(hva)) read-only")
+            }
+        }
     }
 }
