@@ -48,6 +48,14 @@ struct Stage2Fixture {
     func tlb(_ gfn: Int) -> Int? { domain.cpus[0].tlbEntry(vmid: mmu.currentVMID, gfn: gfn)?.pfn }
     var violations: [String] { engine.violations.map(\.oracle) }
 
+    /// A block mapped by a write, then split by dirty logging: the slot
+    /// write-protected and a write to gfn 0 mapping that page alone.
+    func mapBlockThenSplitItByLogging() {
+        vcpu.guestAccess(gfn: 1, .write(7))
+        mmu.setDirtyLogging(slot, true)
+        vcpu.guestAccess(gfn: 0, .write(8))
+    }
+
     func done() { vcpu.put(); kvm.rcu.barrier(); kvm.notifier.arch = nil; engine.shutdown() }
 }
 
@@ -89,9 +97,7 @@ struct Stage2Fixture {
     @Test func aBlockReplacesTheTableAndRCUFreesIt() {
         let f = Stage2Fixture()
         defer { f.done() }
-        f.vcpu.guestAccess(gfn: 1, .write(7))
-        f.mmu.setDirtyLogging(f.slot, true)
-        f.vcpu.guestAccess(gfn: 0, .write(8))
+        f.mapBlockThenSplitItByLogging()
         let table = try! #require(f.blockTable(0))
         f.mmu.setDirtyLogging(f.slot, false)
         f.kvm.rcu.readLock()                                  // a reader the grace period must wait for
@@ -111,9 +117,7 @@ struct Stage2Fixture {
     func theWalkerReloadsAfterThePreOrderCallback(_ v: Stage2Variant) {
         let f = Stage2Fixture(v, free: .immediate)
         defer { f.done() }
-        f.vcpu.guestAccess(gfn: 1, .write(7))
-        f.mmu.setDirtyLogging(f.slot, true)
-        f.vcpu.guestAccess(gfn: 0, .write(8))
+        f.mapBlockThenSplitItByLogging()
         f.mmu.setDirtyLogging(f.slot, false)
         f.vcpu.guestAccess(gfn: 1, .read)
         if v == .walkerReloadPreFix {
@@ -128,9 +132,7 @@ struct Stage2Fixture {
     @Test func theHostsRCUHidesTheStaleDescent() {
         let f = Stage2Fixture(.walkerReloadPreFix, free: .rcu)
         defer { f.done() }
-        f.vcpu.guestAccess(gfn: 1, .write(7))
-        f.mmu.setDirtyLogging(f.slot, true)
-        f.vcpu.guestAccess(gfn: 0, .write(8))
+        f.mapBlockThenSplitItByLogging()
         f.mmu.setDirtyLogging(f.slot, false)
         f.vcpu.guestAccess(gfn: 1, .read)
         #expect(f.violations.isEmpty, "\(f.engine.violations)")
@@ -141,9 +143,7 @@ struct Stage2Fixture {
     @Test func unmapFreesAnEmptiedTableAtOnce() {
         let f = Stage2Fixture()
         defer { f.done() }
-        f.vcpu.guestAccess(gfn: 1, .write(7))
-        f.mmu.setDirtyLogging(f.slot, true)
-        f.vcpu.guestAccess(gfn: 0, .write(8))
+        f.mapBlockThenSplitItByLogging()
         let table = try! #require(f.blockTable(0))
         #expect(f.tlb(0) != nil)
         f.hostMM.zap(0x1000..<0x1002)

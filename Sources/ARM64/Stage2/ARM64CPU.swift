@@ -46,7 +46,7 @@ public final class ARM64CPU: @unchecked Sendable {
     /// CPU: the CPU's access (TLB lookup and use, or walk and fill) holds it,
     /// and so does each TLB invalidation of this CPU. A real lock with no
     /// scheduling point: in deterministic mode the access is one step anyway.
-    let translation = Locked(())
+    let translation = RawMutex()
 
     init(index: Int, vmids: Int, pagesPerVMID: Int) {
         self.index = index
@@ -102,7 +102,7 @@ public final class ARM64CPU: @unchecked Sendable {
     func invalidateIPA(vmid: Int, gfn: Int, blockPages: Int) {
         guard vmid < vmids else { return }
         let first = gfn / blockPages * blockPages
-        translation.withLock { _ in
+        translation.withLock {
             for g in first..<min(first + blockPages, pagesPerVMID) {
                 let s = slot(vmid: vmid, gfn: g)
                 guard tlb.load(s, .filledBy) != 0 else { continue }
@@ -114,7 +114,7 @@ public final class ARM64CPU: @unchecked Sendable {
     /// TLBI VMALLS12E1: every entry of `vmid`.
     func invalidateVMID(_ vmid: Int) {
         guard vmid < vmids else { return }
-        translation.withLock { _ in clearVMID(vmid) }
+        translation.withLock { clearVMID(vmid) }
     }
 
     private func clearVMID(_ vmid: Int) {
@@ -125,7 +125,7 @@ public final class ARM64CPU: @unchecked Sendable {
 
     /// TLBI ALLE1: every entry.
     func invalidateAll() {
-        translation.withLock { _ in for v in 0..<vmids { clearVMID(v) } }
+        translation.withLock { for v in 0..<vmids { clearVMID(v) } }
     }
 }
 

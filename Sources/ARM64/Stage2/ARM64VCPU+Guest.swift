@@ -75,7 +75,7 @@ extension ARM64VCPU {
         // A TLB hit and the access it translates are one step, and so are a
         // walk and its fill: a TLBI's DSB completes only after them.
         engine.point("cpu:tlb_lookup")
-        let hit: Bool = p.translation.withLock { _ in
+        let hit: Bool = p.translation.withLock {
             guard let e = p.tlbEntry(vmid: vmid, gfn: gfn), !kind.isWrite || e.writable, !kind.isFetch || e.executable else { return false }
             complete(gfn: gfn, pfn: e.pfn, kind, via: e.vm == mmu.vmIndex ? "its TLB" : "a TLB entry VM \(e.vm) filled under VMID \(vmid)",
                      agingStamp: e.agingStamp, ownTable: e.vm == mmu.vmIndex)
@@ -83,7 +83,7 @@ extension ARM64VCPU {
         }
         if hit { return nil }
         engine.point("cpu:stage2_walk")
-        return p.translation.withLock { _ in
+        return p.translation.withLock {
             switch walk(gfn: gfn, kind, vmid: vmid) {
             case .success(let t):
                 complete(gfn: gfn, pfn: t.pfn, kind, via: "the stage-2 tables", agingStamp: t.agingStamp, ownTable: true)

@@ -51,23 +51,28 @@ extension HostMM {
         let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("zap_page_range:after_invalidate_range_start")
-        var toPut: [Int] = []
-        withPageTableLock {
-            for h in r {
-                let p = pte(h)
-                // A huge page's mapping holds one reference (its head's).
-                if p.isPresent && pages.head(p.pfn) == p.pfn { toPut.append(p.pfn) }
-                hostPTE.store(idx(h), 0)
-                let s = swapState.load(idx(h))
-                if s >= 2 { toPut.append(Int(s - 2)) }
-                swapState.store(idx(h), 0)
-            }
-        }
+        let toPut = withPageTableLock { clearPTEsLocked(r) }
         for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
         engine.event("host: zapped hva \(hex(r.lowerBound))..<\(hex(r.upperBound)), releasing pfns \(toPut)")
         for pfn in toPut { pages.put(pfn) }
         engine.point("zap_page_range:before_invalidate_range_end")
         invalidateRangeEnd(r)
+    }
+
+    /// zap_pte_range() over `r` (page_table_lock held): every host PTE and
+    /// swap entry cleared; the pages whose references go with them (a huge
+    /// page's mapping holds one, its head's), for the caller to put.
+    func clearPTEsLocked(_ r: Range<Int>) -> [Int] {
+        var toPut: [Int] = []
+        for h in r {
+            let p = pte(h)
+            if p.isPresent && pages.head(p.pfn) == p.pfn { toPut.append(p.pfn) }
+            hostPTE.store(idx(h), 0)
+            let s = swapState.load(idx(h))
+            if s >= 2 { toPut.append(Int(s - 2)) }
+            swapState.store(idx(h), 0)
+        }
+        return toPut
     }
 
     /// Page reclaim of one page (shrink_page_list -> try_to_unmap -> pageout): the
@@ -224,18 +229,11 @@ extension HostMM {
         engine.point("unmap_region:after_invalidate_range_start")
         // The old pages unmapped and the new VMA in place in one step: host
         // faults, which mmap_lock keeps out of the whole call, see one or the other.
-        var toPut: [Int] = []
-        withPageTableLock {
-            for h in r {
-                let p = pte(h)
-                if p.isPresent && pages.head(p.pfn) == p.pfn { toPut.append(p.pfn) }
-                hostPTE.store(idx(h), 0)
-                let s = swapState.load(idx(h))
-                if s >= 2 { toPut.append(Int(s - 2)) }
-                swapState.store(idx(h), 0)
-                vmaWritable.store(idx(h), 1)
-            }
+        let toPut = withPageTableLock {
+            let put = clearPTEsLocked(r)
+            for h in r { vmaWritable.store(idx(h), 1) }
             vmaHugetlb.store(block, wasHuge ? 0 : 1)
+            return put
         }
         for h in r { observer?.contentDiscarded(hva: h) }
         engine.event("host: mmap(MAP_FIXED) hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) as \(wasHuge ? "anonymous 4K pages" : "hugetlbfs"), releasing pfns \(toPut)")
