@@ -3,7 +3,7 @@ import Testing
 import Foundation
 import SimExec
 import KVMCore
-import MIPS
+@testable import MIPS
 @testable import Catalog
 import Harness
 import TestSupport
@@ -179,6 +179,51 @@ import TestSupport
         ctx.runOp(GuestOp(gfn: 0, write: true))                      // vcpu0 owns even gfns
         #expect(mm.currentPfn(mm.base) != mm.currentPfn(mm.base + 1))
         #expect(world.mmu.table.lookup(0).isDirty)
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+    }
+
+    /// Seed 004's parent (pre-fix): a read fault maps a writable, clean PTE
+    /// (`__READABLE | _PAGE_PRESENT | _PAGE_WRITE`, `__WRITEABLE` only on a write
+    /// fault), and the guest's first write to it dirties it in the fast path.
+    @Test func preFixDirtiesOnlyOnWriteFaults() throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .preFix, config: SyncMMURaceScenario().defaultConfig(mode: .deterministic), seed: 1)
+        let ctx = world.contexts[0]
+        ctx.runOp(GuestOp(gfn: 0, write: false))
+        let read = world.mmu.table.lookup(0)
+        #expect(read.isPresent && read.isWrite && read.isYoung && !read.isDirty)
+        ctx.runOp(GuestOp(gfn: 0, write: true))                     // TLB modified exception -> fast path
+        let written = world.mmu.table.lookup(0)
+        #expect(written.isDirty && written.pfn == read.pfn)
+        ctx.runOp(GuestOp(gfn: 2, write: true))
+        #expect(world.mmu.table.lookup(2).isDirty)                  // a write fault maps it dirty at once
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+    }
+
+    /// pre-fix keeps gfn_to_pfn()'s reference while the GPA PTE maps the page and
+    /// drops it when a fault replaces the PTE or kvm_mips_flush_gpa_pte() clears it.
+    @Test func preFixReleasesThePageReferenceOnReplaceAndFlush() throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let world = SyncMMUWorld(engine: engine, variant: .preFix, config: SyncMMURaceScenario().defaultConfig(mode: .deterministic), seed: 1)
+        let mm = world.hostMM, pages = mm.pages, mmu = world.mmu, ctx = world.contexts[0]
+        ctx.runOp(GuestOp(gfn: 0, write: true))
+        let pfn = mmu.table.lookup(0).pfn
+        #expect(pages.refs(pfn) == 2)                               // the host's mapping and KVM's pin
+        // A second fault on the same gfn (a vcpu that lost the race to the first):
+        // the old PTE's reference goes, the new one's stays.
+        _ = world.contexts[1].cache.topup(min: 2, max: 4)
+        _ = mmu.kvmMipsMapPageSlowPreFix(world.kvm.vcpus[1], cache: world.contexts[1].cache, gfn: 0, write: false)
+        #expect(pages.refs(pfn) == 2, "replacing the PTE must drop the replaced PTE's reference")
+        // Memslot deletion / VM teardown: kvm_mips_flush_gpa_pt() under mmu_lock.
+        world.kvm.mmuLock.withLock { _ = mmu.kvmMipsFlushGpaPt(0, 3) }
+        #expect(mmu.table.lookup(0) == .none)
+        #expect(pages.refs(pfn) == 1, "the flush must drop KVM's reference")
+        mm.zap(mm.base..<(mm.base + 1))
+        #expect(!pages.isInUse(pfn))                                // nothing pins it any more
         #expect(engine.violations.isEmpty, "\(engine.violations)")
     }
 }
