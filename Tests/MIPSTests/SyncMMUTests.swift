@@ -53,6 +53,30 @@ import TestSupport
         }
     }
 
+    func configJSON(_ s: ScenarioSelection) throws -> String {
+        String(decoding: try JSONEncoder().encode(s.config), as: UTF8.self)
+    }
+
+    /// `--host-mm`: v4.11 is the default of both seed-004 scenarios, v4.13
+    /// the option; anything else is bad input in one line naming the choices.
+    @Test func hostMMKnob() throws {
+        for name in ["sync-mmu-race", "sync-mmu-stress"] {
+            for mode in [ExecutionMode.deterministic, .parallel] {
+                #expect(try configJSON(ScenarioRegistry.named(name).selection(variant: "patched", mode: mode)).contains("\"hostMM\":\"v4.11\""))
+            }
+        }
+        var s = try ScenarioRegistry.named("sync-mmu-race").selection(variant: "patched", mode: .deterministic)
+        try s.set(knob: "host-mm", to: "v4.13")
+        #expect(try configJSON(s).contains("\"hostMM\":\"v4.13\""))
+        do {
+            try s.set(knob: "host-mm", to: "v4.12")
+            Issue.record("v4.12 accepted")
+        } catch {
+            #expect(error.message == "--host-mm must be one of v4.11, v4.13 (got 'v4.12')")
+        }
+        #expect(try ScenarioRegistry.named("sync-mmu-race").knobs.contains { $0.flag == "host-mm" && $0.values == ["v4.11", "v4.13"] })
+    }
+
     @Test func gpaTableFreeKnobRejectsUnknownPolicies() throws {
         var s = try ScenarioRegistry.named("sync-mmu-race").selection(variant: "patched", mode: .deterministic)
         #expect(throws: InputError.self) { try s.set(knob: "gpa-table-free", to: "later") }
@@ -226,4 +250,51 @@ import TestSupport
         #expect(!pages.isInUse(pfn))                                // nothing pins it any more
         #expect(engine.violations.isEmpty, "\(engine.violations)")
     }
+
+    /// Reclaim in both host-mm forms, seen by a second notifier subscriber and
+    /// by KVM: v4.11's try_to_unmap_one() clears the host PTE and calls
+    /// `.invalidate_page` with the page table lock held (KVM: seq + 1, no
+    /// count, the GPA PTE gone); v4.13 brackets it with range start/end.
+    @Test(arguments: [HostMMForm.v411, .v413])
+    func reclaimNotifiesAsItsKernelDid(form: HostMMForm) throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        var config = SyncMMURaceScenario().defaultConfig(mode: .deterministic)
+        config.options.hostMM = form
+        let world = SyncMMUWorld(engine: engine, variant: .patched, config: config, seed: 1)
+        let mm = world.hostMM, kvm = world.kvm
+        let spy = NotifierSpy(mm)
+        mm.register(spy)
+        world.contexts[0].runOp(GuestOp(gfn: 0, write: true))
+        #expect(world.mmu.table.lookup(0).isPresent)
+        let seq = kvm.mmuNotifierSeq
+        mm.swapOut(mm.base)
+        #expect(world.mmu.table.lookup(0) == .none)
+        #expect(kvm.mmuNotifierSeq == seq + 1 && kvm.mmuNotifierCount == 0)
+        switch form {
+        case .v411: #expect(spy.calls == ["invalidate_page 0x7f000000, host PTE none, page table lock held"])
+        case .v413:
+            #expect(spy.calls.count == 2 && spy.calls[0].hasPrefix("range_start 0x7f000000, host PTE pfn 1 "), "\(spy.calls)")
+            #expect(spy.calls.last == "range_end 0x7f000000, host PTE none")
+        }
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+    }
+}
+
+/// A second MMU notifier subscriber that records what it is told and what the
+/// host PTE is at that moment.
+final class NotifierSpy: MMUNotifierSubscriber, @unchecked Sendable {
+    let mm: HostMM
+    var calls: [String] = []
+    init(_ mm: HostMM) { self.mm = mm }
+    func invalidateRangeStart(_ range: Range<Int>) { calls.append("range_start \(hex(range.lowerBound)), host PTE \(mm.pte(range.lowerBound))") }
+    func invalidateRangeEnd(_ range: Range<Int>) { calls.append("range_end \(hex(range.lowerBound)), host PTE \(mm.pte(range.lowerBound))") }
+    func invalidatePage(hva: Int) {
+        calls.append("invalidate_page \(hex(hva)), host PTE \(mm.pte(hva))" + (mm.pageTableLockHeldByCaller ? ", page table lock held" : ""))
+    }
+    func changePTE(hva: Int, pte: PTE) { calls.append("change_pte \(hex(hva)) \(pte)") }
+    func clearFlushYoung(_ range: Range<Int>) -> Bool { false }
+    func clearYoung(_ range: Range<Int>) -> Bool { false }
+    func testYoung(hva: Int) -> Bool { false }
 }

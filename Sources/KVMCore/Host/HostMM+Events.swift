@@ -72,10 +72,14 @@ extension HostMM {
 
     /// Page reclaim of one page (shrink_page_list -> try_to_unmap -> pageout): the
     /// page leaves the host page table; if nobody else holds a reference its content
-    /// goes to swap and it is freed, otherwise it stays in the swap cache.
+    /// goes to swap and it is freed, otherwise it stays in the swap cache. The
+    /// notifier calls are those of `form`: v4.13's range_start/end around
+    /// try_to_unmap_one() (here), or v4.11's invalidate_page inside it
+    /// (`swapOutV411`).
     public func swapOut(_ hva: Int) {
         let victim = pte(hva)                // the page reclaim picked from the LRU
         guard victim.isPresent, !isHugetlb(hva) else { return }    // hugetlb pages are not reclaimed
+        if form == .v411 { swapOutV411(hva, victim: victim); return }
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
@@ -100,6 +104,49 @@ extension HostMM {
         }
         engine.point("try_to_unmap:before_invalidate_range_end")
         invalidateRangeEnd(r)
+    }
+
+    /// Reclaim of one page through v4.11's try_to_unmap_one() (mm/rmap.c,
+    /// c7ab0d2fdc84): inside the page_vma_mapped_walk() loop, with the page
+    /// table lock held, `ptep_clear_flush()`, the swap entry set,
+    /// `page_remove_rmap(); put_page();` and `mmu_notifier_invalidate_page(mm,
+    /// address)`, all before the lock is dropped; no invalidate_range_start/end.
+    /// The page is in the swap cache from add_to_swap() on (before the unmap),
+    /// so until the notifier returns the host's page for `hva` is still this
+    /// one (the window the notifier's comment speaks of: "the linux pte has
+    /// been zapped already but the page is still allocated until
+    /// ->invalidate_page returns"). The rest of shrink_page_list() (pageout(),
+    /// __remove_mapping(): the page stays in the swap cache while someone else
+    /// holds a reference) runs with the page locked, so no fault maps it again
+    /// meanwhile; the model decides it under the same lock hold, after the
+    /// notifier returned.
+    func swapOutV411(_ hva: Int, victim: PTE) {
+        var freedPfn: Int? = nil
+        var unmapped = false
+        withPageTableLock {
+            let p = pte(hva)
+            guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
+            // add_to_swap() put the page in the swap cache before the unmap:
+            // recorded first, so a reader never sees the hva without a page.
+            swapState.store(idx(hva), UInt64(p.pfn + 2))
+            hostPTE.store(idx(hva), 0)                               // ptep_clear_flush(), then set_pte_at(swp_pte)
+            unmapped = true
+            invalidatePage(hva)                                      // still under the page table lock
+            if pages.refs(p.pfn) > 1 {
+                // __remove_mapping() fails: the page stays in the swap cache.
+            } else {
+                swapContent.store(idx(hva), pages.content.load(p.pfn))
+                swapState.store(idx(hva), 1)
+                freedPfn = p.pfn
+            }
+        }
+        guard unmapped else { return }
+        if let pfn = freedPfn {
+            engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
+            pages.put(pfn)
+        } else {
+            engine.event("host: hva \(hex(hva)) unmapped for swap, page kept in swap cache (extra reference)")
+        }
     }
 
     /// Swap-in by a host touch (do_swap_page).

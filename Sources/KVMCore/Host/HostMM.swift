@@ -68,6 +68,10 @@ public final class HostMM: @unchecked Sendable {
     /// does (madvise()/munmap() for read, mprotect() for write). Worlds whose
     /// VMAs never change skip it: it would only add scheduling points no race uses.
     public var vmasChange = false
+    /// Which kernel's notifier calls reclaim makes (`HostMMForm`): v4.13 (range
+    /// start/end around try_to_unmap_one()) unless a world sets v4.11
+    /// (`.invalidate_page` under the page table lock). Set before any actor runs.
+    public var form: HostMMForm = .v413
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
         precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
@@ -97,6 +101,9 @@ public final class HostMM: @unchecked Sendable {
     /// pte_offset_map_lock() ... pte_unmap_unlock().
     @inline(__always)
     func withPageTableLock<R>(_ body: () -> R) -> R { pageTableLock.withLock { body() } }
+
+    /// Whether the caller holds `page_table_lock` (lockdep_is_held(); tests).
+    public var pageTableLockHeldByCaller: Bool { pageTableLock.isHeldByCaller }
 
     /// The host PTE of `hva` (oracle and test view).
     public func pte(_ hva: Int) -> PTE { PTE(raw: hostPTE.load(idx(hva))) }
@@ -140,6 +147,16 @@ public final class HostMM: @unchecked Sendable {
     func invalidateRangeEnd(_ r: Range<Int>) {
         engine.event("host: mmu_notifier_invalidate_range_end(hva \(hex(r.lowerBound))..<\(hex(r.upperBound)))")
         for ref in subscriberRefs { ref.s.invalidateRangeEnd(r) }
+    }
+
+    /// mmu_notifier_invalidate_page() (v4.12 and before): `page_table_lock`
+    /// held by the caller, as try_to_unmap_one() and page_mkclean_one() of
+    /// v4.11 call it inside their page_vma_mapped_walk() loop.
+    func invalidatePage(_ hva: Int) {
+        pageTableLock.assertHeld("mmu_notifier_invalidate_page() from try_to_unmap_one()")
+        engine.event("host: mmu_notifier_invalidate_page(hva \(hex(hva)))")
+        for ref in subscriberRefs { ref.s.invalidatePage(hva: hva) }
+        observer?.invalidatePageReturned(hva: hva)
     }
 
     func changePTE(_ hva: Int, _ p: PTE) {

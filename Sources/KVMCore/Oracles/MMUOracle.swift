@@ -91,20 +91,23 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     // MARK: - host side
 
-    public func invalidateRangeStartReturned(_ range: Range<Int>) {
+    public func invalidateRangeStartReturned(_ range: Range<Int>) { checkUnmapped(range, after: "invalidate_range_start") }
 
+    /// v4.11's `.invalidate_page` returned: the same promise as a returned
+    /// `invalidate_range_start` for the one page (I1).
+    public func invalidatePageReturned(hva: Int) { checkUnmapped(hva..<(hva + 1), after: "invalidate_page") }
+
+    private func checkUnmapped(_ range: Range<Int>, after call: StaticString) {
         withoutAccessPoints {
             guard kvmSubscribed else { return }
             for hva in range {
                 guard let gfn = memslots.hvaToGfn(hva) else { continue }
                 let p = view.mapping(ofGfn: gfn)
                 if p.isPresent {
-                    engine.report(.I1, "after invalidate_range_start(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+                    engine.report(.I1, "after \(call)(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
                 }
             }
-
         }
-
     }
 
     public func contentDiscarded(hva: Int) {

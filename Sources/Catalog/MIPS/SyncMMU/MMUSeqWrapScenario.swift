@@ -28,7 +28,13 @@ public struct MMUSeqWrapScenario: Scenario {
     public var oracles: [Oracle] { MIPSMMU.oracles }
     public static let initialSeq: UInt64 = (1 << 31) - 1
 
-    public func defaultConfig(mode: ExecutionMode) -> Config { SyncMMURaceScenario().defaultConfig(mode: mode) }
+    /// sync-mmu-race's sizes on the v4.13 host mm (x86's era for this race;
+    /// the form it ran on before the `--host-mm` knob existed).
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        var c = SyncMMURaceScenario().defaultConfig(mode: mode)
+        c.options.hostMM = .v413
+        return c
+    }
 
     public func coverageMarks(variant: Variant) -> [CoverageMark] { [MIPSMMU.markRetry] }
 

@@ -18,7 +18,7 @@ public struct SyncMMURaceScenario: Scenario {
 
     public func defaultConfig(mode: ExecutionMode) -> Config {
         Config(WorldSizes(cpus: 2, vcpus: 2, pages: 4, opsPerVCPU: 4, hostEventsPerSource: 2, hostEventSources: 1),
-               MIPSGPAOptions(tableBits: 1, tlbSize: 4))
+               MIPSGPAOptions(tableBits: 1, tlbSize: 4, hostMM: .v411))
     }
 
     public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }

@@ -19,7 +19,7 @@ public struct SyncMMUStressScenario: Scenario {
 
     public func defaultConfig(mode: ExecutionMode) -> Config {
         Config(WorldSizes(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2),
-               MIPSGPAOptions(tableBits: 3, tlbSize: 16))
+               MIPSGPAOptions(tableBits: 3, tlbSize: 16, hostMM: .v411))
     }
 
     public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }

@@ -34,6 +34,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         let rcu = makeRCU(for: engine)
         let pages = HostPages(capacity: 4 * c.pages + 64)
         hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
+        hostMM.form = c.hostMM
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots)
         mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3,

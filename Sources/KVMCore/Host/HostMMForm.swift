@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0-only
+
+/// Which kernel's notifier calls the host mm's reclaim path makes: how
+/// `try_to_unmap_one()` (mm/rmap.c) reaches a secondary MMU. A dimension of
+/// the seed-004 worlds (`--host-mm`); every other world runs `v4.13`.
+public enum HostMMForm: String, CaseIterable, Codable, Sendable {
+    /// v4.11 and v4.12 (since c7ab0d2fdc84 "mm: convert try_to_unmap_one() to
+    /// use page_vma_mapped_walk()", v4.11-rc1): inside the page walk, with the
+    /// page table lock held, the PTE is cleared (`ptep_clear_flush()`), its
+    /// dirty bit moved to the page, the swap entry set, the mapping's
+    /// reference dropped, and then `mmu_notifier_invalidate_page(mm, address)`
+    /// is called, still under the lock. No invalidate_range_start/end brackets
+    /// it, so `mmu_notifier_count` never rises: KVM's
+    /// `kvm_mmu_notifier_invalidate_page()` bumps `mmu_notifier_seq` and unmaps.
+    case v411 = "v4.11"
+    /// v4.13 on (369ea8242c0f "mm/rmap: update to new mmu_notifier semantic
+    /// v2"): `mmu_notifier_invalidate_range_start()` before the walk, the PTE
+    /// cleared under the lock, `mmu_notifier_invalidate_range()` (no KVM
+    /// callback), `mmu_notifier_invalidate_range_end()` after it. The form
+    /// every world had before issue 19.
+    case v413 = "v4.13"
+}
