@@ -78,7 +78,7 @@ extension HostMM {
     /// (`swapOutV411`).
     public func swapOut(_ hva: Int) {
         let victim = pte(hva)                // the page reclaim picked from the LRU
-        guard victim.isPresent, !isHugetlb(hva) else { return }    // hugetlb pages are not reclaimed
+        guard victim.isPresent, !isHugetlb(hva), !pages.isZero(victim.pfn) else { return }    // hugetlb pages and the zero page are not reclaimed
         if form == .v411 { swapOutV411(hva, victim: victim); return }
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
@@ -155,20 +155,15 @@ extension HostMM {
     /// KSM (mm/ksm.c): merge two pages with equal content into one write-protected
     /// page. write_protect_page() on both, then replace_page() maps the second hva
     /// to the first page. Pages with extra references (page_count() above the
-    /// mapping's) are skipped, as `write_protect_page()` does.
+    /// mapping's) are skipped, as `write_protect_page()` does; so is the zero
+    /// page (not an anonymous page: the KSM scan passes over it).
     public func ksmMerge(_ a: Int, _ b: Int) {
         guard a != b, !isHugetlb(a), !isHugetlb(b) else { return }         // KSM does not merge hugetlb pages
         let pa = pte(a), pb = pte(b)
-        guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn,
+        guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn, !pages.isZero(pa.pfn), !pages.isZero(pb.pfn),
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
               pages.content.load(pa.pfn) == pages.content.load(pb.pfn) else { return }
-        for h in [a, b] {   // write_protect_page()
-            let r = h..<(h + 1)
-            invalidateRangeStart(r)
-            engine.point("write_protect_page:after_invalidate_range_start")
-            withPageTableLock { let p = pte(h); if p.isPresent { hostPTE.store(idx(h), p.wrprotect().raw) } }
-            invalidateRangeEnd(r)
-        }
+        for h in [a, b] { writeProtectPage(h) }
         // replace_page(): b now maps a's page, read-only.
         let r = b..<(b + 1)
         invalidateRangeStart(r)
@@ -191,6 +186,31 @@ extension HostMM {
         if merged {
             engine.event("host: KSM merged hva \(hex(b)) (pfn \(old.pfn)) into pfn \(kp.pfn)")
             pages.put(old.pfn)
+        }
+        invalidateRangeEnd(r)
+    }
+
+    /// KSM's write_protect_page() (mm/ksm.c, v4.11): inside
+    /// invalidate_range_start/end, under the page table lock, a writable or
+    /// dirty PTE is made clean and read-only. With `HostMMDetail.ksmChangePTE`
+    /// as the kernel does it: `ptep_clear_flush_notify()` (only
+    /// `.invalidate_range`, which KVM does not implement; the transient empty
+    /// PTE under the lock is not modelled), then
+    /// `set_pte_at_notify(mm, pvmw.address, pvmw.pte, entry)`: change_pte to
+    /// every subscriber, then the PTE. Without it (every other world), the PTE
+    /// is write-protected with no change_pte, as the model had it.
+    func writeProtectPage(_ h: Int) {
+        let r = h..<(h + 1)
+        invalidateRangeStart(r)
+        engine.point("write_protect_page:after_invalidate_range_start")
+        withPageTableLock {
+            let p = pte(h)
+            guard p.isPresent else { return }                       // page_vma_mapped_walk() failed
+            guard detail.contains(.ksmChangePTE) else { hostPTE.store(idx(h), p.wrprotect().raw); return }
+            guard p.isWrite || p.isDirty else { return }            // already clean and read-only
+            let entry = p.wrprotect()                               // pte_mkclean(pte_wrprotect(entry))
+            changePTE(h, entry)                                     // set_pte_at_notify(): notifiers first,
+            hostPTE.store(idx(h), entry.raw)                        // then the PTE
         }
         invalidateRangeEnd(r)
     }

@@ -72,6 +72,11 @@ public final class HostMM: @unchecked Sendable {
     /// start/end around try_to_unmap_one()) unless a world sets v4.11
     /// (`.invalidate_page` under the page table lock). Set before any actor runs.
     public var form: HostMMForm = .v413
+    /// The parts of the host mm this world models (`HostMMDetail`: the zero
+    /// page, KSM's change_pte); none unless a world asks. Set before any actor runs.
+    public var detail: HostMMDetail = [] {
+        didSet { precondition(!detail.contains(.zeroPage) || pages.zeroPfn != nil, "the zero page needs HostPages(zeroPage: true)") }
+    }
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
         precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
@@ -177,13 +182,15 @@ public final class HostMM: @unchecked Sendable {
             if write && vmaWritable.load(idx(hva)) == 0 { return nil }
             var needCOW: PTE? = nil
             let got: (Int, Bool)? = withPageTableLock {
-                guard let p = faultInLocked(hva) else { return nil }
+                guard let p = faultInLocked(hva, write: write) else { return nil }
                 if write && !p.isWrite {
                     if isHugetlb(hva) {
                         // hugetlb_wp(): a page mapped once is reused, the whole huge page.
                         for h in hugeRange(hva..<(hva + 1)) { hostPTE.store(idx(h), pte(h).mkwrite().mkdirty().raw) }
                     } else {
-                        if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
+                        // do_wp_page(): the zero page (no struct page to reuse) and a
+                        // page someone else holds are copied.
+                        if pages.refs(p.pfn) > 1 || pages.isZero(p.pfn) { needCOW = p; return nil }
                         // do_wp_page() reuse: the only user may write in place.
                         hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
                     }
@@ -223,16 +230,26 @@ public final class HostMM: @unchecked Sendable {
         return nil
     }
 
-    /// Makes the page present (page_table_lock held): first touch allocates a zero
-    /// page (do_anonymous_page()), a swapped page is read back or taken from the
-    /// swap cache (do_swap_page()).
-    private func faultInLocked(_ hva: Int) -> PTE? {
+    /// Makes the page present (page_table_lock held): first touch allocates a zeroed
+    /// page (do_anonymous_page()), or with `HostMMDetail.zeroPage` maps the shared
+    /// zero page read-only for a read; a swapped page is read back or taken from
+    /// the swap cache (do_swap_page()).
+    private func faultInLocked(_ hva: Int, write: Bool) -> PTE? {
         pageTableLock.assertHeld("handle_pte_fault()")
         let i = idx(hva)
         let p = PTE(raw: hostPTE.load(i))
         if p.isPresent { return p }
         if isHugetlb(hva) { return faultInHugeLocked(hva) }
         let s = swapState.load(i)
+        if s == 0 && !write && detail.contains(.zeroPage), let zero = pages.zeroPfn {
+            // do_anonymous_page(): "Use the zero-page for reads":
+            // pte_mkspecial(pfn_pte(my_zero_pfn(address), vma->vm_page_prot)),
+            // read-only whatever the VMA allows (a write copies it).
+            let zp = PTE(pfn: zero, flags: PTE.present | PTE.read | PTE.young)
+            hostPTE.store(i, zp.raw)
+            engine.event("host: fault-in hva \(hex(hva)) -> the zero page (pfn \(zero))")
+            return zp
+        }
         let pfn: Int
         if s >= 2 {
             pfn = Int(s - 2)                 // still in the swap cache: map it again

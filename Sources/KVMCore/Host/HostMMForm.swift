@@ -20,3 +20,21 @@ public enum HostMMForm: String, CaseIterable, Codable, Sendable {
     /// every world had before issue 19.
     case v413 = "v4.13"
 }
+
+/// Parts of the host mm a world opts into (`HostMM.detail`), beside the
+/// notifier form. Each is what the kernel did in v4.11 and v4.13 alike; the
+/// seed-004 worlds take them all, every other world none (their traces stay
+/// as they were: taking them is left for each mechanism's own issue).
+public struct HostMMDetail: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// A read fault on a page never touched maps the shared zero page
+    /// read-only (do_anonymous_page(): "Use the zero-page for reads"); a
+    /// write to it copies it (wp_page_copy(), with set_pte_at_notify()).
+    /// Needs `HostPages(zeroPage: true)`.
+    public static let zeroPage = HostMMDetail(rawValue: 1 << 0)
+    /// KSM's write_protect_page() write-protects and cleans a writable or
+    /// dirty PTE with set_pte_at_notify() (a change_pte to every secondary
+    /// MMU), inside its invalidate_range_start/end.
+    public static let ksmChangePTE = HostMMDetail(rawValue: 1 << 1)
+}
