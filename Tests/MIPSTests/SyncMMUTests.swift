@@ -20,10 +20,14 @@ import TestSupport
         }
     }
 
+    /// With the page state handed over as v6.13 does (`--mark-accessed v6.13`):
+    /// the v4.11 order is a finding of its own (`PageFlagsFindingTests`).
+    static func v613(_ s: inout ScenarioSelection) throws { try s.set(knob: "mark-accessed", to: "v6.13") }
+
     @Test(arguments: ["patched", "no-change-pte"])
     func fixedVariantsRunTheirBudgetClean(variant: String) throws {
         for strategy in [StrategyKind.random, .pct] {
-            let (r, _) = try run("sync-mmu-race", variant, schedules: 3000, strategy: strategy)
+            let (r, _) = try run("sync-mmu-race", variant, schedules: 3000, strategy: strategy, configure: Self.v613)
             #expect(r.violations == 0, "\(strategy): \(r.firstViolation?.description ?? "")")
             #expect(r.schedules == 3000)
         }
@@ -44,6 +48,7 @@ import TestSupport
         for strategy in [StrategyKind.random, .pct] {
             let (r, _) = try run("sync-mmu-race", "no-change-pte", schedules: 3000, strategy: strategy) {
                 try $0.set(knob: "gpa-table-free", to: policy)
+                try Self.v613(&$0)
             }
             if fails {
                 #expect(r.firstViolation?.oracle == "rcu-use-after-free", "\(strategy): \(r.firstViolation?.description ?? "clean")")
@@ -114,7 +119,10 @@ import TestSupport
 /// The finding in `patched`: KVM's change_pte handler installs a mapping while
 /// another invalidation of the same page is in progress (docs/mechanisms/sync-mmu.md).
 @Suite struct ChangePTERaceTests {
-    static func smallStress(_ c: inout ScenarioSelection) { c.sizes.pages = 2; c.sizes.vcpus = 1 }
+    static func smallStress(_ c: inout ScenarioSelection) throws {
+        c.sizes.pages = 2; c.sizes.vcpus = 1
+        try SyncMMURaceTests.v613(&c)
+    }
 
     @Test func patchedShowsTheChangePTERace() throws {
         let (r, runner) = try run("sync-mmu-stress", "patched", seed: 3, schedules: 3000, configure: Self.smallStress)
@@ -133,7 +141,7 @@ import TestSupport
 /// Real threads, real liburcu.
 @Suite(.serialized) struct SyncMMUParallelTests {
     @Test func noChangePTEStressIsCleanOnRealThreads() throws {
-        let (r, _) = try run("sync-mmu-stress", "no-change-pte", mode: .parallel, seconds: 3)
+        let (r, _) = try run("sync-mmu-stress", "no-change-pte", mode: .parallel, seconds: 3, configure: SyncMMURaceTests.v613)
         #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
         #expect(r.schedules > 1000)
     }
@@ -333,4 +341,75 @@ final class NotifierSpy: MMUNotifierSubscriber, @unchecked Sendable {
     func clearFlushYoung(_ range: Range<Int>) -> Bool { false }
     func clearYoung(_ range: Range<Int>) -> Bool { false }
     func testYoung(hva: Int) -> Bool { false }
+}
+
+/// The page state of seed 004's host mm (`HostMMDetail.pageDirty`) and KVM's
+/// hand-over to it: kvm_set_pfn_dirty(), kvm_set_pfn_accessed(), the swap copy
+/// of a clean page, and the two oracles that watch them.
+@Suite struct PageStateTests {
+    func world(_ variant: SyncMMUVariant = .patched, marking: AccessedMarking = .v411) -> (SimEngine, SyncMMUWorld) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0", "vcpu1"])
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        var config = SyncMMURaceScenario().defaultConfig(mode: .deterministic)
+        config.options.markAccessed = marking
+        return (engine, SyncMMUWorld(engine: engine, variant: variant, config: config, seed: 1))
+    }
+
+    /// kvm_set_pfn_dirty() on a write fault (slow path) and when the fast path
+    /// dirties a clean, writable PTE; never on the zero page.
+    @Test func kvmHandsTheDirtyBitToThePage() {
+        let (engine, w) = world()
+        defer { engine.shutdown() }
+        let mm = w.hostMM, pages = mm.pages
+        w.contexts[0].runOp(GuestOp(gfn: 0, write: true))            // slow path, write fault
+        let p0 = w.mmu.table.lookup(0).pfn
+        #expect(pages.isDirty(p0))
+        mm.hostWrite(mm.base + 2)                                      // a dirty host page...
+        mm.swapOut(mm.base + 2)                                        // ...written out: clean, copy valid
+        w.contexts[0].runOp(GuestOp(gfn: 2, write: false))            // swap-in read: read-only, clean
+        let p2 = w.mmu.table.lookup(2)
+        #expect(p2.isPresent && !p2.isWrite && !pages.isDirty(p2.pfn))
+        w.contexts[0].runOp(GuestOp(gfn: 2, write: true))             // reuse_swap_page(): dirty again
+        #expect(pages.isDirty(w.mmu.table.lookup(2).pfn))
+        w.contexts[1].runOp(GuestOp(gfn: 3, write: false))            // the zero page: never flagged
+        #expect(!pages.isDirty(pages.zeroPfn!))
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+    }
+
+    /// Reclaim writes a dirty page (or one without a copy) and drops a clean one
+    /// with a valid swap copy without writing it; a write that reached a clean
+    /// page without dirtying it is then lost, and lost-dirty-page says so.
+    @Test func reclaimDropsCleanPagesAndTheOracleCatchesALostWrite() throws {
+        let (engine, w) = world()
+        defer { engine.shutdown() }
+        let mm = w.hostMM, pages = mm.pages, hva = mm.base + 1
+        mm.hostWrite(hva)
+        mm.swapOut(hva)                                                // dirty: written, freed
+        mm.swapIn(hva)                                                 // read back: clean, read-only
+        let pfn = try #require(mm.currentPfn(hva))
+        #expect(!mm.pte(hva).isWrite && !pages.isDirty(pfn))
+        mm.swapOut(hva)                                                // clean, copy valid: dropped, no write
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
+        mm.swapIn(hva)
+        let again = try #require(mm.currentPfn(hva))
+        pages.content.store(again, 0xBEEF)                             // a write that bypassed the dirty state
+        mm.swapOut(hva)
+        #expect(engine.violations.first?.oracle == "lost-dirty-page", "\(engine.violations)")
+    }
+
+    /// The v4.11 order marks a page accessed after the fault dropped its
+    /// reference (slow path) or with none held (fast path); a host zap in
+    /// between frees the page first. v6.13's order (before the unlock) holds.
+    @Test func pageFlagsAfterFreeIsTheV411Order() throws {
+        let (r, runner) = try run("sync-mmu-race", "no-change-pte", schedules: 3000, strategy: .pct)
+        #expect(r.firstViolation?.oracle == "page-flags-after-free", "\(r.firstViolation?.description ?? "clean")")
+        let replay = try Runner.replay(try #require(runner.failingTrace))
+        #expect(replay.violations.first?.message.contains("kvm_set_pfn_accessed()") == true)
+        for strategy in [StrategyKind.random, .pct] {
+            let (fixed, _) = try run("sync-mmu-race", "no-change-pte", schedules: 3000, strategy: strategy) {
+                try $0.set(knob: "mark-accessed", to: "v6.13")
+            }
+            #expect(fixed.violations == 0, "\(strategy): \(fixed.firstViolation?.description ?? "")")
+        }
+    }
 }

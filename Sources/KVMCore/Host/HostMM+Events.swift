@@ -28,6 +28,7 @@ extension HostMM {
             guard pte(hva) == orig else { return false }           // pte_same() failed: someone else changed it
             changePTE(hva, newPTE)                                   // set_pte_at_notify(): notifiers first,
             hostPTE.store(idx(hva), newPTE.raw)                      // then the PTE
+            if detail.contains(.pageDirty) { swapCopyValid.store(idx(hva), 0) }   // the new page has no swap copy
             return true
         }
         if replaced {
@@ -61,6 +62,7 @@ extension HostMM {
                 let s = swapState.load(idx(h))
                 if s >= 2 { toPut.append(Int(s - 2)) }
                 swapState.store(idx(h), 0)
+                if detail.contains(.pageDirty) { swapCopyValid.store(idx(h), 0) }   // free_swap_and_cache()
             }
         }
         for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
@@ -88,6 +90,11 @@ extension HostMM {
             let p = pte(hva)
             guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
             hostPTE.store(idx(hva), 0)
+            if detail.contains(.pageDirty) {
+                if p.isDirty { pages.setDirty(p.pfn) }                // "Move the dirty bit to the page"
+                freedPfn = reclaimUnmapped(hva, pfn: p.pfn)
+                return
+            }
             if pages.refs(p.pfn) > 1 {
                 swapState.store(idx(hva), UInt64(p.pfn + 2))   // __remove_mapping fails: kept in swap cache
             } else {
@@ -130,9 +137,12 @@ extension HostMM {
             // recorded first, so a reader never sees the hva without a page.
             swapState.store(idx(hva), UInt64(p.pfn + 2))
             hostPTE.store(idx(hva), 0)                               // ptep_clear_flush(), then set_pte_at(swp_pte)
+            if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }   // "Move the dirty bit to the page"
             unmapped = true
             invalidatePage(hva)                                      // still under the page table lock
-            if pages.refs(p.pfn) > 1 {
+            if detail.contains(.pageDirty) {
+                freedPfn = reclaimUnmapped(hva, pfn: p.pfn)
+            } else if pages.refs(p.pfn) > 1 {
                 // __remove_mapping() fails: the page stays in the swap cache.
             } else {
                 swapContent.store(idx(hva), pages.content.load(p.pfn))
@@ -149,6 +159,34 @@ extension HostMM {
         }
     }
 
+    /// The rest of shrink_page_list() for an unmapped anonymous page, with the
+    /// page dirty state (`HostMMDetail.pageDirty`; page table lock held, which
+    /// stands for the page lock reclaim holds): a page someone else holds stays
+    /// in the swap cache (pageout()'s is_page_cache_freeable() and
+    /// __remove_mapping() fail: PAGE_KEEP, nothing written); a dirty page, or
+    /// one with no swap copy, is written out (pageout(): clear_page_dirty_for_io(),
+    /// the copy) and freed; a clean page whose swap copy is valid is freed
+    /// without a write (__remove_mapping()), which the oracle checks
+    /// (`HostMMObserver.droppingClean`: lost-dirty-page). Returns the pfn to free.
+    func reclaimUnmapped(_ hva: Int, pfn: Int) -> Int? {
+        pageTableLock.assertHeld("shrink_page_list() (page locked)")
+        let i = idx(hva)
+        if pages.refs(pfn) > 1 {
+            swapState.store(i, UInt64(pfn + 2))
+            return nil
+        }
+        if !pages.isDirty(pfn) && swapCopyValid.load(i) == 1 {
+            observer?.droppingClean(hva: hva, pfn: pfn, swapCopy: swapContent.load(i))
+            swapState.store(i, 1)
+            return pfn
+        }
+        pages.testClearDirty(pfn)                                    // clear_page_dirty_for_io()
+        swapContent.store(i, pages.content.load(pfn))                // swap_writepage()
+        swapCopyValid.store(i, 1)
+        swapState.store(i, 1)
+        return pfn
+    }
+
     /// Swap-in by a host touch (do_swap_page).
     public func swapIn(_ hva: Int) { touch(hva, write: false) }
 
@@ -163,6 +201,9 @@ extension HostMM {
         guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn, !pages.isZero(pa.pfn), !pages.isZero(pb.pfn),
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
               pages.content.load(pa.pfn) == pages.content.load(pb.pfn) else { return }
+        // With the page dirty state the model merges only pages outside the swap
+        // cache (a KSM page in the swap cache is not modelled).
+        if detail.contains(.pageDirty) && (swapCopyValid.load(idx(a)) != 0 || swapCopyValid.load(idx(b)) != 0) { return }
         for h in [a, b] { writeProtectPage(h) }
         // replace_page(): b now maps a's page, read-only.
         let r = b..<(b + 1)
@@ -208,11 +249,20 @@ extension HostMM {
             guard p.isPresent else { return }                       // page_vma_mapped_walk() failed
             guard detail.contains(.ksmChangePTE) else { hostPTE.store(idx(h), p.wrprotect().raw); return }
             guard p.isWrite || p.isDirty else { return }            // already clean and read-only
+            if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }   // if (pte_dirty(entry)) set_page_dirty(page);
             let entry = p.wrprotect()                               // pte_mkclean(pte_wrprotect(entry))
             changePTE(h, entry)                                     // set_pte_at_notify(): notifiers first,
             hostPTE.store(idx(h), entry.raw)                        // then the PTE
         }
         invalidateRangeEnd(r)
+    }
+
+    /// pte_wrprotect() as change_protection() and clear_refs use it: the write
+    /// permission goes, the dirty bit (`_PAGE_MODIFIED`, in `_PAGE_CHG_MASK`)
+    /// stays. Only with `HostMMDetail.pageDirty`: the other worlds' host mm
+    /// clears both (`PTE.wrprotect()`), as it always did.
+    func wrprotectKeepingDirty(_ p: PTE) -> PTE {
+        detail.contains(.pageDirty) ? PTE(raw: p.raw & ~PTE.write) : p.wrprotect()
     }
 
     /// mprotect(): make the range read-only or writable again (change_protection).
@@ -226,7 +276,7 @@ extension HostMM {
             for h in r {
                 vmaWritable.store(idx(h), writable ? 1 : 0)
                 let p = pte(h)
-                if p.isPresent && !writable { hostPTE.store(idx(h), p.wrprotect().raw) }
+                if p.isPresent && !writable { hostPTE.store(idx(h), wrprotectKeepingDirty(p).raw) }
             }
         }
         engine.event("host: mprotect hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) \(writable ? "read-write" : "read-only")")
@@ -243,7 +293,7 @@ extension HostMM {
         invalidateRangeStart(r)
         engine.point("clear_refs:after_invalidate_range_start")
         withPageTableLock {
-            for h in r { let p = pte(h); if p.isPresent && p.isWrite { hostPTE.store(idx(h), p.wrprotect().raw) } }
+            for h in r { let p = pte(h); if p.isPresent && p.isWrite { hostPTE.store(idx(h), wrprotectKeepingDirty(p).raw) } }
         }
         engine.event("host: clear_refs soft-dirty hva \(hex(r.lowerBound))..<\(hex(r.upperBound))")
         invalidateRangeEnd(r)

@@ -32,6 +32,11 @@ public final class HostMM: @unchecked Sendable {
     /// 0: nothing swapped; 1: content on disk (`swapContent`); else pfn + 2 of a
     /// page kept in the swap cache by an extra reference.
     let swapState: AtomicWords
+    /// With `HostMMDetail.pageDirty`: 1 while `swapContent` holds a copy the
+    /// hva's page may be dropped for when it is clean (the page is, or was just
+    /// read back into, the swap cache and nothing dirtied it since); 0 once the
+    /// copy is freed (reuse_swap_page(), a COW, a zap).
+    let swapCopyValid: AtomicWords
     /// The page table lock (`pte_lockptr()`); a modelled spinlock because
     /// `set_pte_at_notify()` calls `change_pte` notifiers, which take `mmu_lock`,
     /// while holding it.
@@ -75,7 +80,10 @@ public final class HostMM: @unchecked Sendable {
     /// The parts of the host mm this world models (`HostMMDetail`: the zero
     /// page, KSM's change_pte); none unless a world asks. Set before any actor runs.
     public var detail: HostMMDetail = [] {
-        didSet { precondition(!detail.contains(.zeroPage) || pages.zeroPfn != nil, "the zero page needs HostPages(zeroPage: true)") }
+        didSet {
+            precondition(!detail.contains(.zeroPage) || pages.zeroPfn != nil, "the zero page needs HostPages(zeroPage: true)")
+            precondition(!detail.contains(.pageDirty) || pages.pageFlags, "page dirty state needs HostPages(pageFlags: true)")
+        }
     }
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
@@ -92,13 +100,14 @@ public final class HostMM: @unchecked Sendable {
         vmaWritable = AtomicWords(count: count, initial: 1, kernel: true)
         swapContent = AtomicWords(count: count, kernel: true)
         swapState = AtomicWords(count: count, kernel: true)
+        swapCopyValid = AtomicWords(count: count, kernel: true)
         pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
     }
 
     /// mmu_notifier_register(). Call before any actor runs.
     public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
 
-    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); vmaHugetlb.free() }
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); swapCopyValid.free(); vmaHugetlb.free() }
 
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
@@ -191,7 +200,12 @@ public final class HostMM: @unchecked Sendable {
                         // do_wp_page(): the zero page (no struct page to reuse) and a
                         // page someone else holds are copied.
                         if pages.refs(p.pfn) > 1 || pages.isZero(p.pfn) { needCOW = p; return nil }
-                        // do_wp_page() reuse: the only user may write in place.
+                        // do_wp_page() reuse: the only user may write in place;
+                        // reuse_swap_page() frees the swap copy and dirties the page.
+                        if detail.contains(.pageDirty) && swapCopyValid.load(idx(hva)) == 1 {
+                            swapCopyValid.store(idx(hva), 0)            // delete_from_swap_cache()
+                            pages.setDirty(p.pfn)                       // SetPageDirty()
+                        }
                         hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
                     }
                 }
@@ -260,7 +274,25 @@ public final class HostMM: @unchecked Sendable {
         }
         swapState.store(i, 0)
         let writable = vmaWritable.load(i) == 1
-        let np = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0))
+        var flags = PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0)
+        if detail.contains(.pageDirty) {
+            flags = PTE.present | PTE.read | PTE.young
+            if s == 0 {
+                // do_anonymous_page(): entry = mk_pte(page, vma->vm_page_prot);
+                // if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry));
+                if writable { flags |= PTE.write | PTE.dirty }
+                swapCopyValid.store(i, 0)
+            } else if write && writable && pages.refs(pfn) == 1 {
+                // do_swap_page(): a write with reuse_swap_page():
+                // delete_from_swap_cache(); SetPageDirty(); pte_mkdirty(), mkwrite.
+                swapCopyValid.store(i, 0)
+                pages.setDirty(pfn)
+                flags |= PTE.write | PTE.dirty
+            }
+            // else do_swap_page() of a read: pte = mk_pte(page, vma->vm_page_prot),
+            // read-only; the page stays in the swap cache and its copy stays valid.
+        }
+        let np = PTE(pfn: pfn, flags: flags)
         hostPTE.store(i, np.raw)
         engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
         return np

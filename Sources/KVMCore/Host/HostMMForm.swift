@@ -37,4 +37,12 @@ public struct HostMMDetail: OptionSet, Sendable {
     /// dirty PTE with set_pte_at_notify() (a change_pte to every secondary
     /// MMU), inside its invalidate_range_start/end.
     public static let ksmChangePTE = HostMMDetail(rawValue: 1 << 1)
+    /// The page dirty state of anonymous memory: `PageDirty` (HostPages), a
+    /// host PTE's dirty bit moved to the page when the PTE goes
+    /// (try_to_unmap_one(), KSM's write_protect_page()), a swap copy that stays
+    /// valid while the page is clean in the swap cache, reclaim that writes a
+    /// page out only when it is dirty or has no copy and otherwise drops it
+    /// (the lost-dirty-page check), do_swap_page()'s read-only mapping of a
+    /// page it leaves in the swap cache, and reuse_swap_page() on a write.
+    public static let pageDirty = HostMMDetail(rawValue: 1 << 2)
 }

@@ -34,13 +34,21 @@ public final class HostPages: @unchecked Sendable {
     private let refcount: AtomicWords
     private let inUse: AtomicWords
     public let content: AtomicWords
+    /// PG_dirty and PG_referenced (`PageDirty()`, `mark_page_accessed()`'s
+    /// first step); used by the worlds with `HostMMDetail.pageDirty`.
+    private let dirtyFlag: AtomicWords
+    private let referencedFlag: AtomicWords
     private let freeList: Locked<(items: [Int], head: Int)>
     /// Free huge pages, by head pfn.
     private let hugeFree: Locked<[Int]>
     /// The zero page's pfn, if this memory has one.
     public let zeroPfn: Int?
+    /// Whether the page flags (dirty, referenced) are kept: worlds with
+    /// `HostMMDetail.pageDirty` (no other world touches them).
+    public let pageFlags: Bool
 
-    public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0, zeroPage: Bool = false) {
+    public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0, zeroPage: Bool = false, pageFlags: Bool = false) {
+        self.pageFlags = pageFlags
         self.capacity = capacity
         self.blockPages = hugePages > 0 ? blockPages : 0
         hugeBase = hugePages > 0 ? (capacity + blockPages - 1) / blockPages * blockPages : capacity
@@ -48,6 +56,8 @@ public final class HostPages: @unchecked Sendable {
         refcount = AtomicWords(count: total, kernel: true)
         inUse = AtomicWords(count: total, kernel: true)
         content = AtomicWords(count: total, initial: HostPages.poison, kernel: true)
+        dirtyFlag = AtomicWords(count: total, kernel: true)
+        referencedFlag = AtomicWords(count: total, kernel: true)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
         let z = zeroPage ? max(capacity, 2) - 1 : nil
         precondition(z == nil || z! > 1, "a zero page needs a capacity of 3 or more")
@@ -65,7 +75,19 @@ public final class HostPages: @unchecked Sendable {
     /// is_zero_pfn().
     @inline(__always) public func isZero(_ pfn: Int) -> Bool { pfn == zeroPfn }
 
-    deinit { refcount.free(); inUse.free(); content.free() }
+    deinit { refcount.free(); inUse.free(); content.free(); dirtyFlag.free(); referencedFlag.free() }
+
+    /// SetPageDirty() / set_page_dirty() of an anonymous page.
+    public func setDirty(_ pfn: Int) { dirtyFlag.store(head(pfn), 1) }
+    /// PageDirty().
+    public func isDirty(_ pfn: Int) -> Bool { dirtyFlag.load(head(pfn)) != 0 }
+    /// TestClearPageDirty() (clear_page_dirty_for_io() of an anonymous page).
+    @discardableResult
+    public func testClearDirty(_ pfn: Int) -> Bool { dirtyFlag.exchange(head(pfn), 0) != 0 }
+    /// mark_page_accessed()'s first step on a page not yet referenced:
+    /// SetPageReferenced(). (Reclaim in the model picks pages at random, so
+    /// nothing reads it back.)
+    public func markAccessed(_ pfn: Int) { referencedFlag.store(head(pfn), 1) }
 
     /// The page a pfn belongs to: itself, or the head of its huge page.
     @inline(__always) public func head(_ pfn: Int) -> Int {
@@ -96,6 +118,10 @@ public final class HostPages: @unchecked Sendable {
         guard let pfn else { return nil }
         refcount.store(pfn, 1)
         content.store(pfn, 0)
+        if pageFlags {                   // a new page has no flags (free_pages_prepare() cleared them)
+            dirtyFlag.store(pfn, 0)
+            referencedFlag.store(pfn, 0)
+        }
         inUse.store(pfn, 1)
         return pfn
     }

@@ -41,6 +41,9 @@ public protocol HostMMObserver: AnyObject, Sendable {
     func invalidateRangeStartReturned(_ range: Range<Int>)
     /// Every subscriber's `invalidatePage(hva:)` has returned (v4.11).
     func invalidatePageReturned(hva: Int)
+    /// Reclaim is about to free the clean page `pfn` of `hva` without writing
+    /// it, trusting the swap copy `swapCopy` (`HostMMDetail.pageDirty`).
+    func droppingClean(hva: Int, pfn: Int, swapCopy: UInt64)
     /// The host discarded the content of `hva` (MADV_DONTNEED, munmap): writes
     /// before this are legitimately gone.
     func contentDiscarded(hva: Int)

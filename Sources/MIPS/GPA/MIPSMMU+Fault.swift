@@ -12,10 +12,25 @@ extension MIPSMMU {
     /// COW). pre-fix (the seed's parent, "KVM: MIPS/MMU: Handle dirty logging on
     /// GPA faults"): dirty a clean PTE on a write fault with no write check (every
     /// pre-fix PTE has `_PAGE_WRITE`, and none is ever made old).
-    /// Takes `kvm->mmu_lock`.
+    /// patched hands the page state over as the seed does: kvm_set_pfn_dirty()
+    /// under the lock when it dirties, kvm_set_pfn_accessed() after the unlock
+    /// when it made the PTE young (also on the -EFAULT way out), holding no
+    /// reference to the page. Takes `kvm->mmu_lock`.
     func kvmMipsMapPageFast(_ vcpu: VCPUState, gfn: Int, write: Bool) -> PTE? {
         kvm.mmuLock.lock()
-        defer { kvm.mmuLock.unlock() }
+        var accessedPfn: Int? = nil                 // pfn_valid: "call kvm_set_pfn_accessed() after unlock"
+        let r = kvmMipsMapPageFastLocked(vcpu, gfn: gfn, write: write, accessedPfn: &accessedPfn)
+        kvm.mmuLock.unlock()
+        if let pfn = accessedPfn {
+            // spin_unlock() is a preemption point; only worlds that keep page
+            // flags switch here (for the others nothing after it can race).
+            if kvm.hostMM.pages.pageFlags { engine.point("kvm_mips_map_page_fast:after_unlock") }
+            kvm.kvmSetPfnAccessed(pfn)
+        }
+        return r
+    }
+
+    private func kvmMipsMapPageFastLocked(_ vcpu: VCPUState, gfn: Int, write: Bool, accessedPfn: inout Int?) -> PTE? {
         guard let s = table.walk(gfn, cache: nil) else { return nil }
         var p = table.load(slot: s)
         guard p.isPresent else { return nil }
@@ -33,13 +48,15 @@ extension MIPSMMU {
         if !p.isYoung {
             p = p.mkyoung()
             table.set(slot: s, p)
+            if accessedMarking == .v411 { accessedPfn = p.pfn }     // v6.13: no marking here (4d75f14fc869)
             engine.event("vcpu\(vcpu.id): map_page_fast: gfn \(gfn) made young")
         }
         if write && !p.isDirty {
             if !p.isWrite { return nil }
             oracle.dirtying(gfn: gfn, pte: p)
             p = p.mkdirty()
-            table.set(slot: s, p)   // mark_page_dirty(), kvm_set_pfn_dirty()
+            table.set(slot: s, p)   // mark_page_dirty()
+            kvm.kvmSetPfnDirty(p.pfn)
             engine.event("vcpu\(vcpu.id): map_page_fast: gfn \(gfn) dirtied")
         }
         return p
@@ -84,15 +101,28 @@ extension MIPSMMU {
             var prot = PTE.present | PTE.read | PTE.young
             if writeable {
                 prot |= PTE.write
-                if write { prot |= PTE.dirty }   // mark_page_dirty(), kvm_set_pfn_dirty()
+                if write {
+                    prot |= PTE.dirty            // __WRITEABLE; mark_page_dirty()
+                    kvm.kvmSetPfnDirty(got.pfn)
+                }
             }
             let entry = PTE(pfn: got.pfn, flags: prot)
             oracle.installingMapping(gfn: gfn, pte: entry, mmuSeq: mmuSeq)
             table.set(slot: s, entry)
             engine.event("vcpu\(vcpu.id): map_page: set_pte(gfn \(gfn), \(entry))")
             engine.point("kvm_mips_map_page:before_unlock")
+            if accessedMarking == .v613 {
+                // 13d66fddaaa4: the page marked accessed and released, then unlock.
+                kvm.kvmSetPfnAccessed(got.pfn)
+                kvm.releasePfnClean(got.pfn)
+                kvm.mmuLock.unlock()
+                return .success(entry)
+            }
             kvm.mmuLock.unlock()
-            kvm.releasePfnClean(got.pfn)        // kvm_release_pfn_clean(); kvm_set_pfn_accessed()
+            // A preemption point (see the fast path); only worlds that keep page flags switch here.
+            if kvm.hostMM.pages.pageFlags { engine.point("kvm_mips_map_page:after_unlock") }
+            kvm.releasePfnClean(got.pfn)        // kvm_release_pfn_clean(pfn);
+            kvm.kvmSetPfnAccessed(got.pfn)      // kvm_set_pfn_accessed(pfn): after the reference is gone
             return .success(entry)
         }
     }

@@ -39,6 +39,9 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// The type of the fault's `mmu_seq` snapshot (`unsigned long` on MIPS; the
     /// mmu-seq-wrap scenario carries x86's old `int` on this fault path).
     public var mmuSeqType = MMUSeqSnapshotType.unsignedLong
+    /// Where the fault path marks pages accessed (`--mark-accessed`; the
+    /// seed's order unless a world asks for v6.13's).
+    public var accessedMarking = AccessedMarking.v411
     /// `kvm.engine`, kept here: fetching it through `kvm` on every fault retains
     /// and releases objects every vcpu shares, and their reference counts then
     /// bounce between cores.

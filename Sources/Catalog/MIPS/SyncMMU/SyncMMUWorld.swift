@@ -28,7 +28,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
 
     /// The seed-004 host mm: the zero page and KSM's change_pte
     /// (`HostMMDetail`); mmu-seq-wrap passes none and keeps the host mm it had.
-    static let seed004HostDetail: HostMMDetail = [.zeroPage, .ksmChangePTE]
+    static let seed004HostDetail: HostMMDetail = [.zeroPage, .ksmChangePTE, .pageDirty]
 
     init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig<MIPSGPAOptions>, seed: UInt64,
          mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0,
@@ -37,7 +37,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         self.config = c
         self.seed = seed
         let rcu = makeRCU(for: engine)
-        let pages = HostPages(capacity: 4 * c.pages + 64, zeroPage: hostDetail.contains(.zeroPage))
+        let pages = HostPages(capacity: 4 * c.pages + 64, zeroPage: hostDetail.contains(.zeroPage),
+                              pageFlags: hostDetail.contains(.pageDirty))
         hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
         hostMM.form = c.hostMM
         hostMM.detail = hostDetail
@@ -46,6 +47,7 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3,
                       tableFree: c.gpaTableFree)
         mmu.mmuSeqType = mmuSeqType
+        mmu.accessedMarking = c.markAccessed
         kvm.setMMUNotifierSeq(initialMMUNotifierSeq)
         let ex = engine.executors
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
