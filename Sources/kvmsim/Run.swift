@@ -37,6 +37,8 @@ struct Run: ParsableCommand {
     @Option(help: "arm64 stage-2: VMID width (hardware: 8 or 16; 1-4 make rollovers frequent).") var vmidBits: Int?
     @Option(help: "arm64 stage-2: free unlinked tables through RCU (rcu, the host) or at once (immediate, pKVM at EL2).") var tableFree: String?
     @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
+    @Option(help: "MIPS GPA: the host mm's notifier calls in reclaim: v4.11 (invalidate_page under the page table lock; sync-mmu-race/stress default) or v4.13 (invalidate_range_start/end).") var hostMm: String?
+    @Option(help: "MIPS GPA: where kvm_mips_map_page() marks pages accessed: v4.11 (after the unlock; default) or v6.13 (before it).") var markAccessed: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -66,7 +68,7 @@ struct Run: ParsableCommand {
                               ("eager-page-split", eagerPageSplit), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
-        for (flag, value) in [("gpa-table-free", gpaTableFree), ("kvm-work", kvmWork), ("table-free", tableFree)] {
+        for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("kvm-work", kvmWork), ("table-free", tableFree)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         var o = RunOptions(selection, mode: m)

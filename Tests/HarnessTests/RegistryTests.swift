@@ -70,7 +70,7 @@ private let registration: ScenarioRecord = { ScenarioRegistry.emit(RegistryExamp
 
     @Test func typedCaseOverridesNameTheCase() throws {
         let c = try #require(RegressionSuite.cases.first { $0.scenario == "sync-mmu-stress" && $0.seed == 3 })
-        #expect(c.id == "sync-mmu-stress/patched pages=2 vcpus=1 seed=3")
+        #expect(c.id == "sync-mmu-stress/patched mark-accessed=v6.13 pages=2 vcpus=1 seed=3")
         #expect(c.selection.sizes.pages == 2 && c.selection.sizes.vcpus == 1)
         #expect(c.commit?.id == "411740f5422a")
     }

@@ -2,7 +2,7 @@
 import Testing
 import SimExec
 import KVMCore
-import MIPS
+@testable import MIPS
 @testable import Catalog
 import Harness
 import TestSupport
@@ -86,5 +86,48 @@ import TestSupport
         #expect(asids.newCycles(0) == 1)
         #expect(tlb.validEntries.isEmpty)                    // whole TLB flushed
         #expect(asids.isStale(5, cpu: 0))                    // old version stale now
+    }
+}
+
+/// kvm_mips_invalidate_guest_tlb() (91e4f1b6073d, v4.9): a guest tlbwr that
+/// overwrites a valid entry drops the host entry on this CPU and zeroes the
+/// vcpu's user and kernel host ASIDs on every other CPU, in the v4.10 form (the
+/// per-vcpu arrays) and the v4.11 form (`cpu_context()` of both guest mms).
+@Suite struct GuestTLBInvalidateTests {
+    @Test(arguments: [ASIDVariant.preFix, .upstream411])
+    func replacedGuestEntryZeroesOtherCPUsASIDs(variant: ASIDVariant) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1", "vcpu0"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let asids = ASIDAllocator(bits: 3, cpus: 2)
+        let tlbs = [MIPSTLB(cpu: 0), MIPSTLB(cpu: 1)]
+        let v = TrapEmulVCPU(id: 0, variant: variant, asids: asids, tlbs: tlbs, engine: engine, state: VCPUState(id: 0, cpu: 1),
+                             guestRAM: TrapEmulGuestRAM(gfns: 16), startASID: 1, pagesPerProcess: 4, guestTLBSize: 2)
+        let runLocks = [SpinLock("run_on_cpu", engine: engine), SpinLock("run_on_cpu", engine: engine)]
+        v.runLocks = runLocks
+        func user(_ cpu: Int) -> UInt64 { variant.usesPerVCPUArrays ? v.userASIDs.load(cpu) : v.guestUserMM.cpuContext(cpu) }
+        func kernel(_ cpu: Int) -> UInt64 { variant.usesPerVCPUArrays ? v.kernelASIDs.load(cpu) : v.guestKernelMM.cpuContext(cpu) }
+        func access(_ vpn: Int) { v.guestUserAccess(vpn: vpn) { _, _ in } }
+        // cpu1: a guest EntryHi write (kernel ASID there) and user page 0 (user ASID there).
+        runLocks[1].withLock {
+            v.kvmArchVCPULoad(1)
+            v.kvmMipsEmulateCP0WriteEntryHi(2)
+            access(0)
+        }
+        #expect(user(1) != 0 && kernel(1) != 0)
+        v.migrate(to: 0)
+        runLocks[0].withLock {
+            v.kvmArchVCPULoad(0)
+            access(0)                                   // guest TLB hit: only the host TLB of cpu0 is filled
+            access(1)                                   // guest TLB full: [(0, 2), (1, 2)]
+            #expect(tlbs[0].lookup(tag: v.hostUserASID, vpn: 0) != nil)
+            #expect(user(1) != 0 && kernel(1) != 0)     // nothing replaced yet
+            access(2)                                   // tlbwr replaces (0, 2)
+            #expect(tlbs[0].lookup(tag: v.hostUserASID, vpn: 0) == nil)
+        }
+        #expect(user(1) == 0 && kernel(1) == 0, "cpu1's ASIDs survive the replaced guest entry")
+        #expect(user(0) != 0)                           // this CPU keeps its ASID
+        #expect(asids.isStale(user(1), cpu: 1))         // the next load on cpu1 regenerates
+        #expect(engine.violations.isEmpty, "\(engine.violations)")
     }
 }

@@ -28,6 +28,7 @@ extension HostMM {
             guard pte(hva) == orig else { return false }           // pte_same() failed: someone else changed it
             changePTE(hva, newPTE)                                   // set_pte_at_notify(): notifiers first,
             hostPTE.store(idx(hva), newPTE.raw)                      // then the PTE
+            if detail.contains(.pageDirty) { swapCopyValid.store(idx(hva), 0) }   // the new page has no swap copy
             return true
         }
         if replaced {
@@ -71,16 +72,21 @@ extension HostMM {
             let s = swapState.load(idx(h))
             if s >= 2 { toPut.append(Int(s - 2)) }
             swapState.store(idx(h), 0)
+            if detail.contains(.pageDirty) { swapCopyValid.store(idx(h), 0) }   // free_swap_and_cache()
         }
         return toPut
     }
 
     /// Page reclaim of one page (shrink_page_list -> try_to_unmap -> pageout): the
     /// page leaves the host page table; if nobody else holds a reference its content
-    /// goes to swap and it is freed, otherwise it stays in the swap cache.
+    /// goes to swap and it is freed, otherwise it stays in the swap cache. The
+    /// notifier calls are those of `form`: v4.13's range_start/end around
+    /// try_to_unmap_one() (here), or v4.11's invalidate_page inside it
+    /// (`swapOutV411`).
     public func swapOut(_ hva: Int) {
         let victim = pte(hva)                // the page reclaim picked from the LRU
-        guard victim.isPresent, !isHugetlb(hva) else { return }    // hugetlb pages are not reclaimed
+        guard victim.isPresent, !isHugetlb(hva), !pages.isZero(victim.pfn) else { return }    // hugetlb pages and the zero page are not reclaimed
+        if form == .v411 { swapOutV411(hva, victim: victim); return }
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
@@ -89,6 +95,11 @@ extension HostMM {
             let p = pte(hva)
             guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
             hostPTE.store(idx(hva), 0)
+            if detail.contains(.pageDirty) {
+                if p.isDirty { pages.setDirty(p.pfn) }                // "Move the dirty bit to the page"
+                freedPfn = reclaimUnmapped(hva, pfn: p.pfn)
+                return
+            }
             if pages.refs(p.pfn) > 1 {
                 swapState.store(idx(hva), UInt64(p.pfn + 2))   // __remove_mapping fails: kept in swap cache
             } else {
@@ -107,26 +118,98 @@ extension HostMM {
         invalidateRangeEnd(r)
     }
 
+    /// Reclaim of one page through v4.11's try_to_unmap_one() (mm/rmap.c,
+    /// c7ab0d2fdc84): inside the page_vma_mapped_walk() loop, with the page
+    /// table lock held, `ptep_clear_flush()`, the swap entry set,
+    /// `page_remove_rmap(); put_page();` and `mmu_notifier_invalidate_page(mm,
+    /// address)`, all before the lock is dropped; no invalidate_range_start/end.
+    /// The page is in the swap cache from add_to_swap() on (before the unmap),
+    /// so until the notifier returns the host's page for `hva` is still this
+    /// one (the window the notifier's comment speaks of: "the linux pte has
+    /// been zapped already but the page is still allocated until
+    /// ->invalidate_page returns"). The rest of shrink_page_list() (pageout(),
+    /// __remove_mapping(): the page stays in the swap cache while someone else
+    /// holds a reference) runs with the page locked, so no fault maps it again
+    /// meanwhile; the model decides it under the same lock hold, after the
+    /// notifier returned.
+    func swapOutV411(_ hva: Int, victim: PTE) {
+        var freedPfn: Int? = nil
+        var unmapped = false
+        withPageTableLock {
+            let p = pte(hva)
+            guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
+            // add_to_swap() put the page in the swap cache before the unmap:
+            // recorded first, so a reader never sees the hva without a page.
+            swapState.store(idx(hva), UInt64(p.pfn + 2))
+            hostPTE.store(idx(hva), 0)                               // ptep_clear_flush(), then set_pte_at(swp_pte)
+            if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }   // "Move the dirty bit to the page"
+            unmapped = true
+            invalidatePage(hva)                                      // still under the page table lock
+            if detail.contains(.pageDirty) {
+                freedPfn = reclaimUnmapped(hva, pfn: p.pfn)
+            } else if pages.refs(p.pfn) > 1 {
+                // __remove_mapping() fails: the page stays in the swap cache.
+            } else {
+                swapContent.store(idx(hva), pages.content.load(p.pfn))
+                swapState.store(idx(hva), 1)
+                freedPfn = p.pfn
+            }
+        }
+        guard unmapped else { return }
+        if let pfn = freedPfn {
+            engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
+            pages.put(pfn)
+        } else {
+            engine.event("host: hva \(hex(hva)) unmapped for swap, page kept in swap cache (extra reference)")
+        }
+    }
+
+    /// The rest of shrink_page_list() for an unmapped anonymous page, with the
+    /// page dirty state (`HostMMDetail.pageDirty`; page table lock held, which
+    /// stands for the page lock reclaim holds): a page someone else holds stays
+    /// in the swap cache (pageout()'s is_page_cache_freeable() and
+    /// __remove_mapping() fail: PAGE_KEEP, nothing written); a dirty page, or
+    /// one with no swap copy, is written out (pageout(): clear_page_dirty_for_io(),
+    /// the copy) and freed; a clean page whose swap copy is valid is freed
+    /// without a write (__remove_mapping()), which the oracle checks
+    /// (`HostMMObserver.droppingClean`: lost-dirty-page). Returns the pfn to free.
+    func reclaimUnmapped(_ hva: Int, pfn: Int) -> Int? {
+        pageTableLock.assertHeld("shrink_page_list() (page locked)")
+        let i = idx(hva)
+        if pages.refs(pfn) > 1 {
+            swapState.store(i, UInt64(pfn + 2))
+            return nil
+        }
+        if !pages.isDirty(pfn) && swapCopyValid.load(i) == 1 {
+            observer?.droppingClean(hva: hva, pfn: pfn, swapCopy: swapContent.load(i))
+            swapState.store(i, 1)
+            return pfn
+        }
+        pages.testClearDirty(pfn)                                    // clear_page_dirty_for_io()
+        swapContent.store(i, pages.content.load(pfn))                // swap_writepage()
+        swapCopyValid.store(i, 1)
+        swapState.store(i, 1)
+        return pfn
+    }
+
     /// Swap-in by a host touch (do_swap_page).
     public func swapIn(_ hva: Int) { touch(hva, write: false) }
 
     /// KSM (mm/ksm.c): merge two pages with equal content into one write-protected
     /// page. write_protect_page() on both, then replace_page() maps the second hva
     /// to the first page. Pages with extra references (page_count() above the
-    /// mapping's) are skipped, as `write_protect_page()` does.
+    /// mapping's) are skipped, as `write_protect_page()` does; so is the zero
+    /// page (not an anonymous page: the KSM scan passes over it).
     public func ksmMerge(_ a: Int, _ b: Int) {
         guard a != b, !isHugetlb(a), !isHugetlb(b) else { return }         // KSM does not merge hugetlb pages
         let pa = pte(a), pb = pte(b)
-        guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn,
+        guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn, !pages.isZero(pa.pfn), !pages.isZero(pb.pfn),
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,
               pages.content.load(pa.pfn) == pages.content.load(pb.pfn) else { return }
-        for h in [a, b] {   // write_protect_page()
-            let r = h..<(h + 1)
-            invalidateRangeStart(r)
-            engine.point("write_protect_page:after_invalidate_range_start")
-            withPageTableLock { let p = pte(h); if p.isPresent { hostPTE.store(idx(h), p.wrprotect().raw) } }
-            invalidateRangeEnd(r)
-        }
+        // With the page dirty state the model merges only pages outside the swap
+        // cache (a KSM page in the swap cache is not modelled).
+        if detail.contains(.pageDirty) && (swapCopyValid.load(idx(a)) != 0 || swapCopyValid.load(idx(b)) != 0) { return }
+        for h in [a, b] { writeProtectPage(h) }
         // replace_page(): b now maps a's page, read-only.
         let r = b..<(b + 1)
         invalidateRangeStart(r)
@@ -153,6 +236,40 @@ extension HostMM {
         invalidateRangeEnd(r)
     }
 
+    /// KSM's write_protect_page() (mm/ksm.c, v4.11): inside
+    /// invalidate_range_start/end, under the page table lock, a writable or
+    /// dirty PTE is made clean and read-only. With `HostMMDetail.ksmChangePTE`
+    /// as the kernel does it: `ptep_clear_flush_notify()` (only
+    /// `.invalidate_range`, which KVM does not implement; the transient empty
+    /// PTE under the lock is not modelled), then
+    /// `set_pte_at_notify(mm, pvmw.address, pvmw.pte, entry)`: change_pte to
+    /// every subscriber, then the PTE. Without it (every other world), the PTE
+    /// is write-protected with no change_pte, as the model had it.
+    func writeProtectPage(_ h: Int) {
+        let r = h..<(h + 1)
+        invalidateRangeStart(r)
+        engine.point("write_protect_page:after_invalidate_range_start")
+        withPageTableLock {
+            let p = pte(h)
+            guard p.isPresent else { return }                       // page_vma_mapped_walk() failed
+            guard detail.contains(.ksmChangePTE) else { hostPTE.store(idx(h), p.wrprotect().raw); return }
+            guard p.isWrite || p.isDirty else { return }            // already clean and read-only
+            if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }   // if (pte_dirty(entry)) set_page_dirty(page);
+            let entry = p.wrprotect()                               // pte_mkclean(pte_wrprotect(entry))
+            changePTE(h, entry)                                     // set_pte_at_notify(): notifiers first,
+            hostPTE.store(idx(h), entry.raw)                        // then the PTE
+        }
+        invalidateRangeEnd(r)
+    }
+
+    /// pte_wrprotect() as change_protection() and clear_refs use it: the write
+    /// permission goes, the dirty bit (`_PAGE_MODIFIED`, in `_PAGE_CHG_MASK`)
+    /// stays. Only with `HostMMDetail.pageDirty`: the other worlds' host mm
+    /// clears both (`PTE.wrprotect()`), as it always did.
+    func wrprotectKeepingDirty(_ p: PTE) -> PTE {
+        detail.contains(.pageDirty) ? PTE(raw: p.raw & ~PTE.write) : p.wrprotect()
+    }
+
     /// mprotect(): make the range read-only or writable again (change_protection).
     public func mprotect(_ r: Range<Int>, writable: Bool) {
         if vmasChange { mmapLock.writeLock() }
@@ -164,7 +281,7 @@ extension HostMM {
             for h in r {
                 vmaWritable.store(idx(h), writable ? 1 : 0)
                 let p = pte(h)
-                if p.isPresent && !writable { hostPTE.store(idx(h), p.wrprotect().raw) }
+                if p.isPresent && !writable { hostPTE.store(idx(h), wrprotectKeepingDirty(p).raw) }
             }
         }
         engine.event("host: mprotect hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) \(writable ? "read-write" : "read-only")")
@@ -181,7 +298,7 @@ extension HostMM {
         invalidateRangeStart(r)
         engine.point("clear_refs:after_invalidate_range_start")
         withPageTableLock {
-            for h in r { let p = pte(h); if p.isPresent && p.isWrite { hostPTE.store(idx(h), p.wrprotect().raw) } }
+            for h in r { let p = pte(h); if p.isPresent && p.isWrite { hostPTE.store(idx(h), wrprotectKeepingDirty(p).raw) } }
         }
         engine.event("host: clear_refs soft-dirty hva \(hex(r.lowerBound))..<\(hex(r.upperBound))")
         invalidateRangeEnd(r)

@@ -32,6 +32,11 @@ public final class HostMM: @unchecked Sendable {
     /// 0: nothing swapped; 1: content on disk (`swapContent`); else pfn + 2 of a
     /// page kept in the swap cache by an extra reference.
     let swapState: AtomicWords
+    /// With `HostMMDetail.pageDirty`: 1 while `swapContent` holds a copy the
+    /// hva's page may be dropped for when it is clean (the page is, or was just
+    /// read back into, the swap cache and nothing dirtied it since); 0 once the
+    /// copy is freed (reuse_swap_page(), a COW, a zap).
+    let swapCopyValid: AtomicWords
     /// The page table lock (`pte_lockptr()`); a modelled spinlock because
     /// `set_pte_at_notify()` calls `change_pte` notifiers, which take `mmu_lock`,
     /// while holding it.
@@ -68,6 +73,18 @@ public final class HostMM: @unchecked Sendable {
     /// does (madvise()/munmap() for read, mprotect() for write). Worlds whose
     /// VMAs never change skip it: it would only add scheduling points no race uses.
     public var vmasChange = false
+    /// Which kernel's notifier calls reclaim makes (`HostMMForm`): v4.13 (range
+    /// start/end around try_to_unmap_one()) unless a world sets v4.11
+    /// (`.invalidate_page` under the page table lock). Set before any actor runs.
+    public var form: HostMMForm = .v413
+    /// The parts of the host mm this world models (`HostMMDetail`: the zero
+    /// page, KSM's change_pte); none unless a world asks. Set before any actor runs.
+    public var detail: HostMMDetail = [] {
+        didSet {
+            precondition(!detail.contains(.zeroPage) || pages.zeroPfn != nil, "the zero page needs HostPages(zeroPage: true)")
+            precondition(!detail.contains(.pageDirty) || pages.pageFlags, "page dirty state needs HostPages(pageFlags: true)")
+        }
+    }
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
         precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
@@ -83,13 +100,14 @@ public final class HostMM: @unchecked Sendable {
         vmaWritable = AtomicWords(count: count, initial: 1, kernel: true)
         swapContent = AtomicWords(count: count, kernel: true)
         swapState = AtomicWords(count: count, kernel: true)
+        swapCopyValid = AtomicWords(count: count, kernel: true)
         pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
     }
 
     /// mmu_notifier_register(). Call before any actor runs.
     public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
 
-    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); vmaHugetlb.free() }
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); swapCopyValid.free(); vmaHugetlb.free() }
 
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
@@ -97,6 +115,9 @@ public final class HostMM: @unchecked Sendable {
     /// pte_offset_map_lock() ... pte_unmap_unlock().
     @inline(__always)
     func withPageTableLock<R>(_ body: () -> R) -> R { pageTableLock.withLock { body() } }
+
+    /// Whether the caller holds `page_table_lock` (lockdep_is_held(); tests).
+    public var pageTableLockHeldByCaller: Bool { pageTableLock.isHeldByCaller }
 
     /// The host PTE of `hva` (oracle and test view).
     public func pte(_ hva: Int) -> PTE { PTE(raw: hostPTE.load(idx(hva))) }
@@ -142,6 +163,16 @@ public final class HostMM: @unchecked Sendable {
         for ref in subscriberRefs { ref.s.invalidateRangeEnd(r) }
     }
 
+    /// mmu_notifier_invalidate_page() (v4.12 and before): `page_table_lock`
+    /// held by the caller, as try_to_unmap_one() and page_mkclean_one() of
+    /// v4.11 call it inside their page_vma_mapped_walk() loop.
+    func invalidatePage(_ hva: Int) {
+        pageTableLock.assertHeld("mmu_notifier_invalidate_page() from try_to_unmap_one()")
+        engine.event("host: mmu_notifier_invalidate_page(hva \(hex(hva)))")
+        for ref in subscriberRefs { ref.s.invalidatePage(hva: hva) }
+        observer?.invalidatePageReturned(hva: hva)
+    }
+
     func changePTE(_ hva: Int, _ p: PTE) {
         engine.event("host: mmu_notifier_change_pte(hva \(hex(hva)), \(p))")
         for ref in subscriberRefs { ref.s.changePTE(hva: hva, pte: p) }
@@ -160,14 +191,21 @@ public final class HostMM: @unchecked Sendable {
             if write && vmaWritable.load(idx(hva)) == 0 { return nil }
             var needCOW: PTE? = nil
             let got: (Int, Bool)? = withPageTableLock {
-                guard let p = faultInLocked(hva) else { return nil }
+                guard let p = faultInLocked(hva, write: write) else { return nil }
                 if write && !p.isWrite {
                     if isHugetlb(hva) {
                         // hugetlb_wp(): a page mapped once is reused, the whole huge page.
                         for h in hugeRange(hva..<(hva + 1)) { hostPTE.store(idx(h), pte(h).mkwrite().mkdirty().raw) }
                     } else {
-                        if pages.refs(p.pfn) > 1 { needCOW = p; return nil }
-                        // do_wp_page() reuse: the only user may write in place.
+                        // do_wp_page(): the zero page (no struct page to reuse) and a
+                        // page someone else holds are copied.
+                        if pages.refs(p.pfn) > 1 || pages.isZero(p.pfn) { needCOW = p; return nil }
+                        // do_wp_page() reuse: the only user may write in place;
+                        // reuse_swap_page() frees the swap copy and dirties the page.
+                        if detail.contains(.pageDirty) && swapCopyValid.load(idx(hva)) == 1 {
+                            swapCopyValid.store(idx(hva), 0)            // delete_from_swap_cache()
+                            pages.setDirty(p.pfn)                       // SetPageDirty()
+                        }
                         hostPTE.store(idx(hva), p.mkwrite().mkdirty().raw)
                     }
                 }
@@ -206,16 +244,26 @@ public final class HostMM: @unchecked Sendable {
         return nil
     }
 
-    /// Makes the page present (page_table_lock held): first touch allocates a zero
-    /// page (do_anonymous_page()), a swapped page is read back or taken from the
-    /// swap cache (do_swap_page()).
-    private func faultInLocked(_ hva: Int) -> PTE? {
+    /// Makes the page present (page_table_lock held): first touch allocates a zeroed
+    /// page (do_anonymous_page()), or with `HostMMDetail.zeroPage` maps the shared
+    /// zero page read-only for a read; a swapped page is read back or taken from
+    /// the swap cache (do_swap_page()).
+    private func faultInLocked(_ hva: Int, write: Bool) -> PTE? {
         pageTableLock.assertHeld("handle_pte_fault()")
         let i = idx(hva)
         let p = PTE(raw: hostPTE.load(i))
         if p.isPresent { return p }
         if isHugetlb(hva) { return faultInHugeLocked(hva) }
         let s = swapState.load(i)
+        if s == 0 && !write && detail.contains(.zeroPage), let zero = pages.zeroPfn {
+            // do_anonymous_page(): "Use the zero-page for reads":
+            // pte_mkspecial(pfn_pte(my_zero_pfn(address), vma->vm_page_prot)),
+            // read-only whatever the VMA allows (a write copies it).
+            let zp = PTE(pfn: zero, flags: PTE.present | PTE.read | PTE.young)
+            hostPTE.store(i, zp.raw)
+            engine.event("host: fault-in hva \(hex(hva)) -> the zero page (pfn \(zero))")
+            return zp
+        }
         let pfn: Int
         if s >= 2 {
             pfn = Int(s - 2)                 // still in the swap cache: map it again
@@ -226,7 +274,25 @@ public final class HostMM: @unchecked Sendable {
         }
         swapState.store(i, 0)
         let writable = vmaWritable.load(i) == 1
-        let np = PTE(pfn: pfn, flags: PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0))
+        var flags = PTE.present | PTE.read | PTE.young | (writable && pages.refs(pfn) == 1 ? PTE.write : 0)
+        if detail.contains(.pageDirty) {
+            flags = PTE.present | PTE.read | PTE.young
+            if s == 0 {
+                // do_anonymous_page(): entry = mk_pte(page, vma->vm_page_prot);
+                // if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry));
+                if writable { flags |= PTE.write | PTE.dirty }
+                swapCopyValid.store(i, 0)
+            } else if write && writable && pages.refs(pfn) == 1 {
+                // do_swap_page(): a write with reuse_swap_page():
+                // delete_from_swap_cache(); SetPageDirty(); pte_mkdirty(), mkwrite.
+                swapCopyValid.store(i, 0)
+                pages.setDirty(pfn)
+                flags |= PTE.write | PTE.dirty
+            }
+            // else do_swap_page() of a read: pte = mk_pte(page, vma->vm_page_prot),
+            // read-only; the page stays in the swap cache and its copy stays valid.
+        }
+        let np = PTE(pfn: pfn, flags: flags)
         hostPTE.store(i, np.raw)
         engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
         return np

@@ -14,6 +14,12 @@ import SimExec
 /// pfn holds the reference count and the state of the whole page, each pfn its
 /// own content (a 4K part's data).
 ///
+/// The zero page (`ZERO_PAGE()`, `my_zero_pfn()`), when asked for: one
+/// reserved pfn (the last small one), never handed out or freed, content 0;
+/// `get_page()`/`put_page()` of it change nothing (the kernel's do count it,
+/// but a reserved page is never freed, and KVM's kvm_release_pfn_clean() and
+/// kvm_set_pfn_*() skip reserved pfns: `kvm_is_reserved_pfn()`).
+///
 /// Locking: counts, states and contents are atomics; the free lists have their
 /// own mutex (no scheduling point inside).
 public final class HostPages: @unchecked Sendable {
@@ -28,11 +34,21 @@ public final class HostPages: @unchecked Sendable {
     private let refcount: AtomicWords
     private let inUse: AtomicWords
     public let content: AtomicWords
+    /// PG_dirty and PG_referenced (`PageDirty()`, `mark_page_accessed()`'s
+    /// first step); used by the worlds with `HostMMDetail.pageDirty`.
+    private let dirtyFlag: AtomicWords
+    private let referencedFlag: AtomicWords
     private let freeList: Locked<(items: [Int], head: Int)>
     /// Free huge pages, by head pfn.
     private let hugeFree: Locked<[Int]>
+    /// The zero page's pfn, if this memory has one.
+    public let zeroPfn: Int?
+    /// Whether the page flags (dirty, referenced) are kept: worlds with
+    /// `HostMMDetail.pageDirty` (no other world touches them).
+    public let pageFlags: Bool
 
-    public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0) {
+    public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0, zeroPage: Bool = false, pageFlags: Bool = false) {
+        self.pageFlags = pageFlags
         self.capacity = capacity
         self.blockPages = hugePages > 0 ? blockPages : 0
         hugeBase = hugePages > 0 ? (capacity + blockPages - 1) / blockPages * blockPages : capacity
@@ -40,13 +56,38 @@ public final class HostPages: @unchecked Sendable {
         refcount = AtomicWords(count: total, kernel: true)
         inUse = AtomicWords(count: total, kernel: true)
         content = AtomicWords(count: total, initial: HostPages.poison, kernel: true)
+        dirtyFlag = AtomicWords(count: total, kernel: true)
+        referencedFlag = AtomicWords(count: total, kernel: true)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
-        freeList = Locked((Array(1..<max(capacity, 2)), 0))
+        let z = zeroPage ? max(capacity, 2) - 1 : nil
+        precondition(z == nil || z! > 1, "a zero page needs a capacity of 3 or more")
+        zeroPfn = z
+        freeList = Locked((Array(1..<max(capacity, 2)).filter { $0 != z }, 0))
         let base = hugeBase, bp = blockPages
         hugeFree = Locked(hugePages > 0 ? (0..<hugePages).reversed().map { base + $0 * bp } : [])
+        if let z {
+            refcount.store(z, 1)
+            content.store(z, 0)
+            inUse.store(z, 1)
+        }
     }
 
-    deinit { refcount.free(); inUse.free(); content.free() }
+    /// is_zero_pfn().
+    @inline(__always) public func isZero(_ pfn: Int) -> Bool { pfn == zeroPfn }
+
+    deinit { refcount.free(); inUse.free(); content.free(); dirtyFlag.free(); referencedFlag.free() }
+
+    /// SetPageDirty() / set_page_dirty() of an anonymous page.
+    public func setDirty(_ pfn: Int) { dirtyFlag.store(head(pfn), 1) }
+    /// PageDirty().
+    public func isDirty(_ pfn: Int) -> Bool { dirtyFlag.load(head(pfn)) != 0 }
+    /// TestClearPageDirty() (clear_page_dirty_for_io() of an anonymous page).
+    @discardableResult
+    public func testClearDirty(_ pfn: Int) -> Bool { dirtyFlag.exchange(head(pfn), 0) != 0 }
+    /// mark_page_accessed()'s first step on a page not yet referenced:
+    /// SetPageReferenced(). (Reclaim in the model picks pages at random, so
+    /// nothing reads it back.)
+    public func markAccessed(_ pfn: Int) { referencedFlag.store(head(pfn), 1) }
 
     /// The page a pfn belongs to: itself, or the head of its huge page.
     @inline(__always) public func head(_ pfn: Int) -> Int {
@@ -77,6 +118,10 @@ public final class HostPages: @unchecked Sendable {
         guard let pfn else { return nil }
         refcount.store(pfn, 1)
         content.store(pfn, 0)
+        if pageFlags {                   // a new page has no flags (free_pages_prepare() cleared them)
+            dirtyFlag.store(pfn, 0)
+            referencedFlag.store(pfn, 0)
+        }
         inUse.store(pfn, 1)
         return pfn
     }
@@ -84,6 +129,7 @@ public final class HostPages: @unchecked Sendable {
     /// get_page() (of the compound page, for a huge page's part).
     public func get(_ pfn: Int) {
         precondition(isInUse(pfn), "get_page on free pfn \(pfn)")
+        if pfn == zeroPfn { return }
         refcount.add(head(pfn), 1)
     }
 
@@ -91,6 +137,7 @@ public final class HostPages: @unchecked Sendable {
     /// Returns true when the page was freed.
     @discardableResult
     public func put(_ pfn: Int) -> Bool {
+        if pfn == zeroPfn { return false }
         let h = head(pfn)
         let left = refcount.sub(h, 1)
         precondition(left < UInt64(Int32.max), "put_page underflow on pfn \(pfn)")

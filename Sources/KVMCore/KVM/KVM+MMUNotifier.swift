@@ -25,6 +25,23 @@ extension KVM {
         mmuLock.unlock()
     }
 
+    /// kvm_mmu_notifier_invalidate_page() (virt/kvm/kvm_main.c, v4.11; removed
+    /// in v4.13 with the op): called by try_to_unmap_one() and
+    /// page_mkclean_one() after they cleared the host PTE, under their page
+    /// table lock. Takes `kvm->mmu_lock`; `mmu_notifier_seq++` (no count: no
+    /// invalidation is "in progress"), `kvm_unmap_hva()`, the flush the arch
+    /// asked for (`| kvm->tlbs_dirty`, which MIPS never sets), unlock; then
+    /// `kvm_arch_mmu_notifier_invalidate_page()`, empty on MIPS. The
+    /// `kvm->srcu` read section around it is not modelled (memslots are fixed).
+    public func invalidatePage(hva: Int) {
+        mmuLock.lock()
+        notifier.bumpSeq()
+        engine.event("kvm_mmu_notifier_invalidate_page(hva \(hex(hva))): mmu_notifier_seq = \(mmuNotifierSeq)")
+        let needFlush = arch.unmapHva(hva)
+        if needFlush { flushRemoteTLBs() }
+        mmuLock.unlock()
+    }
+
     /// kvm_mmu_notifier_change_pte().
     public func changePTE(hva: Int, pte: PTE) {
         guard handlesChangePTE else { return }

@@ -81,4 +81,28 @@ public final class KVM: VirtualMachine, MMUNotifierSubscriber, @unchecked Sendab
     /// a per-page rmap lock "for scalability" (the v3.8 comment), so it asserts
     /// no lock; the smp_rmb() pairs with the smp_wmb() of invalidate_range_end.
     public func mmuNotifierRetry(_ mmuSeq: UInt64) -> Bool { notifier.retry(mmuSeq) }
+
+    /// kvm_set_pfn_dirty() (virt/kvm/kvm_main.c, v4.11):
+    /// `if (!kvm_is_reserved_pfn(pfn)) { ... if (!PageReserved(page)) SetPageDirty(page); }`.
+    /// No lock (MIPS calls it under `mmu_lock`). Only worlds that keep page
+    /// flags (`HostPages.pageFlags`) record it; the oracle checks the page is
+    /// still allocated (page-flags-after-free).
+    public func kvmSetPfnDirty(_ pfn: Int) {
+        let pages = hostMM.pages
+        guard pages.pageFlags, !pages.isZero(pfn) else { return }       // the zero page is reserved
+        oracle?.settingPageFlags(pfn: pfn, who: "kvm_set_pfn_dirty()")
+        pages.setDirty(pfn)
+    }
+
+    /// kvm_set_pfn_accessed() (virt/kvm/kvm_main.c, v4.11):
+    /// `if (!kvm_is_reserved_pfn(pfn)) mark_page_accessed(pfn_to_page(pfn));`.
+    /// No lock; MIPS calls it after dropping `mmu_lock` (and, in the slow path,
+    /// after kvm_release_pfn_clean()). The oracle checks the page is still
+    /// allocated (page-flags-after-free).
+    public func kvmSetPfnAccessed(_ pfn: Int) {
+        let pages = hostMM.pages
+        guard pages.pageFlags, !pages.isZero(pfn) else { return }
+        oracle?.settingPageFlags(pfn: pfn, who: "kvm_set_pfn_accessed()")
+        pages.markAccessed(pfn)
+    }
 }

@@ -12,10 +12,19 @@ import SimExec
 public protocol KVMArchMMU: AnyObject, Sendable {
     /// kvm_unmap_hva_range(): returns whether the generic code must flush TLBs.
     func unmapHvaRange(_ range: Range<Int>) -> Bool
+    /// kvm_unmap_hva() (called by `.invalidate_page`, v4.12 and before):
+    /// returns whether the generic code must flush TLBs.
+    func unmapHva(_ hva: Int) -> Bool
     /// kvm_set_spte_hva().
     func setSpteHva(_ hva: Int, _ pte: PTE)
     /// kvm_age_hva(): returns whether any mapping was young.
     func ageHva(_ range: Range<Int>) -> Bool
     /// kvm_test_age_hva().
     func testAgeHva(_ hva: Int) -> Bool
+}
+
+extension KVMArchMMU {
+    /// kvm_unmap_hva() as every architecture of the era wrote it: the range
+    /// hook over the one page. MIPS states its own (`MIPSMMU.unmapHva`).
+    public func unmapHva(_ hva: Int) -> Bool { unmapHvaRange(hva..<(hva + 1)) }
 }

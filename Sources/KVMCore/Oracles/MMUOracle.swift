@@ -39,7 +39,7 @@ public protocol SecondaryMMUView: AnyObject, Sendable {
 /// Locking: all checks read atomics; the per-gfn records are atomics too.
 public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// The oracles this checker owns.
-    public static let oracles: [Oracle] = [.I1, .I2, .I3, .I4, .lostWrite, .wpWrite, .spuriousRetry]
+    public static let oracles: [Oracle] = [.I1, .I2, .I3, .I4, .lostWrite, .wpWrite, .spuriousRetry, .lostDirtyPage, .pageFlagsAfterFree]
     let engine: SimEngine
     /// The arch's secondary MMU as the oracle sees it (a view onto its table,
     /// holding no reference to the oracle or the KVM: no cycle).
@@ -91,20 +91,47 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
 
     // MARK: - host side
 
-    public func invalidateRangeStartReturned(_ range: Range<Int>) {
+    public func invalidateRangeStartReturned(_ range: Range<Int>) { checkUnmapped(range, after: "invalidate_range_start") }
 
+    /// v4.11's `.invalidate_page` returned: the same promise as a returned
+    /// `invalidate_range_start` for the one page (I1).
+    public func invalidatePageReturned(hva: Int) { checkUnmapped(hva..<(hva + 1), after: "invalidate_page") }
+
+    private func checkUnmapped(_ range: Range<Int>, after call: StaticString) {
         withoutAccessPoints {
             guard kvmSubscribed else { return }
             for hva in range {
                 guard let gfn = memslots.hvaToGfn(hva) else { continue }
                 let p = view.mapping(ofGfn: gfn)
                 if p.isPresent {
-                    engine.report(.I1, "after invalidate_range_start(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
+                    engine.report(.I1, "after \(call)(hva \(hex(hva))) returned, GPA PTE for gfn \(gfn) still maps \(p)")
                 }
             }
-
         }
+    }
 
+    /// lost-dirty-page: reclaim frees a clean page without writing it only
+    /// when the swap copy holds what the page holds (a guest write the page's
+    /// dirty state never recorded would be lost here).
+    public func droppingClean(hva: Int, pfn: Int, swapCopy: UInt64) {
+        withoutAccessPoints {
+            let now = pages.content.load(pfn)
+            if now != swapCopy {
+                let gfn = memslots.hvaToGfn(hva).map { "gfn \($0)" } ?? "no gfn"
+                engine.report(.lostDirtyPage, "reclaim drops pfn \(pfn) of hva \(hex(hva)) (\(gfn)) as clean, but it holds \(now & 0xFF_FFFF), not its swap copy's \(swapCopy & 0xFF_FFFF): a write is lost")
+            }
+        }
+    }
+
+    /// page-flags-after-free: KVM sets a page's flags (kvm_set_pfn_dirty(),
+    /// kvm_set_pfn_accessed()) only while the page is allocated; `who` names
+    /// the caller.
+    public func settingPageFlags(pfn: Int, who: StaticString) {
+        withoutAccessPoints {
+            if !pages.isInUse(pfn) {
+                engine.report(.pageFlagsAfterFree, "\(who) on pfn \(pfn), which the host has freed")
+            }
+        }
     }
 
     public func contentDiscarded(hva: Int) {
@@ -237,4 +264,6 @@ extension Oracle {
     public static let lostWrite = Oracle("lost-write", "a guest write lands in the page the host considers current for that hva, and a page reads back what its writer last wrote")
     public static let wpWrite = Oracle("wp-write", "the guest never writes a page through a mapping the host has write-protected (KSM, COW, mprotect)")
     public static let spuriousRetry = Oracle("spurious-retry", "a fault retries only because of an invalidation that ran or is running since its snapshot")
+    public static let lostDirtyPage = Oracle("lost-dirty-page", "a page the guest wrote is written back or kept, never dropped clean: reclaim frees a page without writing it only when its swap copy holds what the page holds")
+    public static let pageFlagsAfterFree = Oracle("page-flags-after-free", "KVM sets a page's flags (kvm_set_pfn_dirty(), kvm_set_pfn_accessed()) only while the page is allocated")
 }

@@ -21,18 +21,34 @@ extension MIPSMMU {
         return ret
     }
 
-    /// kvm_unmap_hva_range(): flush the GPA PTEs, then all derived mappings; returns
-    /// 0 since it flushed itself.
+    /// kvm_unmap_hva_range() (arch/mips/kvm/mmu.c, v4.11): flush the GPA PTEs,
+    /// then all derived mappings; returns 0 since it flushed itself.
+    /// `kvm->mmu_lock` held (lockdep).
     public func unmapHvaRange(_ range: Range<Int>) -> Bool {
         kvm.mmuLock.assertHeld("kvm_unmap_hva_range()")
+        unmapThenFlush(range, caller: "kvm_unmap_hva_range", point: "kvm_unmap_hva_range:before_flush_shadow_all")
+        return false
+    }
+
+    /// kvm_unmap_hva() (arch/mips/kvm/mmu.c, v4.11; `.invalidate_page` calls
+    /// it): the same two steps for the page at `hva` (`end = hva +
+    /// PAGE_SIZE`); returns 0. `kvm->mmu_lock` held (lockdep).
+    public func unmapHva(_ hva: Int) -> Bool {
+        kvm.mmuLock.assertHeld("kvm_unmap_hva()")
+        unmapThenFlush(hva..<(hva + 1), caller: "kvm_unmap_hva", point: "kvm_unmap_hva:before_flush_shadow_all")
+        return false
+    }
+
+    /// handle_hva_to_gpa(..., kvm_unmap_hva_handler), then
+    /// kvm_mips_callbacks->flush_shadow_all(): the body both unmap hooks share.
+    private func unmapThenFlush(_ range: Range<Int>, caller: StaticString, point: StaticString) {
         _ = handleHvaToGpa(range) { gfn, gfnEnd, _ in
-            engine.event("kvm_unmap_hva_range: kvm_mips_flush_gpa_pt(gfn \(gfn) ... \(gfnEnd))")
+            engine.event("\(caller): kvm_mips_flush_gpa_pt(gfn \(gfn) ... \(gfnEnd))")
             kvmMipsFlushGpaPt(gfn, gfnEnd)
             return true
         }
-        engine.point("kvm_unmap_hva_range:before_flush_shadow_all")
+        engine.point(point)
         flushShadowAll()
-        return false
     }
 
     /// kvm_set_spte_hva() with kvm_set_spte_handler().

@@ -39,6 +39,9 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// The type of the fault's `mmu_seq` snapshot (`unsigned long` on MIPS; the
     /// mmu-seq-wrap scenario carries x86's old `int` on this fault path).
     public var mmuSeqType = MMUSeqSnapshotType.unsignedLong
+    /// Where the fault path marks pages accessed (`--mark-accessed`; the
+    /// seed's order unless a world asks for v6.13's).
+    public var accessedMarking = AccessedMarking.v411
     /// `kvm.engine`, kept here: fetching it through `kvm` on every fault retains
     /// and releases objects every vcpu shares, and their reference counts then
     /// bounce between cores.
@@ -76,12 +79,21 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
 
     // MARK: - GPA table range operations (mmu_lock held)
 
-    /// kvm_mips_flush_gpa_pt(kvm, start_gfn, end_gfn): `end_gfn` inclusive.
-    /// mmu_lock held. Unlinked tables are freed after an RCU grace period.
+    /// kvm_mips_flush_gpa_pt(kvm, start_gfn, end_gfn) (arch/mips/kvm/mmu.c,
+    /// v4.11): `end_gfn` inclusive. `kvm->mmu_lock` held (lockdep). Unlinked
+    /// tables are freed as `--gpa-table-free` says. pre-fix: the GPA PTEs held the
+    /// page references, so kvm_mips_flush_gpa_pte() drops each present PTE's
+    /// (`kvm_release_pfn_clean(pte_pfn(pte[i]))`, the line the seed deletes);
+    /// pre-fix calls it only from memslot deletion and VM teardown, which no
+    /// scenario runs.
     @discardableResult
     public func kvmMipsFlushGpaPt(_ startGfn: Int, _ endGfn: Int) -> Bool {
         kvm.mmuLock.assertHeld("kvm_mips_flush_gpa_pt()")
-        return table.flushRange(startGfn, min(endGfn, table.span - 1), clearCoveredLeaves: true)
+        let end = min(endGfn, table.span - 1)
+        if variant == .preFix {
+            return table.flushRange(startGfn, end, clearCoveredLeaves: true) { [kvm] old in kvm.releasePfnClean(old.pfn) }
+        }
+        return table.flushRange(startGfn, end, clearCoveredLeaves: true)
     }
 
     /// kvm_mips_mkold_gpa_pt(). mmu_lock held.

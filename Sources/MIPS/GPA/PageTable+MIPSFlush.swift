@@ -12,19 +12,23 @@ extension PageTable {
     /// covers entirely. `clearCoveredLeaves`: the GPA flavour clears each present PTE
     /// of a fully covered PTE table; the GVA flavour (kvm_mips_flush_gva_pte) leaves
     /// them, since the parent frees the table anyway. Returns whether the pgd could
-    /// be freed (everything below it was).
+    /// be freed (everything below it was). `cleared`, if given, is called with each
+    /// present PTE just before it is cleared (pre-fix's kvm_release_pfn_clean()).
     @discardableResult
-    public func flushRange(_ start: Int, _ end: Int, clearCoveredLeaves: Bool) -> Bool {
-        flushLevel(table: 0, level: 0, start, end, clearCoveredLeaves)
+    public func flushRange(_ start: Int, _ end: Int, clearCoveredLeaves: Bool, cleared: ((PTE) -> Void)? = nil) -> Bool {
+        flushLevel(table: 0, level: 0, start, end, clearCoveredLeaves, cleared)
     }
 
-    private func flushLevel(table: Int, level: Int, _ start: Int, _ end: Int, _ clearCovered: Bool) -> Bool {
+    private func flushLevel(table: Int, level: Int, _ start: Int, _ end: Int, _ clearCovered: Bool, _ cleared: ((PTE) -> Void)?) -> Bool {
         let iMin = index(start, level: level)
         let iMax = index(end, level: level)
         var safeToRemove = iMin == 0 && iMax == entriesPerTable - 1
         if level == levels - 1 {
             if safeToRemove && !clearCovered { return true }
-            for i in iMin...iMax where load(slot: slot(table, i)).isPresent {
+            for i in iMin...iMax {
+                let old = load(slot: slot(table, i))
+                guard old.isPresent else { continue }
+                cleared?(old)                       // before set_pte(), as pre-fix's kvm_release_pfn_clean()
                 set(slot: slot(table, i), .none)
             }
             return safeToRemove
@@ -38,7 +42,7 @@ extension PageTable {
             if e == 0 { continue }
             if i == iMax { to = end }
             let c = PageTable.child(e)
-            if flushLevel(table: c, level: level + 1, from, to, clearCovered) {
+            if flushLevel(table: c, level: level + 1, from, to, clearCovered, cleared) {
                 clearDirectoryEntry(slot: s)   // pmd_clear / pud_clear
                 retire(c)                   // pte_free_kernel / pmd_free, after a grace period
             } else {

@@ -48,13 +48,9 @@ extension TrapEmulVCPU {
         if !guestTLB.contains(where: { $0.vpn == vpn && $0.asid == asid }) {
             // The guest's TLB refill handler runs and writes the guest TLB (tlbwr).
             if guestTLB.count >= guestTLBSize {
+                // kvm_mips_emul_tlbwr(): the entry at the index written is replaced.
                 let old = guestTLB.removeFirst()
-                // kvm_mips_emulate_tlbwr(): drop the host entry shadowing the replaced one (this CPU only),
-                // and (v4.11) its GVA PTEs: kvm_trap_emul_invalidate_gva().
-                tlb.invalidate(tag: hostUserASID, vpn: old.vpn)
-                if let gva {
-                    for t in [gva.kernel, gva.user] { if let s = t.walk(old.vpn, cache: nil) { t.set(slot: s, .none, owner: 0) } }
-                }
+                kvmMipsInvalidateGuestTLB(vpn: old.vpn)
             }
             guestTLB.append((vpn, asid))
         }
@@ -88,5 +84,37 @@ extension TrapEmulVCPU {
         }
         tlb.fill(.init(tag: tag, vpn: vpn, pfn: pfn(forGfn: gfn), dirty: false, owner: owner))
         engine.event("vcpu\(id): TLB miss page \(vpn): host TLB cpu\(cpu) <- (ASID \(tag), page \(vpn)) for guest ASID \(asid), gfn \(gfn)")
+    }
+
+    /// kvm_mips_invalidate_guest_tlb() (arch/mips/kvm/emulate.c; added by
+    /// 91e4f1b6073d "KVM: MIPS: Drop other CPU ASIDs on guest MMU changes", merged
+    /// for v4.9 before seed 000; v4.10 form with the per-vcpu ASID arrays, v4.11
+    /// form with `cpu_context()` and the GVA page tables): the guest's tlbwi/tlbwr
+    /// overwrites a valid guest TLB entry for user page `vpn`. The host TLB entry
+    /// shadowing it is dropped on this CPU only (kvm_mips_host_tlb_inv()), so the
+    /// vcpu's host ASIDs on every other CPU are zeroed: the next load there takes
+    /// new ones. Every entry the model's guest writes is valid and maps useg
+    /// (`tlb_hi < KVM_GUEST_KSEG0`), so `user` is always true.
+    ///
+    /// Locking: between preempt_disable() and preempt_enable(): the vcpu holds its
+    /// CPU (`runLocks[cpu]`, asserted when the world gave them).
+    func kvmMipsInvalidateGuestTLB(vpn: Int) {
+        if let runLocks { runLocks[cpu].assertHeld("kvm_mips_invalidate_guest_tlb()") }
+        if let gva {
+            // v4.11: kvm_trap_emul_invalidate_gva(vcpu, tlb->tlb_hi & VPN2_MASK, user).
+            for t in [gva.kernel, gva.user] { if let s = t.walk(vpn, cache: nil) { t.set(slot: s, .none, owner: 0) } }
+        }
+        tlb.invalidate(tag: hostUserASID, vpn: vpn)         // kvm_mips_host_tlb_inv(): this CPU
+        // "Invalidate the whole ASID on other CPUs"
+        for i in 0..<asids.cpus where i != cpu {
+            if variant.usesPerVCPUArrays {
+                userASIDs.store(i, 0)                       // vcpu->arch.guest_user_asid[i] = 0
+                kernelASIDs.store(i, 0)                     // vcpu->arch.guest_kernel_asid[i] = 0
+            } else {
+                guestUserMM.setCPUContext(i, 0)             // cpu_context(i, user_mm) = 0
+                guestKernelMM.setCPUContext(i, 0)           // cpu_context(i, kern_mm) = 0
+            }
+        }
+        engine.event("vcpu\(id): guest tlbwr replaces the entry of page \(vpn): host TLB entry dropped on cpu\(cpu), ASIDs of the other CPUs zeroed")
     }
 }

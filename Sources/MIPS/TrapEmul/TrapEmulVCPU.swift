@@ -47,6 +47,10 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     /// `kvm_mips_map_page()`; nil: guest RAM is `guestRAM`, fixed.
     public let gpaMMU: MIPSMMU?
     let gpaCache: MMUMemoryCache?
+    /// The per-CPU run locks of the world (`cpuLocks`: holding one stands for
+    /// running on that CPU with preemption disabled), for lockdep assertions;
+    /// nil in unit tests that drive the vcpu without them.
+    public var runLocks: [SpinLock]?
 
     public init(id: Int, variant: ASIDVariant, asids: ASIDAllocator, tlbs: [MIPSTLB], engine: SimEngine,
                 state: VCPUState, guestRAM: TrapEmulGuestRAM,

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Harness
+import KVMCore
 import MIPS
 
 /// The knobs of a MIPS GPA world (seed 004): the GPA table's index bits per
 /// level (small values make table frees frequent), each host CPU's TLB size,
-/// and how emptied GPA tables are freed (`--gpa-table-free rcu|immediate`).
+/// how emptied GPA tables are freed (`--gpa-table-free rcu|immediate|after-flush`)
+/// and which kernel's host mm calls the notifiers (`--host-mm v4.11|v4.13`).
 public struct MIPSGPAOptions: ScenarioOptions {
     public var tableBits: Int
     public var tlbSize: Int
     public var gpaTableFree: GPATableFree
+    public var hostMM: HostMMForm
+    public var markAccessed: AccessedMarking
 
-    public init(tableBits: Int, tlbSize: Int, gpaTableFree: GPATableFree = .rcu) {
-        self.tableBits = tableBits; self.tlbSize = tlbSize; self.gpaTableFree = gpaTableFree
+    public init(tableBits: Int, tlbSize: Int, gpaTableFree: GPATableFree = .rcu, hostMM: HostMMForm = .v413,
+                markAccessed: AccessedMarking = .v411) {
+        self.tableBits = tableBits; self.tlbSize = tlbSize; self.gpaTableFree = gpaTableFree; self.hostMM = hostMM
+        self.markAccessed = markAccessed
     }
 
     public static let knobs: [OptionKnob<MIPSGPAOptions>] = [
@@ -19,16 +25,24 @@ public struct MIPSGPAOptions: ScenarioOptions {
                    help: "MIPS GPA: index bits per GPA table level (a table maps 2^bits entries; an invalidation frees a table only when it covers all of them)."),
         OptionKnob("gpa-table-free", \.gpaTableFree,
                    help: "MIPS GPA: free emptied GPA tables after an RCU grace period (rcu, kvmsim's design) or at once, as arch/mips/kvm/mmu.c does (immediate)."),
+        OptionKnob("host-mm", \.hostMM,
+                   help: "MIPS GPA: the host mm's notifier calls in reclaim: v4.11 (try_to_unmap_one() calls invalidate_page under the page table lock, the seed's kernel) or v4.13 (invalidate_range_start/end around it)."),
+        OptionKnob("mark-accessed", \.markAccessed,
+                   help: "MIPS GPA: where kvm_mips_map_page() marks pages accessed: v4.11 (after the unlock, the slow path after dropping its reference, to v6.12) or v6.13 (slow path only, before the unlock)."),
     ]
 
-    enum CodingKeys: String, CodingKey { case tableBits, tlbSize, gpaTableFree }
+    enum CodingKeys: String, CodingKey { case tableBits, tlbSize, gpaTableFree, hostMM, markAccessed }
 
-    /// Traces written before the knob existed have no `gpaTableFree`: rcu.
+    /// Traces written before a knob existed lack its key and ran its old
+    /// form: `gpaTableFree` rcu, `hostMM` v4.13, `markAccessed` v4.11 (which
+    /// did nothing observable before the page flags were modelled).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tableBits = try c.decode(Int.self, forKey: .tableBits)
         tlbSize = try c.decode(Int.self, forKey: .tlbSize)
         gpaTableFree = try c.decodeIfPresent(GPATableFree.self, forKey: .gpaTableFree) ?? .rcu
+        hostMM = try c.decodeIfPresent(HostMMForm.self, forKey: .hostMM) ?? .v413
+        markAccessed = try c.decodeIfPresent(AccessedMarking.self, forKey: .markAccessed) ?? .v411
     }
 
     public func validate() throws(InputError) {

@@ -28,7 +28,14 @@ public struct MMUSeqWrapScenario: Scenario {
     public var oracles: [Oracle] { MIPSMMU.oracles }
     public static let initialSeq: UInt64 = (1 << 31) - 1
 
-    public func defaultConfig(mode: ExecutionMode) -> Config { SyncMMURaceScenario().defaultConfig(mode: mode) }
+    /// sync-mmu-race's sizes on the host mm this scenario always had (the
+    /// v4.13 reclaim form, no zero page, no change_pte from KSM: x86's era for
+    /// this race, and its traces stay as they were).
+    public func defaultConfig(mode: ExecutionMode) -> Config {
+        var c = SyncMMURaceScenario().defaultConfig(mode: mode)
+        c.options.hostMM = .v413
+        return c
+    }
 
     public func coverageMarks(variant: Variant) -> [CoverageMark] { [MIPSMMU.markRetry] }
 
@@ -36,7 +43,7 @@ public struct MMUSeqWrapScenario: Scenario {
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: .noChangePTE, config: config, seed: seed,
-                     mmuSeqType: variant, initialMMUNotifierSeq: Self.initialSeq)
+                     mmuSeqType: variant, initialMMUNotifierSeq: Self.initialSeq, hostDetail: [])
     }
 
     public var cases: [Case] {[

@@ -19,7 +19,7 @@ public struct SyncMMUStressScenario: Scenario {
 
     public func defaultConfig(mode: ExecutionMode) -> Config {
         Config(WorldSizes(cpus: 2, vcpus: 4, pages: 64, opsPerVCPU: 24, hostEventsPerSource: 12, hostEventSources: 2),
-               MIPSGPAOptions(tableBits: 3, tlbSize: 16))
+               MIPSGPAOptions(tableBits: 3, tlbSize: 16, hostMM: .v411))
     }
 
     public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }
@@ -33,19 +33,21 @@ public struct SyncMMUStressScenario: Scenario {
     }
 
     public var cases: [Case] {[
-        Case(.patched, expects: .violation, seed: 3, schedules: 2_000, configure: { $0.pages = 2; $0.vcpus = 1 },
+        Case(.patched, expects: .violation, seed: 3, schedules: 2_000, configure: { $0.pages = 2; $0.vcpus = 1; $0.options.markAccessed = .v613 },
              note: "finding: change_pte during a concurrent invalidation (docs/mechanisms/sync-mmu.md)"),
-        Case(.patched, expects: .violation, seed: 7, schedules: 100_000, lengths: RunOptions.searchLengths,
+        Case(.patched, expects: .violation, seed: 7, schedules: 100_000, lengths: RunOptions.searchLengths, configure: SyncMMURaceScenario.v613,
              note: "finding: the change_pte race at the default sizes, found by the default search"),
-        Case(.noChangePTE, expects: .clean, schedules: 1_000,
-             note: "every host mm event at once, change_pte handler gone"),
-        Case(.noChangePTE, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths,
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, configure: SyncMMURaceScenario.v613,
+             note: "every host mm event at once, change_pte handler gone, pages marked accessed as v6.13 does"),
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, configure: SyncMMURaceScenario.v613,
              note: "the same, in the default search's longer worlds"),
-        Case(.noChangePTE, expects: .clean, schedules: 1_000, configure: { $0.options.tableBits = 2 },
+        Case(.noChangePTE, expects: .violation, schedules: 10_000,
+             note: "finding: kvm_set_pfn_accessed() on a page the host has freed (the v4.11 order), under every host mm event"),
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, configure: { $0.options.tableBits = 2; $0.options.markAccessed = .v613 },
              note: "tables of 4 entries, so a zap of 3-4 pages empties and frees one (8 never are: a zap covers at most 5)"),
-        Case(.noChangePTE, expects: .violation, schedules: 10_000, configure: { $0.options.tableBits = 2; $0.options.gpaTableFree = .immediate },
+        Case(.noChangePTE, expects: .violation, schedules: 10_000, configure: { $0.options.tableBits = 2; $0.options.gpaTableFree = .immediate; $0.options.markAccessed = .v613 },
              note: "finding: the kernel's immediate GPA table free under the lock-free VZ refill walk (docs/mechanisms/sync-mmu.md)"),
-        Case(.noChangePTE, expects: .clean, schedules: 1_000, configure: { $0.options.tableBits = 2; $0.options.gpaTableFree = .afterFlush },
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, configure: { $0.options.tableBits = 2; $0.options.gpaTableFree = .afterFlush; $0.options.markAccessed = .v613 },
              note: "the same, tables freed after kvm_flush_remote_tlbs() (x86's and LoongArch's order)"),
         Case(.preFix, expects: .violation, schedules: 100_000,
              note: "seed 004's race under every host mm event"),

@@ -26,19 +26,28 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     /// Host events done per host CPU (atomics: the runner reads them).
     private let hostEventsDone: AtomicWords
 
+    /// The seed-004 host mm: the zero page and KSM's change_pte
+    /// (`HostMMDetail`); mmu-seq-wrap passes none and keeps the host mm it had.
+    static let seed004HostDetail: HostMMDetail = [.zeroPage, .ksmChangePTE, .pageDirty]
+
     init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig<MIPSGPAOptions>, seed: UInt64,
-         mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0) {
+         mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0,
+         hostDetail: HostMMDetail = SyncMMUWorld.seed004HostDetail) {
         self.engine = engine
         self.config = c
         self.seed = seed
         let rcu = makeRCU(for: engine)
-        let pages = HostPages(capacity: 4 * c.pages + 64)
+        let pages = HostPages(capacity: 4 * c.pages + 64, zeroPage: hostDetail.contains(.zeroPage),
+                              pageFlags: hostDetail.contains(.pageDirty))
         hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
+        hostMM.form = c.hostMM
+        hostMM.detail = hostDetail
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots)
         mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3,
                       tableFree: c.gpaTableFree)
         mmu.mmuSeqType = mmuSeqType
+        mmu.accessedMarking = c.markAccessed
         kvm.setMMUNotifierSeq(initialMMUNotifierSeq)
         let ex = engine.executors
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }

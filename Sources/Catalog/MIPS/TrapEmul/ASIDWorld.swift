@@ -70,11 +70,14 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         }
         vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }
         let (asids, tlbs, gpaMMU) = (asids, tlbs, gpaMMU)
+        let runLocks = cpuLocks
         teVCPUs = states.map { s in
-            TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
-                         state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages,
-                         gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) },
-                         gpaMMU: gpaMMU)
+            let v = TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
+                                 state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages,
+                                 gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) },
+                                 gpaMMU: gpaMMU)
+            v.runLocks = runLocks
+            return v
         }
         hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
         oracle = StaleASIDOracle(engine: engine, memoryOracle: gpaMMU?.oracle)

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0-only
+
+/// Which kernel's notifier calls the host mm's reclaim path makes: how
+/// `try_to_unmap_one()` (mm/rmap.c) reaches a secondary MMU. A dimension of
+/// the seed-004 worlds (`--host-mm`); every other world runs `v4.13`.
+public enum HostMMForm: String, CaseIterable, Codable, Sendable {
+    /// v4.11 and v4.12 (since c7ab0d2fdc84 "mm: convert try_to_unmap_one() to
+    /// use page_vma_mapped_walk()", v4.11-rc1): inside the page walk, with the
+    /// page table lock held, the PTE is cleared (`ptep_clear_flush()`), its
+    /// dirty bit moved to the page, the swap entry set, the mapping's
+    /// reference dropped, and then `mmu_notifier_invalidate_page(mm, address)`
+    /// is called, still under the lock. No invalidate_range_start/end brackets
+    /// it, so `mmu_notifier_count` never rises: KVM's
+    /// `kvm_mmu_notifier_invalidate_page()` bumps `mmu_notifier_seq` and unmaps.
+    case v411 = "v4.11"
+    /// v4.13 on (369ea8242c0f "mm/rmap: update to new mmu_notifier semantic
+    /// v2"): `mmu_notifier_invalidate_range_start()` before the walk, the PTE
+    /// cleared under the lock, `mmu_notifier_invalidate_range()` (no KVM
+    /// callback), `mmu_notifier_invalidate_range_end()` after it. The form
+    /// every world had before issue 19.
+    case v413 = "v4.13"
+}
+
+/// Parts of the host mm a world opts into (`HostMM.detail`), beside the
+/// notifier form. Each is what the kernel did in v4.11 and v4.13 alike; the
+/// seed-004 worlds take them all, every other world none (their traces stay
+/// as they were: taking them is left for each mechanism's own issue).
+public struct HostMMDetail: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// A read fault on a page never touched maps the shared zero page
+    /// read-only (do_anonymous_page(): "Use the zero-page for reads"); a
+    /// write to it copies it (wp_page_copy(), with set_pte_at_notify()).
+    /// Needs `HostPages(zeroPage: true)`.
+    public static let zeroPage = HostMMDetail(rawValue: 1 << 0)
+    /// KSM's write_protect_page() write-protects and cleans a writable or
+    /// dirty PTE with set_pte_at_notify() (a change_pte to every secondary
+    /// MMU), inside its invalidate_range_start/end.
+    public static let ksmChangePTE = HostMMDetail(rawValue: 1 << 1)
+    /// The page dirty state of anonymous memory: `PageDirty` (HostPages), a
+    /// host PTE's dirty bit moved to the page when the PTE goes
+    /// (try_to_unmap_one(), KSM's write_protect_page()), a swap copy that stays
+    /// valid while the page is clean in the swap cache, reclaim that writes a
+    /// page out only when it is dirty or has no copy and otherwise drops it
+    /// (the lost-dirty-page check), do_swap_page()'s read-only mapping of a
+    /// page it leaves in the swap cache, and reuse_swap_page() on a write.
+    public static let pageDirty = HostMMDetail(rawValue: 1 << 2)
+}
