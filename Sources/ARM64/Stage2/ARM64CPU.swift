@@ -62,8 +62,6 @@ public final class ARM64CPU: @unchecked Sendable {
 
     /// VTTBR_EL2's VMID field.
     public var vttbrVMID: Int { Int(regs.load(0, .vttbrVMID)) }
-    /// The VM VTTBR_EL2 points at (nil: none loaded).
-    public var vttbrVM: Int? { let v = regs.load(0, .vttbrVM); return v == 0 ? nil : Int(v - 1) }
     /// The VM this CPU runs in the guest now, if any (oracles: peeks).
     public var inGuestVM: Int? { let v = regs.peek(0, .inGuest); return v == 0 ? nil : Int(v - 1) }
     var peekVTTBRVMID: Int { Int(regs.peek(0, .vttbrVMID)) }
