@@ -1,0 +1,55 @@
+"""Mutations: MIPS GPA page tables and the generic MMU notifier (seed 004, sync-mmu-*)."""
+from mutation import Mutation
+
+MUTATIONS = [
+    Mutation(
+        name='mips-no-retry-check', cls=0, kind='skip a retry check',
+        file='Sources/MIPS/GPA/MIPSMMU+Fault.swift',
+        edits=[
+            ('if variant != .noRetry && kvm.mmuNotifierRetry(mmuSeq) {',
+             'if false && kvm.mmuNotifierRetry(mmuSeq) {'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress']),
+    Mutation(
+        name='kvm-no-flush-on-invalidate', cls=0, kind='skip a flush',
+        file='Sources/KVMCore/KVM/KVM+MMUNotifier.swift',
+        edits=[
+            ('if needFlush { flushRemoteTLBs() }',
+             'if false && needFlush { flushRemoteTLBs() }'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush'],
+        survivor="equivalent: neither modelled architecture's kvm_unmap_hva_range() asks the generic code to flush (MIPS flushes itself, Book3S HV uses tlbie); mips-unmap-no-flush-shadow-all removes the flush that runs"),
+    Mutation(
+        name='mips-unmap-no-flush-shadow-all', cls=0, kind='skip a flush (MIPS unmap)',
+        file='Sources/MIPS/GPA/MIPSMMU+Notifier.swift',
+        edits=[
+            ('        engine.point("kvm_unmap_hva_range:before_flush_shadow_all")\n        flushShadowAll()\n',
+             '        engine.point("kvm_unmap_hva_range:before_flush_shadow_all")\n'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush']),
+    Mutation(
+        name='kvm-seq-not-bumped', cls=0, kind='set a flag late (never)',
+        file='Sources/KVMCore/KVM/KVM+MMUNotifier.swift',
+        edits=[
+            ('        notifier.bumpSeq()\n        smp_wmb()\n        let left',
+             '        smp_wmb()\n        let left'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress']),
+    Mutation(
+        name='rcu-free-without-grace-period', cls=0, kind='free without a grace period',
+        file='Sources/KVMCore/Tables/PageTable.swift',
+        edits=[
+            ('public var freeWithoutGracePeriod = false',
+             'public var freeWithoutGracePeriod = true'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush']),
+    Mutation(
+        name='mips-map-page-drop-rmb', cls=0, kind='drop a barrier',
+        file='Sources/MIPS/GPA/MIPSMMU+Fault.swift',
+        edits=[
+            ('            let mmuSeq = mmuSeqType.snapshot(seqNow)\n            smp_rmb()',
+             '            let mmuSeq = mmuSeqType.snapshot(seqNow)'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress'],
+        survivor="equivalent in the model: kvmsim explores a sequentially consistent model (C11 atomics), so a missing smp_rmb() is invisible; weak memory is herd7/GenMC's job"),
+]
