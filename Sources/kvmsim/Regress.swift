@@ -31,6 +31,7 @@ struct Regress: ParsableCommand {
     @Option(help: "Shrink each violation found and write its minimal trace into this directory.") var writeTraces: String?
     @Option(help: "Only the cases of this scenario (repeatable).") var scenario: [String] = []
     @Flag(help: "List the cases and exit (with --json: one object with a `cases` array).") var list = false
+    @Option(help: "Cases run at once, each on its own thread (default: the CPUs online). Verdicts do not depend on it.") var jobs: Int?
 
     struct ListedCase: Encodable {
         var id, scenario, variant: String
@@ -48,6 +49,7 @@ struct Regress: ParsableCommand {
         let sh = try shard.map { s throws(InputError) in try RegressionSuite.parseShard(s) }
         if tap && json { throw InputError("give --tap or --json, not both") }
         if let budget, budget < 1 { throw InputError("--budget must be at least 1 (got \(budget))") }
+        if let jobs, jobs < 1 { throw InputError("--jobs must be at least 1 (got \(jobs))") }
         for s in scenario { _ = try ScenarioRegistry.named(s) }
         if list {
             let cases = RegressionSuite.cases(shard: sh, scenarios: Set(scenario))
@@ -71,7 +73,8 @@ struct Regress: ParsableCommand {
         installSignalHandlers()
         // On a terminal: which case runs now (overwritten by its result line).
         let showProgress = !json && !tap && isatty(2) == 1
-        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario), stop: interruption,
+        let report = try RegressionSuite.run(shard: sh, budget: budget, tracesDir: writeTraces, scenarios: Set(scenario),
+                                             jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, stop: interruption,
                                              starting: { i, n, c in
             if showProgress { FileHandle.standardError.write("\r\u{1B}[Kcase \(i + 1) of \(n): \(c.id)".data(using: .utf8)!) }
         }) { r in

@@ -92,6 +92,20 @@ import TestSupport
         #expect(counter.root == "testsuites" && counter.testcases == 2 && counter.failures == 1)
     }
 
+    /// Cases on several threads give the verdicts, schedule counts and first
+    /// failing schedules of one thread, in declaration order.
+    @Test func jobsDoNotChangeResultsOrOrder() throws {
+        let scenarios: Set = ["ppc-tlb-local", "asid-lazy-regen", "mmu-seq-wrap"]
+        let one = try RegressionSuite.run(shard: nil, budget: 300, scenarios: scenarios, jobs: 1)
+        let three = try RegressionSuite.run(shard: nil, budget: 300, scenarios: scenarios, jobs: 3)
+        #expect(one.cases.map(\.id) == RegressionSuite.cases(shard: nil, scenarios: scenarios).map(\.id))
+        #expect(three.cases.map(\.id) == one.cases.map(\.id))
+        for (a, b) in zip(one.cases, three.cases) {
+            #expect(a.found == b.found && a.schedules == b.schedules && a.schedulesToFirstViolation == b.schedulesToFirstViolation
+                    && a.oracle == b.oracle, "\(a.id)")
+        }
+    }
+
     @Test func mergeJoinsShardsAndRejectsOverlaps() throws {
         let a = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[0], budget: 10)], elapsedSeconds: 1, shard: "1/2", interrupted: false)
         let b = RegressReport(cases: [try RegressionSuite.run(RegressionSuite.cases[1], budget: 10)], elapsedSeconds: 2, shard: "2/2", interrupted: false)

@@ -66,22 +66,121 @@ public enum RegressionSuite {
     }
 
     /// Runs the suite (or a shard of it); stops after a case that was interrupted.
+    ///
+    /// `jobs` cases run at once, each on its own thread (a deterministic case
+    /// is one thread whatever its actors: its fibers and scheduler state are
+    /// thread-local, so cases do not share anything but the stop signal). The
+    /// report lists the cases in declaration order whatever order they finish
+    /// in; `starting` and `progress` are called one at a time, in the order
+    /// cases start and finish.
     public static func run(shard: (index: Int, count: Int)?, budget: Int?, tracesDir: String? = nil, scenarios: Set<String> = [],
-                           stop: StopSignal = .never, starting: (_ index: Int, _ count: Int, SuiteCase) -> Void = { _, _, _ in },
-                           progress: (CaseResult) -> Void = { _ in }) throws(InputError) -> RegressReport {
+                           jobs: Int = 1, stop: StopSignal = .never,
+                           starting: @escaping (_ index: Int, _ count: Int, SuiteCase) -> Void = { _, _, _ in },
+                           progress: @escaping (CaseResult) -> Void = { _ in }) throws(InputError) -> RegressReport {
         for s in scenarios { _ = try ScenarioRegistry.named(s) }
         let start = Date()
-        var results: [CaseResult] = []
         let chosen = cases(shard: shard, scenarios: scenarios)
-        for (i, c) in chosen.enumerated() {
-            if stop.isRaised { break }
-            starting(i, chosen.count, c)
-            let r = try run(c, budget: budget, tracesDir: tracesDir, stop: stop)
-            results.append(r)
-            progress(r)
-            if r.interrupted { break }
+        let queue = CaseQueue(count: chosen.count)
+        // The callbacks are not Sendable: only ever called under the queue's lock.
+        nonisolated(unsafe) let starting = starting
+        nonisolated(unsafe) let progress = progress
+        let worker: @Sendable () -> Void = {
+            while true {
+                guard let i = queue.next(stop: stop, { i in starting(i, chosen.count, chosen[i]) }) else { return }
+                let r: Result<CaseResult, InputError>
+                do throws(InputError) { r = .success(try run(chosen[i], budget: budget, tracesDir: tracesDir, stop: stop)) }
+                catch { r = .failure(error) }
+                queue.finish(i, r) { if case .success(let c) = r { progress(c) } }
+            }
         }
+        let helpers = (0..<max(0, min(jobs, chosen.count) - 1)).map { _ in
+            let t = JoinableThread(worker)
+            t.start()
+            return t
+        }
+        worker()
+        for t in helpers { t.join() }
+        let results = try queue.results()
         return RegressReport(cases: results, elapsedSeconds: Date().timeIntervalSince(start),
                              shard: shard.map { "\($0.index)/\($0.count)" }, interrupted: stop.isRaised)
     }
+}
+
+/// The cases of one `RegressionSuite.run` handed out to its worker threads,
+/// and their results in declaration order. Stops handing out cases after an
+/// interrupted case or an error.
+private final class CaseQueue: @unchecked Sendable {
+    private struct State {
+        var next = 0
+        var done: [Result<CaseResult, InputError>?]
+        var stopped = false
+    }
+    private let state: Locked<State>
+
+    init(count: Int) { state = Locked(State(done: Array(repeating: nil, count: count))) }
+
+    /// The next case to run, `onStart` called under the lock; nil when all are
+    /// handed out or the run stops.
+    func next(stop: StopSignal, _ onStart: (Int) -> Void) -> Int? {
+        state.withLock { s in
+            guard !s.stopped, !stop.isRaised, s.next < s.done.count else { return nil }
+            defer { s.next += 1 }
+            onStart(s.next)
+            return s.next
+        }
+    }
+
+    func finish(_ i: Int, _ r: Result<CaseResult, InputError>, _ onFinish: () -> Void) {
+        state.withLock { s in
+            s.done[i] = r
+            switch r {
+            case .success(let c): if c.interrupted { s.stopped = true }
+            case .failure: s.stopped = true
+            }
+            onFinish()
+        }
+    }
+
+    /// The results of the cases that ran, in declaration order; the first
+    /// error, if a case threw.
+    func results() throws(InputError) -> [CaseResult] {
+        let done = state.withLock { $0.done }
+        var out: [CaseResult] = []
+        for r in done {
+            switch r {
+            case .success(let c)?: out.append(c)
+            case .failure(let e)?: throw e
+            case nil: continue
+            }
+        }
+        return out
+    }
+}
+
+/// A thread that can be waited for (Foundation's `Thread` cannot be joined).
+private final class JoinableThread: @unchecked Sendable {
+    private let body: @Sendable () -> Void
+    private var thread: pthread_t?
+
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        // Deterministic cases run on fibers with their own stacks; the thread's
+        // own stack only needs to be as large as the main thread's default.
+        pthread_attr_setstacksize(&attr, 8 << 20)
+        var t = pthread_t()
+        let rc = pthread_create(&t, &attr, { raw in
+            let me = Unmanaged<JoinableThread>.fromOpaque(raw!).takeRetainedValue()
+            me.body()
+            return nil
+        }, box)
+        pthread_attr_destroy(&attr)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = t
+    }
+
+    func join() { if let thread { pthread_join(thread, nil) } }
 }
