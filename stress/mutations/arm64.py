@@ -58,4 +58,30 @@ MUTATIONS = [
              '        guard trySetPTE(ctx, .locked) else { return false }\n        engine.point("stage2_try_break_pte:locked")\n        if false {'),
         ],
         scenarios=['stage2-race', 'stage2-stress']),
+    Mutation(
+        name='s2-seq-after-gfn-to-pfn', cls=1,
+        kind='move a check across a scheduling point (mmu_invalidate_seq read again after get_user_pages)',
+        file='Sources/ARM64/Stage2/Stage2MMU+Fault.swift',
+        edits=[
+            ('        let writable = got.writable && !(loggingActive && !write)\n',
+             '        let writable = got.writable && !(loggingActive && !write)\n        mmuSeq = kvm.invalidate.seq\n'),
+        ],
+        scenarios=['stage2-race', 'stage2-stress']),
+    Mutation(
+        name='s2-vmid-rollover-no-flush', cls=2,
+        kind='skip a flush (flush_context() without __kvm_flush_vm_context: only a VMID rollover runs it)',
+        file='Sources/ARM64/VMID/VMIDAllocator.swift',
+        edits=[
+            ('        // Broadcast TLB flush + I-cache invalidation over the inner shareable domain.\n        flushVMContext()\n', ''),
+        ],
+        scenarios=['stage2-race', 'stage2-stress']),
+    Mutation(
+        name='s2-vmid-fast-path-plain-store', cls=3,
+        kind='drop an atomic (the VMID fast path stores active_vmids instead of cmpxchg: loses to a rollover)',
+        file='Sources/ARM64/VMID/VMIDAllocator.swift',
+        edits=[
+            ('                if cmpxchg(activeVMIDs, cpu, oldActiveVMID, vmid) != 0 {',
+             '                activeVMIDs.store(cpu, vmid); if true {'),
+        ],
+        scenarios=['stage2-race', 'stage2-stress']),
 ]

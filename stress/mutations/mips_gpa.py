@@ -14,8 +14,10 @@ MUTATIONS = [
         name='kvm-no-flush-on-invalidate', cls=0, kind='skip a flush',
         file='Sources/KVMCore/KVM/KVM+MMUNotifier.swift',
         edits=[
-            ('if needFlush { flushRemoteTLBs() }',
-             'if false && needFlush { flushRemoteTLBs() }'),
+            ('        let needFlush = arch.unmapHvaRange(range)\n        if needFlush { flushRemoteTLBs() }',
+             '        let needFlush = arch.unmapHvaRange(range)\n        if false && needFlush { flushRemoteTLBs() }'),
+            ('        let needFlush = arch.unmapHva(hva)\n        if needFlush { flushRemoteTLBs() }',
+             '        let needFlush = arch.unmapHva(hva)\n        if false && needFlush { flushRemoteTLBs() }'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush'],
         survivor="equivalent: neither modelled architecture's kvm_unmap_hva_range() asks the generic code to flush (MIPS flushes itself, Book3S HV uses tlbie); mips-unmap-no-flush-shadow-all removes the flush that runs"),
@@ -23,8 +25,7 @@ MUTATIONS = [
         name='mips-unmap-no-flush-shadow-all', cls=0, kind='skip a flush (MIPS unmap)',
         file='Sources/MIPS/GPA/MIPSMMU+Notifier.swift',
         edits=[
-            ('        engine.point("kvm_unmap_hva_range:before_flush_shadow_all")\n        flushShadowAll()\n',
-             '        engine.point("kvm_unmap_hva_range:before_flush_shadow_all")\n'),
+            ('        engine.point(point)\n        flushShadowAll()\n', '        engine.point(point)\n'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush']),
     Mutation(
@@ -52,4 +53,16 @@ MUTATIONS = [
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress'],
         survivor="equivalent in the model: kvmsim explores a sequentially consistent model (C11 atomics), so a missing smp_rmb() is invisible; weak memory is herd7/GenMC's job"),
+    Mutation(
+        name='mips-seq-snapshot-after-gfn-to-pfn', cls=1,
+        kind='move a check across a scheduling point (mmu_notifier_seq read after gfn_to_pfn_prot, the classic seed-004 order)',
+        file='Sources/MIPS/GPA/MIPSMMU+Fault.swift',
+        edits=[
+            ('            let seqNow = kvm.mmuNotifierSeq\n            let mmuSeq = mmuSeqType.snapshot(seqNow)\n            smp_rmb()\n'
+             '            engine.event("vcpu\\(vcpu.id): map_page slow path: gfn \\(gfn), mmu_notifier_seq snapshot \\(mmuSeq)")\n', ''),
+            ('            let writeable = got.writable\n',
+             '            let writeable = got.writable\n            let seqNow = kvm.mmuNotifierSeq\n'
+             '            let mmuSeq = mmuSeqType.snapshot(seqNow)\n            smp_rmb()\n'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress']),
 ]
