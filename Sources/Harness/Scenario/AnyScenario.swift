@@ -72,8 +72,9 @@ struct ConcreteScenarioBox<S: Scenario>: ScenarioBox {
             var flags: [String]? = overrides.allSatisfy { flagged.contains($0.key) } ? overrides.flatMap { ["--\($0.key)", $0.value] } : nil
             flags? += ["--seed", "\(c.seed)", "--strategy", c.strategy.rawValue] + (c.strategy == .pct ? ["--depth", "\(c.depth)"] : [])
                 + ["--lengths", c.lengths.map(String.init).joined(separator: ",")]
+                + (c.points == .named ? [] : ["--points", c.points.rawValue])
             return SuiteCase(scenario: scenario.name, variant: c.variant.rawValue, expected: c.expected, seed: c.seed,
-                             schedules: c.schedules, strategy: c.strategy, depth: c.depth, lengths: c.lengths,
+                             schedules: c.schedules, strategy: c.strategy, depth: c.depth, lengths: c.lengths, points: c.points,
                              commit: c.commit ?? c.variant.commit, note: c.note,
                              overrides: overrides, runFlags: flags, selection: selection)
         }

@@ -22,6 +22,9 @@ public struct RegressionCase<S: Scenario>: Sendable {
     public var depth: Int
     /// Schedule lengths (`RunOptions.lengths`); the scenario's own length by default.
     public var lengths: [Int]
+    /// Where actors may switch: named points, or also every kernel-memory
+    /// access (closes windows the model has no named point in: issue 20 class 1).
+    public var points: PointGranularity
     /// Changes to the scenario's deterministic default configuration.
     public var configure: (@Sendable (inout S.Config) -> Void)?
     /// The kernel commit the case reproduces; nil: the variant's own.
@@ -30,10 +33,11 @@ public struct RegressionCase<S: Scenario>: Sendable {
     public var note: String
 
     public init(_ variant: S.Variant, expects expected: Verdict, seed: UInt64 = 1, schedules: Int,
-                strategy: StrategyKind = .random, depth: Int = 3, lengths: [Int] = [1], commit: KernelCommit? = nil,
-                configure: (@Sendable (inout S.Config) -> Void)? = nil, note: String) {
+                strategy: StrategyKind = .random, depth: Int = 3, lengths: [Int] = [1], points: PointGranularity = .named,
+                commit: KernelCommit? = nil, configure: (@Sendable (inout S.Config) -> Void)? = nil, note: String) {
         self.variant = variant; self.expected = expected; self.seed = seed; self.schedules = schedules
-        self.strategy = strategy; self.depth = depth; self.lengths = lengths; self.commit = commit; self.configure = configure; self.note = note
+        self.strategy = strategy; self.depth = depth; self.lengths = lengths; self.points = points
+        self.commit = commit; self.configure = configure; self.note = note
     }
 }
 
@@ -47,6 +51,7 @@ public struct SuiteCase: Sendable {
     public var strategy: StrategyKind
     public var depth: Int
     public var lengths: [Int]
+    public var points: PointGranularity = .named
     public var commit: KernelCommit?
     public var note: String
     /// Configuration keys changed from the scenario's default (kebab-case).
@@ -64,6 +69,7 @@ public struct SuiteCase: Sendable {
         for (k, v) in overrides { s += " \(k)=\(v)" }
         if strategy != .random { s += " strategy=\(strategy.rawValue)" }
         if lengths != [1] { s += " lengths=\(lengths.map(String.init).joined(separator: ","))" }
+        if points != .named { s += " points=\(points.rawValue)" }
         if seed != 1 { s += " seed=\(seed)" }
         return s
     }

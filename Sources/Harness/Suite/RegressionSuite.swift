@@ -43,6 +43,7 @@ public enum RegressionSuite {
         o.strategy = c.strategy
         o.depth = c.depth
         o.lengths = c.lengths
+        o.points = c.points
         o.schedules = c.expected == .clean ? min(c.schedules, budget ?? .max) : c.schedules
         o.stop = stop
         return o

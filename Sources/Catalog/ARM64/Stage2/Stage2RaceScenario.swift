@@ -75,6 +75,14 @@ public struct Stage2RaceScenario: Scenario {
              note: "R4 after f0cf47d939d0: the rwlock covers update_vttbr()'s check, not the run loop's final one; the race its v5.0 follow-up describes"),
         Case(.vmidGenFixed, expects: .clean, schedules: 5_000, lengths: Self.search, configure: Self.vmidRollover,
              note: "R4 fixed (v5.0): vmid written before vmid_gen (smp_wmb/smp_rmb)"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.upstream, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
+        Case(.walkerReloadFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: { $0.options.tableFree = .immediate },
+             note: "R2 fixed (pKVM-like), PCT at every access"),
+        Case(.vmidLoadFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: Self.vmidLoad,
+             note: "R3 fixed, PCT at every access"),
+        Case(.vmidGenFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: Self.vmidRollover,
+             note: "R4 fixed, PCT at every access"),
     ]}
 }
 

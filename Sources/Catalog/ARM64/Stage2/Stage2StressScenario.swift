@@ -58,6 +58,7 @@ public struct Stage2StressScenario: Scenario {
              note: "R4 after f0cf47d939d0, with a third physical CPU for the sibling, the roller and the stale vcpu"),
         Case(.vmidGenFixed, expects: .clean, schedules: 2_000, lengths: Self.search, configure: { $0.options.pcpus = 3 },
              note: "R4 fixed (v5.0)"),
+        Case(.upstream, expects: .clean, schedules: 300, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
     ]}
 }
 

@@ -51,6 +51,8 @@ public struct MMUSeqWrapScenario: Scenario {
              note: "historical: a signed int mmu_seq snapshot past 2^31 retries forever"),
         Case(.unsignedLong, expects: .clean, schedules: 20_000,
              note: "historical: unsigned long mmu_seq"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.unsignedLong, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "unsigned long mmu_seq, PCT at every access"),
     ]}
 }
 

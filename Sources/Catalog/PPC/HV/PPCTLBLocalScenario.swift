@@ -36,6 +36,9 @@ public struct PPCTLBLocalScenario: Scenario {
              note: "seed 002: global_invalidates(), need_tlb_flush"),
         Case(.upstream313, expects: .clean, schedules: 20_000,
              note: "the later code: H_BULK_REMOVE through global_invalidates()"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002, PCT at every access"),
+        Case(.upstream313, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the later code, PCT at every access"),
     ]}
 }
 

@@ -47,6 +47,7 @@ public struct PPCTLBStressScenario: Scenario {
              note: "the same with H_BULK_REMOVE through global_invalidates() (the later code)"),
         Case(.upstream313, expects: .clean, schedules: 1_000,
              note: "the later H_BULK_REMOVE with vcores moving and every host mm event"),
+        Case(.patched, expects: .clean, schedules: 300, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002 with vcores moving, PCT at every access"),
     ]}
 }
 

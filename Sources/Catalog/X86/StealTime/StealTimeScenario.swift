@@ -48,6 +48,10 @@ public struct StealTimeScenario: Scenario {
              note: "historical T7: the gfn_to_pfn cache keeps the old page after the host remaps the gfn (a COW after soft-dirty clearing)"),
         Case(.hvaCache, expects: .clean, schedules: 20_000,
              note: "T7 fixed (7e2175ebd695): steal time written through the hva, into the page mapped now"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: { $0.hostEventSources = 0 },
+             note: "xchg() on the steal_time page, no host remaps, PCT at every access"),
+        Case(.hvaCache, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "T7 fixed, PCT at every access"),
     ]}
 }
 

@@ -73,6 +73,18 @@ public struct TDPMMURaceScenario: Scenario {
              note: "historical T5 (CVE-2022-45869): a TDP fault under the read lock zaps the oldest shadow pages (lockdep; two such faults move and free one page twice)"),
         Case(.pagesAvailableFixed, expects: .clean, schedules: 10_000, lengths: Self.search,
              note: "T5 fixed: only the shadow MMU's fault, under the write lock, recycles shadow pages"),
+        // PCT at every kernel-memory access, one case per fixed variant: finds
+        // checks moved across a step with no named point (issue 20, class 1)
+        // and races deeper than the random cases reach (class 3).
+        Case(.upstream, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
+        Case(.yieldFlushFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "T1 fixed, PCT at every access"),
+        Case(.zapAllRootsFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "T3 fixed, PCT at every access"),
+        Case(.volatileSPTEFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "T4 fixed, PCT at every access"),
+        Case(.nxFlushFirstFix, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: { $0.options.hugePages = 1 },
+             note: "T2 stage 2, PCT at every access"),
+        Case(.nxFlushFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: { $0.options.hugePages = 1 },
+             note: "T2 fixed, PCT at every access"),
+        Case(.pagesAvailableFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "T5 fixed, PCT at every access"),
     ]}
 }
 

@@ -54,6 +54,7 @@ public struct TDPMMUStressScenario: Scenario {
              note: "T2 stage 3"),
         Case(.pagesAvailablePreFix, expects: .violation, schedules: 2_000, lengths: Self.search, note: "T5 under load"),
         Case(.pagesAvailableFixed, expects: .clean, schedules: 1_000, lengths: Self.search, note: "T5 fixed"),
+        Case(.upstream, expects: .clean, schedules: 300, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
     ]}
 }
 
