@@ -21,20 +21,21 @@ public func run(_ scenario: String, _ variant: String, mode: ExecutionMode = .de
 /// Runs a typed scenario (for options the command line cannot set).
 public func run<S: Scenario>(_ scenario: S, _ variant: S.Variant, mode: ExecutionMode = .deterministic, seed: UInt64 = 1,
                              schedules: Int? = nil, seconds: Double? = nil, strategy: StrategyKind = .random, depth: Int = 3,
+                             lengths: [Int] = [1], points: PointGranularity = .named,
                              keepGoing: Bool = false, configure: (inout S.Config) -> Void = { _ in }) throws -> (RunReport, Runner) {
     var config = scenario.defaultConfig(mode: mode)
     configure(&config)
     return try run(ScenarioSelection(scenario, variant: variant, config: config), mode: mode, seed: seed, schedules: schedules,
-                   seconds: seconds, strategy: strategy, depth: depth, lengths: [1], keepGoing: keepGoing)
+                   seconds: seconds, strategy: strategy, depth: depth, lengths: lengths, points: points, keepGoing: keepGoing)
 }
 
 /// Runs a selection.
 public func run(_ selection: ScenarioSelection, mode: ExecutionMode = .deterministic, seed: UInt64 = 1, schedules: Int? = nil,
                 seconds: Double? = nil, strategy: StrategyKind = .random, depth: Int = 3, lengths: [Int] = [1],
-                keepGoing: Bool = false) throws -> (RunReport, Runner) {
+                points: PointGranularity = .named, keepGoing: Bool = false) throws -> (RunReport, Runner) {
     var o = RunOptions(selection, mode: mode)
     o.seed = seed; o.schedules = schedules; o.seconds = seconds; o.strategy = strategy; o.depth = depth; o.keepGoing = keepGoing
-    o.lengths = lengths
+    o.lengths = lengths; o.points = points
     let r = try Runner(o)
     return (r.run(), r)
 }

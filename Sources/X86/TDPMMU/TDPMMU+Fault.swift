@@ -63,11 +63,18 @@ extension TDPMMU {
     /// the pfn is looked up; retry early if an invalidation of the gfn is under
     /// way (mmu_invalidate_retry_gfn_unsafe()), before and after the lookup.
     func kvmFaultinPfn(_ vcpu: X86VCPU, _ fault: inout KVMPageFault) -> PageFaultResult {
-        fault.mmuSeq = kvm.invalidate.seq
-        smp_rmb()
-        if fault.slot != nil && kvm.invalidate.retryGFNUnsafe(fault.mmuSeq, gfn: UInt64(fault.gfn)) { return .retry }
+        let late = code.faultinSeqSnapshot == .afterPfnLookup           // a planted bug only
+        if !late {
+            fault.mmuSeq = kvm.invalidate.seq
+            smp_rmb()
+            if fault.slot != nil && kvm.invalidate.retryGFNUnsafe(fault.mmuSeq, gfn: UInt64(fault.gfn)) { return .retry }
+        }
         // __kvm_faultin_pfn() -> __gfn_to_pfn_memslot(): may sleep (get_user_pages).
         guard fault.slot != nil, let got = kvm.gfnToPfnProt(fault.gfn, writeFault: fault.write) else { return .error }
+        if late {
+            fault.mmuSeq = kvm.invalidate.seq
+            smp_rmb()
+        }
         fault.pfn = got.pfn
         fault.mapWritable = got.writable
         engine.point("kvm_faultin_pfn:after_gfn_to_pfn")

@@ -40,7 +40,7 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     public let memslots: Memslots
     public let variant: TDPMMUVariant
     /// The forms of the code the variant runs (one field per race).
-    public let code: TDPMMUCode
+    public var code: TDPMMUCode
     /// The tables' shape (bits of gfn per level, entries per table).
     public let geometry: TDPGeometry
     /// PT64_ROOT_4LEVEL.

@@ -81,12 +81,17 @@ public struct TDPMMUCode: Sendable, Equatable {
     public enum PagesAvailable: Sendable { case everyDirectFault, shadowMMUOnly }
     /// How NX recovery keeps the flush its zaps owe (T2).
     public enum NXRecoveryFlush: Sendable { case dropped, assigned, accumulated }
+    /// When kvm_faultin_pfn() reads mmu_invalidate_seq: before the pfn
+    /// lookup in every kernel; after it only as a planted bug
+    /// (`TDPPlantedBug.mmuSeqAfterPfnLookup`, issue 20 class 1).
+    public enum FaultinSeqSnapshot: Sendable { case beforePfnLookup, afterPfnLookup }
 
     public var zapFlush = ZapFlush.carried
     public var unmapRoots = UnmapRoots.all
     public var volatileSPTEWrites = VolatileWrites.xchgIfVolatile
     public var pagesAvailable = PagesAvailable.shadowMMUOnly
     public var nxRecoveryFlush = NXRecoveryFlush.accumulated
+    public var faultinSeqSnapshot = FaultinSeqSnapshot.beforePfnLookup
 
     public init(_ v: TDPMMUVariant) {
         switch v {
@@ -97,6 +102,24 @@ public struct TDPMMUCode: Sendable, Equatable {
         case .zapAllRootsPreFix: unmapRoots = .validOnly
         case .volatileSPTEPreFix: volatileSPTEWrites = .plainStore
         case .pagesAvailablePreFix: pagesAvailable = .everyDirectFault
+        }
+    }
+}
+
+/// A bug planted in the TDP MMU by a test, not by any kernel: each is one
+/// mutation of stress/mutate that the suite's cases must catch (issue 20).
+/// Selected through `TDPMMUOptions.plantedBug`, which has no command-line
+/// flag; a trace of a planted run records it in its config.
+public enum TDPPlantedBug: String, CaseIterable, Codable, Sendable {
+    /// kvm_faultin_pfn() reads mmu_invalidate_seq after the pfn lookup, so an
+    /// invalidation that runs to its end inside get_user_pages() goes unseen:
+    /// the check moved across a step with no named point (class 1).
+    case mmuSeqAfterPfnLookup = "mmu-seq-after-pfn-lookup"
+
+    /// The code forms it changes.
+    public func plant(in code: inout TDPMMUCode) {
+        switch self {
+        case .mmuSeqAfterPfnLookup: code.faultinSeqSnapshot = .afterPfnLookup
         }
     }
 }

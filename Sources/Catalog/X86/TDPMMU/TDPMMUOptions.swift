@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Harness
+import X86
 
 /// The KVM-side work a TDP MMU world's background host CPU runs besides the
 /// host mm's notifier events: each is a kernel path that zaps or walks the
@@ -39,6 +40,8 @@ public struct TDPMMUOptions: ScenarioOptions {
     /// kvm.eager_page_split (1, the default: huge pages are split when dirty logging starts).
     public var eagerPageSplit: Int
     public var kvmWork: TDPKVMWork
+    /// A bug planted by a test (issue 20); nil in every scenario and case.
+    public var plantedBug: TDPPlantedBug? = nil
 
     public init(tableBits: Int, addressSpaces: Int, memslots: Int = 1, hugePages: Int = 0, eagerPageSplit: Int = 1, kvmWork: TDPKVMWork) {
         self.tableBits = tableBits; self.addressSpaces = addressSpaces; self.memslots = memslots; self.hugePages = hugePages
@@ -90,7 +93,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         return Array(0..<low) + (0..<(pages - low)).map { high + $0 }
     }
 
-    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork }
+    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork, plantedBug }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -100,5 +103,6 @@ public struct TDPMMUOptions: ScenarioOptions {
         hugePages = try c.decodeIfPresent(Int.self, forKey: .hugePages) ?? 0
         eagerPageSplit = try c.decodeIfPresent(Int.self, forKey: .eagerPageSplit) ?? 1
         kvmWork = try c.decode(TDPKVMWork.self, forKey: .kvmWork)
+        plantedBug = try c.decodeIfPresent(TDPPlantedBug.self, forKey: .plantedBug)
     }
 }

@@ -56,6 +56,7 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         kvm = ModernKVM(engine: engine, rcu: makeRCU(for: engine), hostMM: hostMM, memslots: Memslots(slots))
         let tablesPerRoot = 4 * (c.pages + 2)
         mmu = TDPMMU(kvm: kvm, variant: variant, bitsPerLevel: o.tableBits, maxTables: 64 + 8 * tablesPerRoot * o.addressSpaces)
+        o.plantedBug?.plant(in: &mmu.code)
         mmu.attachOracleAndRegisterNotifier()
         mmu.setNXHugePages(huge)
         mmu.eagerPageSplit = o.eagerPageSplit == 1
