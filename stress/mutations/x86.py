@@ -34,13 +34,8 @@ MUTATIONS = [
         kind='move a check across a scheduling point (mmu_invalidate_seq read after the pfn lookup)',
         file='Sources/X86/TDPMMU/TDPMMU+Fault.swift',
         edits=[
-            ('        fault.mmuSeq = kvm.invalidate.seq\n        smp_rmb()\n'
-             '        if fault.slot != nil && kvm.invalidate.retryGFNUnsafe(fault.mmuSeq, gfn: UInt64(fault.gfn)) { return .retry }\n'
-             '        // __kvm_faultin_pfn() -> __gfn_to_pfn_memslot(): may sleep (get_user_pages).\n'
-             '        guard fault.slot != nil, let got = kvm.gfnToPfnProt(fault.gfn, writeFault: fault.write) else { return .error }\n',
-             '        // __kvm_faultin_pfn() -> __gfn_to_pfn_memslot(): may sleep (get_user_pages).\n'
-             '        guard fault.slot != nil, let got = kvm.gfnToPfnProt(fault.gfn, writeFault: fault.write) else { return .error }\n'
-             '        fault.mmuSeq = kvm.invalidate.seq\n        smp_rmb()\n'),
+            # The code form TDPPlantedBug.mmuSeqAfterPfnLookup selects (its test plants it in-process).
+            ('        let late = code.faultinSeqSnapshot == .afterPfnLookup', '        let late = true'),
         ],
         scenarios=['tdp-mmu-race', 'tdp-mmu-stress']),
     Mutation(
