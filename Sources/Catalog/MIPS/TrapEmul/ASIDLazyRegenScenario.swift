@@ -26,9 +26,11 @@ public struct ASIDLazyRegenScenario: Scenario {
     }
 
     /// The v4.11 code (upstream-4.11) regenerates in kvm_trap_emul_vcpu_reenter(),
-    /// not lazily in kvm_mips_check_asids().
+    /// not lazily in kvm_mips_check_asids(). Every variant reaches guest kernel-mode
+    /// faults on kseg0 and kseg2/3 and the last useg page.
     public func coverageMarks(variant: Variant) -> [CoverageMark] {
-        variant == .upstream411 ? [TrapEmulVCPU.markNewCycle] : [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markLazyRegen]
+        (variant == .upstream411 ? [TrapEmulVCPU.markNewCycle] : [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markLazyRegen])
+            + [TrapEmulVCPU.markKernelKseg0Fault, TrapEmulVCPU.markKernelMappedFault, TrapEmulVCPU.markUsegLastPage]
     }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
@@ -42,8 +44,8 @@ public struct ASIDLazyRegenScenario: Scenario {
              note: "finding: seed 000's diff zeroes guest_user_asid[cpu], not [i] (docs/mechanisms/asid.md)"),
         Case(.asMerged, expects: .violation, schedules: 100_000,
              note: "finding: seed 000 as merged: its mmu.c hunk closes hole (b), the [cpu] typo leaves hole (a) (docs/mechanisms/asid.md)"),
-        Case(.patchedIntended, expects: .clean, schedules: 20_000,
-             note: "seed 000 as its message describes it"),
+        Case(.patchedIntended, expects: .violation, schedules: 100_000,
+             note: "finding: seed 000 as its message describes it closes holes (a) and (b); the v4.10 code leaves the other mode's host ASID stale after a new ASID cycle until the next vcpu_load, which guest kernel-mode accesses reach (hole c, docs/mechanisms/asid.md)"),
         Case(.upstream411, expects: .clean, schedules: 20_000,
              note: "the v4.11 ASID code"),
         Case(.propagateOnly, expects: .violation, schedules: 100_000,

@@ -25,7 +25,8 @@ public struct GVAFlushScenario: Scenario {
         try MIPSGPAOptions.checkPagesFit(c.pages, tableBits: Self.gpaTableBits, scenario: name)
     }
 
-    public func coverageMarks(variant: Variant) -> [CoverageMark] { [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest] }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest,
+                                                                      TrapEmulVCPU.markKernelKseg0Fault, TrapEmulVCPU.markKernelMappedFault, TrapEmulVCPU.markUsegLastPage] }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: variant, config: config, seed: seed)
