@@ -25,6 +25,19 @@ public struct ASIDLazyRegenScenario: Scenario {
                      TrapEmulOptions(tlbSize: 16, asidBits: 3, guestProcesses: 3))
     }
 
+    /// The low useg pages of a guest process must stay below the last useg page,
+    /// which every process maps too (`TrapEmulGuestLayout`).
+    public func validate(_ c: Config) throws(InputError) {
+        try Self.checkLowUserPages(c.pages, scenario: name)
+    }
+
+    static func checkLowUserPages(_ pages: Int, scenario: String) throws(InputError) {
+        let limit = TrapEmulGuestLayout.usegLastVPN - 1
+        guard pages <= limit else {
+            throw InputError("--pages \(pages) is more than \(scenario) maps below the last useg page (0x3ffff000): at most \(limit)")
+        }
+    }
+
     /// The v4.11 code (upstream-4.11) regenerates in kvm_trap_emul_vcpu_reenter(),
     /// not lazily in kvm_mips_check_asids(). Every variant reaches guest kernel-mode
     /// faults on kseg0 and kseg2/3 and the last useg page.
