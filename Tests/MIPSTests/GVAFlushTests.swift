@@ -126,7 +126,7 @@ import TestSupport
         v.kvmArchVCPULoad(0)
         var seen: [TLBOwner] = []
         v.guestUserAccess(vpn: 1) { _, e in seen.append(TLBOwner(raw: e.owner)) }
-        #expect(seen == [.guestUser(vcpu: 0, guestASID: 1, gfn: 3)])
+        #expect(seen == [.guestUser(vcpu: 0, guestASID: 1, gfn: 6)])   // slot 1 of 5 (pages 0, 1, 0x3ffff, kseg2/3 first and last) of process 1
         #expect(gva.user.lookup(1).isPresent)
         let asidBefore = v.hostUserASID
         state.makeRequest(VCPUState.reqTLBFlush)

@@ -63,4 +63,15 @@ public enum GVAPageTables {
             }
         }
     }
+
+    /// Test-only (`TrapEmulPlantedBug.usegFlushOnePageShort`): `kvmMipsFlushGvaPt` with
+    /// every useg range ending at 0x3fffefff, one page short of the KMF_USER end.
+    static func plantedFlushUsegOnePageShort(_ pgd: PageTable, _ flags: KVMMipsFlush) {
+        if flags.contains(.gpa) && flags.contains(.kern) {
+            flushGVAPgd(pgd, 0, 0x7FFF_FFFF)
+        } else {
+            flushGVAPgd(pgd, 0, 0x3FFF_EFFF)
+            if flags.contains(.kern) && !flags.contains(.gpa) { flushGVAPgd(pgd, 0x6000_0000, 0x7FFF_FFFF) }
+        }
+    }
 }

@@ -25,7 +25,7 @@ extension TrapEmulVCPU {
             let gasid = entryHiASID
             if gasid != lastUserGASID {
                 if let gva, gva.variant == .patched {
-                    GVAPageTables.kvmMipsFlushGvaPt(gva.user, .user)
+                    kvmMipsFlushGvaPt(gva.user, .user)
                     engine.event("vcpu\(id): reenter: kvm_mips_flush_gva_pt(user_mm->pgd, KMF_USER)")
                 }
                 for i in 0..<asids.cpus { guestUserMM.setCPUContext(i, 0) }
@@ -64,11 +64,11 @@ extension TrapEmulVCPU {
         guard state.checkRequest(VCPUState.reqTLBFlush) else { return }
         engine.cover(Self.markTLBFlushRequest)
         if let gva {
-            GVAPageTables.kvmMipsFlushGvaPt(gva.kernel, [.gpa, .kern])
-            GVAPageTables.kvmMipsFlushGvaPt(gva.user, [.gpa, .user])
+            kvmMipsFlushGvaPt(gva.kernel, [.gpa, .kern])
+            kvmMipsFlushGvaPt(gva.user, [.gpa, .user])
         }
         for i in 0..<asids.cpus {
-            guestKernelMM.setCPUContext(i, 0)
+            if plantedBug != .tlbFlushRequestZeroesUserContextsOnly { guestKernelMM.setCPUContext(i, 0) }
             guestUserMM.setCPUContext(i, 0)
         }
         engine.event("vcpu\(id): KVM_REQ_TLB_FLUSH: GVA tables flushed (KMF_GPA), contexts zeroed")
@@ -78,10 +78,27 @@ extension TrapEmulVCPU {
         "[" + (0..<asids.cpus).map { String(w.load($0) & asids.asidMask) + "/v" + String(w.load($0) >> asids.bits) }.joined(separator: ", ") + "]"
     }
 
-    /// The host ASID the guest runs with on this CPU (EntryHi.ASID on guest entry).
+    /// The host ASID guest user mode runs with on this CPU (EntryHi.ASID on guest entry).
     public var hostUserASID: Int {
         let ctx = variant.usesPerVCPUArrays ? userASIDs.load(cpu) : guestUserMM.cpuContext(cpu)
         return Int(ctx & asids.asidMask)
+    }
+
+    /// The host ASID guest kernel mode runs with on this CPU (v4.10
+    /// `guest_kernel_asid[cpu] & ASID_MASK`; v4.11 `cpu_asid(cpu, kern_mm)`).
+    public var hostKernelASID: Int {
+        let ctx = variant.usesPerVCPUArrays ? kernelASIDs.load(cpu) : guestKernelMM.cpuContext(cpu)
+        return Int(ctx & asids.asidMask)
+    }
+
+    /// kvm_mips_flush_gva_pt(pgd, flags) (arch/mips/kvm/mmu.c, v4.11), through the
+    /// vcpu so that a test can plant a range cut short (`plantedBug`).
+    func kvmMipsFlushGvaPt(_ pgd: PageTable, _ flags: KVMMipsFlush) {
+        if plantedBug == .usegFlushOnePageShort {
+            GVAPageTables.plantedFlushUsegOnePageShort(pgd, flags)
+        } else {
+            GVAPageTables.kvmMipsFlushGvaPt(pgd, flags)
+        }
     }
 
     /// The guest kernel switches process: an emulated `mtc0 EntryHi` with a new ASID
@@ -92,16 +109,20 @@ extension TrapEmulVCPU {
         engine.point("guest:kernel_mode")
         if entryHiASID != newASID {
             if let gva, gva.variant == .patched {
-                GVAPageTables.kvmMipsFlushGvaPt(gva.kernel, .kern)
+                kvmMipsFlushGvaPt(gva.kernel, .kern)
                 engine.event("vcpu\(id): mtc0 EntryHi: kvm_mips_flush_gva_pt(kern_mm->pgd, KMF_KERN)")
             }
             if variant.usesPerVCPUArrays {
                 kvmGetNewMMUContext(guestKernelMM)
                 kernelASIDs.store(cpu, guestKernelMM.cpuContext(cpu))
-                for i in 0..<asids.cpus where i != cpu { kernelASIDs.store(i, 0) }
+                if plantedBug != .entryHiKeepsOtherKernelContexts {
+                    for i in 0..<asids.cpus where i != cpu { kernelASIDs.store(i, 0) }
+                }
             } else {
                 kvmGetNewMMUContext(guestKernelMM)
-                for i in 0..<asids.cpus where i != cpu { guestKernelMM.setCPUContext(i, 0) }
+                if plantedBug != .entryHiKeepsOtherKernelContexts {
+                    for i in 0..<asids.cpus where i != cpu { guestKernelMM.setCPUContext(i, 0) }
+                }
             }
             engine.event("vcpu\(id): guest mtc0 EntryHi: ASID \(entryHiASID) -> \(newASID)")
             entryHiASID = newASID

@@ -8,9 +8,9 @@ import RCU
 /// ASID and its own TLB, the guest kernel and user host mms with their host
 /// ASIDs per CPU, the lazy user-ASID regeneration, vcpu load/put and migration.
 ///
-/// Guest memory: guest process with ASID `a` maps user virtual page `v` to gfn
-/// `a * pagesPerProcess + v`, so a translation borrowed from another process
-/// lands on another gfn.
+/// Guest memory (`TrapEmulGuestLayout`): guest process with ASID `a` maps each of
+/// its useg and kseg2/3 pages to a gfn of its own, so a translation borrowed from
+/// another process lands on another gfn; kseg0 maps the same gfns in every process.
 ///
 /// Locking: everything here is touched by the vcpu's own thread while it holds
 /// its current host CPU (`cpuLocks[cpu]`), like kernel code running with
@@ -34,7 +34,13 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     public internal(set) var guestKernelMode = false
     /// vcpu->cpu (the host CPU it is loaded on or will be loaded on next).
     public internal(set) var cpu: Int
+    /// The low useg pages of each guest process (the layout adds the last useg page
+    /// and the kseg0 and kseg2/3 pages).
     public let pagesPerProcess: Int
+    /// The pages the guest touches and the gfns they map.
+    public let layout: TrapEmulGuestLayout
+    /// Test-only: a class-2 bug planted by a test scenario; nil (the kernel's code) otherwise.
+    public internal(set) var plantedBug: TrapEmulPlantedBug?
     /// The emulated guest TLB (vcpu->arch.guest_tlb): (vpn, asid) pairs, FIFO replacement.
     var guestTLB: [(vpn: Int, asid: Int)] = []
     let guestTLBSize: Int
@@ -76,13 +82,14 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         entryHiASID = startASID
         lastUserGASID = startASID
         self.pagesPerProcess = pagesPerProcess
+        layout = TrapEmulGuestLayout(lowUserPages: pagesPerProcess)
         self.guestTLBSize = guestTLBSize
     }
 
     deinit { kernelASIDs.free(); userASIDs.free() }
 
-    /// The gfn guest process `asid` maps user page `vpn` to.
-    public func guestMapping(asid: Int, vpn: Int) -> Int { asid * pagesPerProcess + vpn }
+    /// The gfn guest process `asid` maps page `vpn` to (kseg0: the same in every process).
+    public func guestMapping(asid: Int, vpn: Int) -> Int { layout.gfn(asid: asid, vpn: vpn) }
     /// The host pfn behind a gfn now.
     public func pfn(forGfn gfn: Int) -> Int { guestRAM.pfn(gfn) }
 
@@ -91,6 +98,15 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     public static let markNewCycle = CoverageMark("mips: new host ASID cycle")
     public static let markLazyRegen = CoverageMark("mips: lazy guest user ASID regeneration")
     public static let markTLBFlushRequest = CoverageMark("mips: KVM_REQ_TLB_FLUSH handled (KMF_GPA flush)")
+    /// Guest kernel-mode TLB faults KVM handles: kseg0 (kvm_mips_handle_kseg0_tlb_fault)
+    /// and a mapped segment (useg or kseg2/3) through the guest TLB in kernel mode.
+    public static let markKernelKseg0Fault = CoverageMark("mips: guest kernel-mode kseg0 TLB fault")
+    public static let markKernelMappedFault = CoverageMark("mips: guest kernel-mode mapped-segment (kseg2/3) TLB fault")
+    /// A guest access to the last useg page (0x3ffff000, the KMF_USER end) through a translation.
+    public static let markUsegLastPage = CoverageMark("mips: access to the last useg page (KMF_USER end)")
+
+    /// Test-only: plants a class-2 bug (see `TrapEmulPlantedBug`).
+    public func plant(_ bug: TrapEmulPlantedBug?) { plantedBug = bug }
 
     var tlb: MIPSTLB { tlbs[cpu] }
 

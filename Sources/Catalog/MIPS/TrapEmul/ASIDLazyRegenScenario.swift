@@ -25,10 +25,25 @@ public struct ASIDLazyRegenScenario: Scenario {
                      TrapEmulOptions(tlbSize: 16, asidBits: 3, guestProcesses: 3))
     }
 
+    /// The low useg pages of a guest process must stay below the last useg page,
+    /// which every process maps too (`TrapEmulGuestLayout`).
+    public func validate(_ c: Config) throws(InputError) {
+        try Self.checkLowUserPages(c.pages, scenario: name)
+    }
+
+    static func checkLowUserPages(_ pages: Int, scenario: String) throws(InputError) {
+        let limit = TrapEmulGuestLayout.usegLastVPN - 1
+        guard pages <= limit else {
+            throw InputError("--pages \(pages) is more than \(scenario) maps below the last useg page (0x3ffff000): at most \(limit)")
+        }
+    }
+
     /// The v4.11 code (upstream-4.11) regenerates in kvm_trap_emul_vcpu_reenter(),
-    /// not lazily in kvm_mips_check_asids().
+    /// not lazily in kvm_mips_check_asids(). Every variant reaches guest kernel-mode
+    /// faults on kseg0 and kseg2/3 and the last useg page.
     public func coverageMarks(variant: Variant) -> [CoverageMark] {
-        variant == .upstream411 ? [TrapEmulVCPU.markNewCycle] : [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markLazyRegen]
+        (variant == .upstream411 ? [TrapEmulVCPU.markNewCycle] : [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markLazyRegen])
+            + [TrapEmulVCPU.markKernelKseg0Fault, TrapEmulVCPU.markKernelMappedFault, TrapEmulVCPU.markUsegLastPage]
     }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
@@ -42,8 +57,8 @@ public struct ASIDLazyRegenScenario: Scenario {
              note: "finding: seed 000's diff zeroes guest_user_asid[cpu], not [i] (docs/mechanisms/asid.md)"),
         Case(.asMerged, expects: .violation, schedules: 100_000,
              note: "finding: seed 000 as merged: its mmu.c hunk closes hole (b), the [cpu] typo leaves hole (a) (docs/mechanisms/asid.md)"),
-        Case(.patchedIntended, expects: .clean, schedules: 20_000,
-             note: "seed 000 as its message describes it"),
+        Case(.patchedIntended, expects: .violation, schedules: 100_000,
+             note: "finding: seed 000 as its message describes it closes holes (a) and (b); the v4.10 code leaves the other mode's host ASID stale after a new ASID cycle until the next vcpu_load, which guest kernel-mode accesses reach (hole c, docs/mechanisms/asid.md)"),
         Case(.upstream411, expects: .clean, schedules: 20_000,
              note: "the v4.11 ASID code"),
         Case(.propagateOnly, expects: .violation, schedules: 100_000,

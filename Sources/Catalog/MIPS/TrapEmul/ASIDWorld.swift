@@ -9,14 +9,17 @@ import Harness
 ///
 /// Actors: `cpu0...` run host processes (each switch_mm() may take a new ASID
 /// and so start new ASID cycles; the ASID width is tiny), `vcpu0...` run a guest
-/// that reads user pages of its current process, switches process (a guest
-/// kernel EntryHi write) and migrates between host CPUs. With GVA page tables
+/// that, in equal shares, switches process (a guest kernel EntryHi write), reads
+/// a useg page of its current process in user mode, and reads a page in kernel
+/// mode (a useg page, the first kseg0 page, or the first or last kseg2/3 page);
+/// the useg pages include the last one (`TrapEmulGuestLayout`). Between
+/// operations a vcpu may migrate to another host CPU. With GVA page tables
 /// (gva-flush), guest RAM is backed by a host mm whose events run on cpu0, and
 /// GVA fills go through kvm_mips_map_page().
 ///
-/// Oracle `stale-asid` (`StaleASIDOracle`): a guest user access translates only
-/// through a host TLB entry filled for this vcpu, the running guest process
-/// and the page it maps.
+/// Oracle `stale-asid` (`StaleASIDOracle`): a guest access translates only
+/// through a host TLB entry filled for this vcpu, the guest mm of its mode, the
+/// running guest process (mapped segments) and the page it maps.
 final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<TrapEmulOptions>
@@ -36,7 +39,15 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     let oracle: StaleASIDOracle
     private let work: AtomicWords
 
-    init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig<TrapEmulOptions>, seed: UInt64) {
+    let layout: TrapEmulGuestLayout
+    /// The guest TLB size of each vcpu: large enough that the deterministic default
+    /// (2 processes of 5 mapped pages) never replaces an entry and the parallel one
+    /// (3 processes of 7) does (KVM_MIPS_GUEST_TLB_SIZE is 64).
+    static let guestTLBSize = 16
+
+    /// `plantedBug`: test-only (Tests/MIPSTests/PlantedBugTests.swift), nil in every scenario.
+    init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig<TrapEmulOptions>, seed: UInt64,
+         plantedBug: TrapEmulPlantedBug? = nil) {
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -45,7 +56,8 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         let ex = engine.executors
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
         let rcu = makeRCU(for: engine)
-        let gfns = (c.guestProcesses + 1) * c.pages
+        layout = TrapEmulGuestLayout(lowUserPages: c.pages)
+        let gfns = layout.gfns(guestProcesses: c.guestProcesses)
         let ram = TrapEmulGuestRAM(gfns: gfns)
         guestRAM = ram
         let states: [VCPUState]
@@ -73,10 +85,11 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         let runLocks = cpuLocks
         teVCPUs = states.map { s in
             let v = TrapEmulVCPU(id: s.id, variant: variant, asids: asids, tlbs: tlbs, engine: engine,
-                                 state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages,
+                                 state: s, guestRAM: ram, startASID: 1, pagesPerProcess: c.pages, guestTLBSize: Self.guestTLBSize,
                                  gva: gvaVariant.map { VCPUGVATables(vcpu: s.id, variant: $0, engine: engine, rcu: rcu) },
                                  gpaMMU: gpaMMU)
             v.runLocks = runLocks
+            v.plant(plantedBug)
             return v
         }
         hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
@@ -105,17 +118,23 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
                 }
             }
         }
+        let kernelSegments = [layout.userPages, layout.kseg0Pages, layout.kseg23Pages]
+        let kernelAccesses = c.guestKernelAccesses != 0
         for (i, vcpu) in vcpus.enumerated() {
             let te = teVCPUs[i]
             engine.spawnLoop(on: vcpu, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, _ in
                 let cpu = te.cpu
                 cpuLocks[cpu].withLock {
                     te.kvmArchVCPULoad(cpu)                         // vcpu_load (sched in)
-                    switch rng.below(3) {
-                    case 0:
+                    let op = rng.below(3)
+                    if op == 0 {
                         te.kvmMipsEmulateCP0WriteEntryHi(1 + rng.below(c.guestProcesses))
-                    default:
-                        te.guestUserAccess(vpn: rng.below(c.pages)) { oracle.userAccess($0, $1) }
+                    } else if op == 1 || !kernelAccesses {
+                        te.guestUserAccess(vpn: layout.userPages[rng.below(layout.userPages.count)]) { oracle.access($0, $1) }
+                    } else {
+                        // Guest kernel mode: user memory, kseg0 or kseg2/3, one segment in three each.
+                        let pages = kernelSegments[rng.below(kernelSegments.count)]
+                        te.guestKernelAccess(vpn: pages[rng.below(pages.count)]) { oracle.access($0, $1) }
                     }
                     te.kvmArchVCPUPut()                             // vcpu_put (sched out)
                 }

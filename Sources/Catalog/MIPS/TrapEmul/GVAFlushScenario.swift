@@ -22,10 +22,16 @@ public struct GVAFlushScenario: Scenario {
     public func defaultConfig(mode: ExecutionMode) -> Config { ASIDLazyRegenScenario().defaultConfig(mode: mode) }
 
     public func validate(_ c: Config) throws(InputError) {
-        try MIPSGPAOptions.checkPagesFit(c.pages, tableBits: Self.gpaTableBits, scenario: name)
+        try ASIDLazyRegenScenario.checkLowUserPages(c.pages, scenario: name)
+        // Every guest frame (each process's mapped pages, and kseg0's) must fit the GPA table.
+        let gfns = TrapEmulGuestLayout(lowUserPages: c.pages).gfns(guestProcesses: c.guestProcesses)
+        guard gfns <= 1 << (3 * Self.gpaTableBits) else {
+            throw InputError("--pages \(c.pages) gives \(gfns) guest frames, more than \(name)'s GPA table (3 levels of \(Self.gpaTableBits) bits) maps: at most \(1 << (3 * Self.gpaTableBits))")
+        }
     }
 
-    public func coverageMarks(variant: Variant) -> [CoverageMark] { [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest] }
+    public func coverageMarks(variant: Variant) -> [CoverageMark] { [TrapEmulVCPU.markNewCycle, TrapEmulVCPU.markTLBFlushRequest,
+                                                                      TrapEmulVCPU.markKernelKseg0Fault, TrapEmulVCPU.markKernelMappedFault, TrapEmulVCPU.markUsegLastPage] }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         ASIDWorld(engine: engine, variant: .upstream411, gvaVariant: variant, config: config, seed: seed)
