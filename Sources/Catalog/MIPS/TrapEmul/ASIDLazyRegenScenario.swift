@@ -65,6 +65,8 @@ public struct ASIDLazyRegenScenario: Scenario {
              note: "half of seed 000 (propagate to other CPUs, keep the vcpu_load reset): hole (b) alone"),
         Case(.noCancelOnly, expects: .violation, schedules: 100_000,
              note: "the other half (drop the vcpu_load reset, no propagation): hole (a) alone"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.upstream411, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the v4.11 ASID code, PCT at every access"),
     ]}
 }
 

@@ -42,6 +42,8 @@ public struct GVAFlushScenario: Scenario {
              note: "seed 001: GVA page tables not flushed on guest ASID change"),
         Case(.patched, expects: .clean, schedules: 20_000,
              note: "seed 001"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 001, PCT at every access"),
     ]}
 }
 
