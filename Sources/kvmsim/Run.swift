@@ -39,6 +39,8 @@ struct Run: ParsableCommand {
     @Option(help: "MIPS GPA: free emptied GPA tables after a grace period (rcu) or at once, as the kernel does (immediate).") var gpaTableFree: String?
     @Option(help: "MIPS GPA: the host mm's notifier calls in reclaim: v4.11 (invalidate_page under the page table lock; sync-mmu-race/stress default) or v4.13 (invalidate_range_start/end).") var hostMm: String?
     @Option(help: "MIPS GPA: where kvm_mips_map_page() marks pages accessed: v4.11 (after the unlock; default) or v6.13 (before it).") var markAccessed: String?
+    @Option(help: "MIPS GPA: guest RAM backing: anon (default) or file (MAP_SHARED of a file: page cache, writeback).") var guestRam: String?
+    @Option(help: "MIPS GPA: reclaim and young bits: ignore (default) or check (v4.11's page_referenced() and try_to_unmap_one() checks).") var reclaimYoung: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -68,7 +70,7 @@ struct Run: ParsableCommand {
                               ("eager-page-split", eagerPageSplit), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
-        for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("kvm-work", kvmWork), ("table-free", tableFree)] {
+        for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("guest-ram", guestRam), ("reclaim-young", reclaimYoung), ("kvm-work", kvmWork), ("table-free", tableFree)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         var o = RunOptions(selection, mode: m)

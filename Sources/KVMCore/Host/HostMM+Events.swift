@@ -52,6 +52,15 @@ extension HostMM {
         let r = hugeRange(r)                                   // hugetlb: whole huge pages
         invalidateRangeStart(r)
         engine.point("zap_page_range:after_invalidate_range_start")
+        if detail.contains(.sharedFile) {
+            // MADV_DONTNEED of a shared file mapping unmaps; the pages stay in
+            // the page cache with their content (nothing is discarded).
+            withPageTableLock { unmapFilePTEsLocked(r) }
+            engine.event("host: zapped hva \(hex(r.lowerBound))..<\(hex(r.upperBound)) (file pages stay in the page cache)")
+            engine.point("zap_page_range:before_invalidate_range_end")
+            invalidateRangeEnd(r)
+            return
+        }
         let toPut = withPageTableLock { clearPTEsLocked(r) }
         for h in r { observer?.contentDiscarded(hva: h) }   // after the host PTEs are gone
         engine.event("host: zapped hva \(hex(r.lowerBound))..<\(hex(r.upperBound)), releasing pfns \(toPut)")
@@ -77,6 +86,55 @@ extension HostMM {
         return toPut
     }
 
+    /// zap_pte_range() of a shared file mapping (page_table_lock held): the
+    /// dirty bit of each PTE moves to its page (`if (!PageAnon(page)) { if
+    /// (pte_dirty(ptent)) { ... set_page_dirty(page); }`), the PTE is cleared
+    /// and the page stays in the page cache (recorded before the PTE goes, so
+    /// a reader never sees the offset without its page).
+    func unmapFilePTEsLocked(_ r: Range<Int>) {
+        for h in r {
+            let p = pte(h)
+            guard p.isPresent else { continue }
+            if p.isDirty { pages.setDirty(p.pfn) }
+            swapState.store(idx(h), UInt64(p.pfn + 2))
+            hostPTE.store(idx(h), 0)
+        }
+    }
+
+    /// ptep_clear_flush_young_notify() (include/linux/mmu_notifier.h,
+    /// v4.11), page_table_lock held: `__young = ptep_clear_flush_young(...);
+    /// __young |= mmu_notifier_clear_flush_young(mm, address, address +
+    /// PAGE_SIZE);` (KVM: kvm_mmu_notifier_clear_flush_young(): kvm_age_hva()
+    /// under mmu_lock, and kvm_flush_remote_tlbs() if it was young).
+    func ptepClearFlushYoungNotify(_ hva: Int) -> Bool {
+        pageTableLock.assertHeld("ptep_clear_flush_young_notify()")
+        let p = pte(hva)
+        var young = false
+        if p.isPresent && p.isYoung { young = true; hostPTE.store(idx(hva), p.mkold().raw) }
+        for ref in subscriberRefs { young = ref.s.clearFlushYoung(hva..<(hva + 1)) || young }
+        engine.event("host: ptep_clear_flush_young_notify(hva \(hex(hva))) -> \(young)")
+        return young
+    }
+
+    /// page_check_references() -> page_referenced() -> page_referenced_one()
+    /// (mm/vmscan.c, mm/rmap.c, v4.11) for the page `pfn` mapped at `hva`,
+    /// before try_to_unmap(): with the page table lock held,
+    /// `ptep_clear_flush_young_notify()`; a referenced page is kept
+    /// (PAGEREF_ACTIVATE for an anonymous page, PAGEREF_KEEP or _ACTIVATE for
+    /// a mapped file page). PG_referenced (`TestClearPageReferenced()`)
+    /// decides only between reclaiming a file page and reclaiming it only if
+    /// clean, which is the same here (reclaim keeps dirty file pages).
+    /// Returns true when the page is kept.
+    func pageReferenced(_ hva: Int, pfn: Int) -> Bool {
+        let referenced: Bool = withPageTableLock {
+            let p = pte(hva)
+            guard p.isPresent, p.pfn == pfn else { return false }      // page_vma_mapped_walk()
+            return ptepClearFlushYoungNotify(hva)
+        }
+        if referenced { engine.event("host: reclaim keeps pfn \(pfn) of hva \(hex(hva)): page_referenced()") }
+        return referenced
+    }
+
     /// Page reclaim of one page (shrink_page_list -> try_to_unmap -> pageout): the
     /// page leaves the host page table; if nobody else holds a reference its content
     /// goes to swap and it is freed, otherwise it stays in the swap cache. The
@@ -84,16 +142,23 @@ extension HostMM {
     /// try_to_unmap_one() (here), or v4.11's invalidate_page inside it
     /// (`swapOutV411`).
     public func swapOut(_ hva: Int) {
+        if detail.contains(.sharedFile) { reclaimFile(hva); return }
         let victim = pte(hva)                // the page reclaim picked from the LRU
         guard victim.isPresent, !isHugetlb(hva), !pages.isZero(victim.pfn) else { return }    // hugetlb pages and the zero page are not reclaimed
+        if detail.contains(.reclaimChecksYoung) {
+            if pageReferenced(hva, pfn: victim.pfn) { return }
+            engine.point("shrink_page_list:before_try_to_unmap")
+        }
         if form == .v411 { swapOutV411(hva, victim: victim); return }
         let r = hva..<(hva + 1)
         invalidateRangeStart(r)
         engine.point("try_to_unmap:after_invalidate_range_start")
         var freedPfn: Int? = nil
+        var swapFail = false
         withPageTableLock {
             let p = pte(hva)
             guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
+            if detail.contains(.reclaimChecksYoung) && ptepClearFlushYoungNotify(hva) { swapFail = true; return }   // SWAP_FAIL
             hostPTE.store(idx(hva), 0)
             if detail.contains(.pageDirty) {
                 if p.isDirty { pages.setDirty(p.pfn) }                // "Move the dirty bit to the page"
@@ -111,6 +176,8 @@ extension HostMM {
         if let pfn = freedPfn {
             engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
             pages.put(pfn)
+        } else if swapFail {
+            engine.event("host: try_to_unmap_one(hva \(hex(hva))): young, SWAP_FAIL")
         } else {
             engine.event("host: hva \(hex(hva)) unmapped for swap, page kept in swap cache (extra reference)")
         }
@@ -135,9 +202,13 @@ extension HostMM {
     func swapOutV411(_ hva: Int, victim: PTE) {
         var freedPfn: Int? = nil
         var unmapped = false
+        var swapFail = false
         withPageTableLock {
             let p = pte(hva)
             guard p.isPresent, p.pfn == victim.pfn else { return }   // page_vma_mapped_walk()
+            // if (!(flags & TTU_IGNORE_ACCESS)) { if (ptep_clear_flush_young_notify(vma,
+            // address, pvmw.pte)) { ret = SWAP_FAIL; ... break; } }
+            if detail.contains(.reclaimChecksYoung) && ptepClearFlushYoungNotify(hva) { swapFail = true; return }
             // add_to_swap() put the page in the swap cache before the unmap:
             // recorded first, so a reader never sees the hva without a page.
             swapState.store(idx(hva), UInt64(p.pfn + 2))
@@ -155,6 +226,7 @@ extension HostMM {
                 freedPfn = p.pfn
             }
         }
+        if swapFail { engine.event("host: try_to_unmap_one(hva \(hex(hva))): young, SWAP_FAIL") }
         guard unmapped else { return }
         if let pfn = freedPfn {
             engine.event("host: swapped out hva \(hex(hva)), pfn \(pfn) freed")
@@ -202,6 +274,7 @@ extension HostMM {
     /// page (not an anonymous page: the KSM scan passes over it).
     public func ksmMerge(_ a: Int, _ b: Int) {
         guard a != b, !isHugetlb(a), !isHugetlb(b) else { return }         // KSM does not merge hugetlb pages
+        guard !detail.contains(.sharedFile) else { return }                // nor VM_SHARED mappings (ksm_madvise())
         let pa = pte(a), pb = pte(b)
         guard pa.isPresent, pb.isPresent, pa.pfn != pb.pfn, !pages.isZero(pa.pfn), !pages.isZero(pb.pfn),
               pages.refs(pa.pfn) == 1, pages.refs(pb.pfn) == 1,

@@ -37,6 +37,22 @@ public final class HostMM: @unchecked Sendable {
     /// read back into, the swap cache and nothing dirtied it since); 0 once the
     /// copy is freed (reuse_swap_page(), a COW, a zap).
     let swapCopyValid: AtomicWords
+    /// With `HostMMDetail.sharedFile`: 1 while the page cache page of this
+    /// file offset is under writeback (PG_writeback: set by ->writepage()
+    /// after clear_page_dirty_for_io(), cleared by end_page_writeback() when
+    /// the I/O, which reads the page, completes). With `sharedFile` the other
+    /// words mean: `swapState` pfn + 2 for a page in the page cache that no
+    /// PTE maps (0 or 1: not cached, the file holds the content),
+    /// `swapContent` the file's copy on disk.
+    let underWriteback: AtomicWords
+    /// 1 from the moment v4.11's page_mkclean_one() write-protects `hva`'s
+    /// PTE until its mmu_notifier_invalidate_page() has returned: the window
+    /// the kernel leaves by notifying after the PTE change, in which a
+    /// secondary MMU may still write through a mapping it made before
+    /// (kvm_mmu_notifier_invalidate_page(): "If instead the kvm page fault
+    /// establishes the spte before ->invalidate_page runs, kvm_unmap_hva will
+    /// release it before returning"). Oracle bookkeeping, not kernel state.
+    let invalidatePagePending: AtomicWords
     /// The page table lock (`pte_lockptr()`); a modelled spinlock because
     /// `set_pte_at_notify()` calls `change_pte` notifiers, which take `mmu_lock`,
     /// while holding it.
@@ -83,8 +99,16 @@ public final class HostMM: @unchecked Sendable {
         didSet {
             precondition(!detail.contains(.zeroPage) || pages.zeroPfn != nil, "the zero page needs HostPages(zeroPage: true)")
             precondition(!detail.contains(.pageDirty) || pages.pageFlags, "page dirty state needs HostPages(pageFlags: true)")
+            precondition(!detail.contains(.sharedFile) || (detail.contains(.pageDirty) && !detail.contains(.zeroPage) && hugeBlock == 0),
+                         "a shared file mapping needs the page dirty state, has no zero page and no hugetlb blocks")
         }
     }
+
+    /// A planted bug, for tests only (no kernel has it): page_mkclean_one()
+    /// write-protects and cleans the PTE but calls no notifier (neither v4.11's
+    /// invalidate_page nor v4.13's range start/end), so a secondary MMU keeps
+    /// its writable mapping across writeback. Set before any actor runs.
+    public var plantedMkcleanSkipsNotifier = false
 
     public init(engine: SimEngine, pages: HostPages, base: Int, count: Int, hugeBlock: Int = 0) {
         precondition(hugeBlock == 0 || (base % hugeBlock == 0 && count % hugeBlock == 0 && pages.blockPages == hugeBlock))
@@ -101,13 +125,15 @@ public final class HostMM: @unchecked Sendable {
         swapContent = AtomicWords(count: count, kernel: true)
         swapState = AtomicWords(count: count, kernel: true)
         swapCopyValid = AtomicWords(count: count, kernel: true)
+        underWriteback = AtomicWords(count: count, kernel: true)
+        invalidatePagePending = AtomicWords(count: count)
         pageTableLock = SpinLock("spin_lock(pte_lockptr)", engine: engine)
     }
 
     /// mmu_notifier_register(). Call before any actor runs.
     public func register(_ s: MMUNotifierSubscriber) { subscriberRefs.append(Unowned(s: s)) }
 
-    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); swapCopyValid.free(); vmaHugetlb.free() }
+    deinit { hostPTE.free(); vmaWritable.free(); swapContent.free(); swapState.free(); swapCopyValid.free(); underWriteback.free(); invalidatePagePending.free(); vmaHugetlb.free() }
 
     public var range: Range<Int> { base..<(base + count) }
     @inline(__always) func idx(_ hva: Int) -> Int { hva - base }
@@ -167,11 +193,18 @@ public final class HostMM: @unchecked Sendable {
     /// held by the caller, as try_to_unmap_one() and page_mkclean_one() of
     /// v4.11 call it inside their page_vma_mapped_walk() loop.
     func invalidatePage(_ hva: Int) {
-        pageTableLock.assertHeld("mmu_notifier_invalidate_page() from try_to_unmap_one()")
+        pageTableLock.assertHeld("mmu_notifier_invalidate_page() from try_to_unmap_one() or page_mkclean_one()")
         engine.event("host: mmu_notifier_invalidate_page(hva \(hex(hva)))")
         for ref in subscriberRefs { ref.s.invalidatePage(hva: hva) }
         observer?.invalidatePageReturned(hva: hva)
+        if detail.contains(.sharedFile) { invalidatePagePending.store(idx(hva), 0) }
     }
+
+    /// Whether the host has changed `hva`'s PTE and the invalidate_page that
+    /// tells the secondary MMUs has not returned yet (v4.11's
+    /// page_mkclean_one(); oracle view: a write through a mapping made before
+    /// is the protocol's window, judged when the notifier returns).
+    public func invalidatePageInProgress(_ hva: Int) -> Bool { invalidatePagePending.load(idx(hva)) != 0 }
 
     func changePTE(_ hva: Int, _ p: PTE) {
         engine.event("host: mmu_notifier_change_pte(hva \(hex(hva)), \(p))")
@@ -193,7 +226,19 @@ public final class HostMM: @unchecked Sendable {
             let got: (Int, Bool)? = withPageTableLock {
                 guard let p = faultInLocked(hva, write: write) else { return nil }
                 if write && !p.isWrite {
-                    if isHugetlb(hva) {
+                    if detail.contains(.sharedFile) {
+                        // do_wp_page() of a VM_SHARED mapping -> wp_page_shared()
+                        // (mm/memory.c, v4.11): do_page_mkwrite() (the page
+                        // locked), finish_mkwrite_fault() -> wp_page_reuse():
+                        // pte_mkyoung(), maybe_mkwrite(pte_mkdirty()); then
+                        // fault_dirty_shared_page(): set_page_dirty(),
+                        // unlock_page(). No copy. The page lock, which
+                        // clear_page_dirty_for_io() also holds, is the page
+                        // table lock here, so both steps are one.
+                        hostPTE.store(idx(hva), p.mkwrite().mkdirty().mkyoung().raw)
+                        pages.setDirty(p.pfn)
+                        engine.event("host: wp_page_shared hva \(hex(hva)): page_mkwrite, pfn \(p.pfn) writable and dirty, set_page_dirty()")
+                    } else if isHugetlb(hva) {
                         // hugetlb_wp(): a page mapped once is reused, the whole huge page.
                         for h in hugeRange(hva..<(hva + 1)) { hostPTE.store(idx(h), pte(h).mkwrite().mkdirty().raw) }
                     } else {
@@ -254,6 +299,7 @@ public final class HostMM: @unchecked Sendable {
         let p = PTE(raw: hostPTE.load(i))
         if p.isPresent { return p }
         if isHugetlb(hva) { return faultInHugeLocked(hva) }
+        if detail.contains(.sharedFile) { return faultInFileLocked(hva, write: write) }
         let s = swapState.load(i)
         if s == 0 && !write && detail.contains(.zeroPage), let zero = pages.zeroPfn {
             // do_anonymous_page(): "Use the zero-page for reads":
@@ -295,6 +341,37 @@ public final class HostMM: @unchecked Sendable {
         let np = PTE(pfn: pfn, flags: flags)
         hostPTE.store(i, np.raw)
         engine.event("host: fault-in hva \(hex(hva)) -> \(np)")
+        return np
+    }
+
+    /// A fault on a MAP_SHARED file mapping with write-notify (page_table_lock
+    /// held; it stands for the page lock too): filemap_fault() finds the page
+    /// in the page cache or reads it from the file (->readpage(): a clean,
+    /// up-to-date page holding the file's copy); do_read_fault() maps it
+    /// read-only (vm_page_prot has no write permission when
+    /// vma_wants_writenotify()), do_shared_fault() (a write) calls
+    /// do_page_mkwrite(), maps it with maybe_mkwrite(pte_mkdirty(entry)) and
+    /// fault_dirty_shared_page() calls set_page_dirty() (mm/memory.c, v4.11).
+    private func faultInFileLocked(_ hva: Int, write: Bool) -> PTE? {
+        let i = idx(hva)
+        let s = swapState.load(i)
+        let pfn: Int
+        if s >= 2 {
+            pfn = Int(s - 2)                 // find_get_page(): still in the page cache
+        } else {
+            guard let fresh = pages.alloc() else { return nil }
+            pfn = fresh
+            pages.content.store(pfn, swapContent.load(i))      // ->readpage(): the file's copy
+        }
+        var flags = PTE.present | PTE.read | PTE.young
+        if write && vmaWritable.load(i) == 1 {
+            flags |= PTE.write | PTE.dirty
+            pages.setDirty(pfn)
+        }
+        let np = PTE(pfn: pfn, flags: flags)
+        hostPTE.store(i, np.raw)             // the mapping takes over the page cache's reference
+        swapState.store(i, 0)
+        engine.event("host: file fault-in hva \(hex(hva)) -> \(np)\(s >= 2 ? " (page cache)" : " (read from the file)")")
         return np
     }
 

@@ -45,4 +45,43 @@ public struct HostMMDetail: OptionSet, Sendable {
     /// (the lost-dirty-page check), do_swap_page()'s read-only mapping of a
     /// page it leaves in the swap cache, and reuse_swap_page() on a write.
     public static let pageDirty = HostMMDetail(rawValue: 1 << 2)
+    /// Guest RAM is a MAP_SHARED mapping of a regular file on a disk file
+    /// system with dirty accounting (QEMU's `-mem-path` on such a file
+    /// system, `share=on`), not anonymous memory: page cache pages read from
+    /// and written back to the file, mapped read-only by read faults
+    /// (write-notify: `vma_wants_writenotify()`), made writable and dirty by
+    /// `do_shared_fault()` / `wp_page_shared()` with `set_page_dirty()`,
+    /// cleaned by writeback (`clear_page_dirty_for_io()` -> `page_mkclean()`
+    /// -> `page_mkclean_one()`), dropped clean by reclaim. No zero page, no
+    /// COW, no KSM (ksm_madvise() refuses VM_SHARED). Needs `pageDirty`.
+    public static let sharedFile = HostMMDetail(rawValue: 1 << 3)
+    /// Reclaim honours the young bits as v4.11's shrink_page_list() does:
+    /// `page_check_references()` -> `page_referenced()` ->
+    /// `page_referenced_one()` clears them with `ptep_clear_flush_young_notify()`
+    /// (the host PTE and every secondary MMU's `clear_flush_young`) and keeps
+    /// a referenced page, and `try_to_unmap_one()` (no `TTU_IGNORE_ACCESS`)
+    /// does it again under the page table lock and fails (`SWAP_FAIL`) on a
+    /// young page. Without it (every world before issue 19's last part)
+    /// reclaim unmaps whatever page it picks.
+    public static let reclaimChecksYoung = HostMMDetail(rawValue: 1 << 4)
+}
+
+/// What backs the guest RAM of the seed-004 worlds (`--guest-ram`).
+public enum GuestRAM: String, CaseIterable, Codable, Sendable {
+    /// Anonymous private memory (swap, the zero page, KSM, COW): the default,
+    /// the only kind before issue 19's last part.
+    case anon
+    /// A MAP_SHARED mapping of a regular file (page cache, writeback):
+    /// `HostMMDetail.sharedFile`.
+    case file
+}
+
+/// Whether reclaim honours young bits (`--reclaim-young`).
+public enum ReclaimYoung: String, CaseIterable, Codable, Sendable {
+    /// Reclaim unmaps the page it picks, young or not (the model before;
+    /// as if page_referenced() found nothing and TTU_IGNORE_ACCESS were set).
+    case ignore
+    /// v4.11's page_referenced() and try_to_unmap_one() checks
+    /// (`HostMMDetail.reclaimChecksYoung`).
+    case check
 }

@@ -27,7 +27,9 @@ public protocol SecondaryMMUView: AnyObject, Sendable {
 /// - lost-write: a guest write lands in the page the host considers current for
 ///   that hva, and reading a page back gives what its writer last wrote.
 /// - wp-write: the guest never writes a page through a mapping the host has
-///   write-protected (KSM, COW, mprotect).
+///   write-protected (KSM, COW, mprotect, writeback's page_mkclean), once the
+///   host's notifier for it has returned (v4.11's page_mkclean_one() changes
+///   the PTE first and calls invalidate_page after, under the page table lock).
 ///
 /// Calls from the model: the arch's fault path calls `installingMapping` before
 /// it installs an entry and `retryTaken` when `mmu_notifier_retry()` sends it
@@ -225,7 +227,10 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
             }
             if write != nil {
                 let hp = hostMM.pte(hva)
-                if hp.isPresent && !hp.isWrite {
+                // Not while v4.11's invalidate_page for the page is on its way
+                // (page_mkclean_one() write-protects, then notifies): judged
+                // when it returns, as I1 is.
+                if hp.isPresent && !hp.isWrite && !hostMM.invalidatePageInProgress(hva) {
                     engine.report(.wpWrite, "vcpu\(vcpu) wrote gfn \(gfn) (pfn \(pfn)) through \(via) although the host write-protected hva \(hex(hva))")
                 }
             }
@@ -262,7 +267,7 @@ extension Oracle {
     public static let I3 = Oracle("I3", "the fast path never dirties an entry that is not writable")
     public static let I4 = Oracle("I4", "after clear_flush_young aged a page and flushed, the guest's next access to it is tracked (it faults and makes the page young again)")
     public static let lostWrite = Oracle("lost-write", "a guest write lands in the page the host considers current for that hva, and a page reads back what its writer last wrote")
-    public static let wpWrite = Oracle("wp-write", "the guest never writes a page through a mapping the host has write-protected (KSM, COW, mprotect)")
+    public static let wpWrite = Oracle("wp-write", "the guest never writes a page through a mapping the host has write-protected (KSM, COW, mprotect, writeback's page_mkclean) once the host's notifier for it has returned")
     public static let spuriousRetry = Oracle("spurious-retry", "a fault retries only because of an invalidation that ran or is running since its snapshot")
     public static let lostDirtyPage = Oracle("lost-dirty-page", "a page the guest wrote is written back or kept, never dropped clean: reclaim frees a page without writing it only when its swap copy holds what the page holds")
     public static let pageFlagsAfterFree = Oracle("page-flags-after-free", "KVM sets a page's flags (kvm_set_pfn_dirty(), kvm_set_pfn_accessed()) only while the page is allocated")

@@ -6,18 +6,22 @@ import MIPS
 /// The knobs of a MIPS GPA world (seed 004): the GPA table's index bits per
 /// level (small values make table frees frequent), each host CPU's TLB size,
 /// how emptied GPA tables are freed (`--gpa-table-free rcu|immediate|after-flush`)
-/// and which kernel's host mm calls the notifiers (`--host-mm v4.11|v4.13`).
+/// which kernel's host mm calls the notifiers (`--host-mm v4.11|v4.13`), what
+/// backs guest RAM (`--guest-ram anon|file`) and whether reclaim honours young
+/// bits (`--reclaim-young ignore|check`).
 public struct MIPSGPAOptions: ScenarioOptions {
     public var tableBits: Int
     public var tlbSize: Int
     public var gpaTableFree: GPATableFree
     public var hostMM: HostMMForm
     public var markAccessed: AccessedMarking
+    public var guestRam: GuestRAM
+    public var reclaimYoung: ReclaimYoung
 
     public init(tableBits: Int, tlbSize: Int, gpaTableFree: GPATableFree = .rcu, hostMM: HostMMForm = .v413,
-                markAccessed: AccessedMarking = .v411) {
+                markAccessed: AccessedMarking = .v411, guestRam: GuestRAM = .anon, reclaimYoung: ReclaimYoung = .ignore) {
         self.tableBits = tableBits; self.tlbSize = tlbSize; self.gpaTableFree = gpaTableFree; self.hostMM = hostMM
-        self.markAccessed = markAccessed
+        self.markAccessed = markAccessed; self.guestRam = guestRam; self.reclaimYoung = reclaimYoung
     }
 
     public static let knobs: [OptionKnob<MIPSGPAOptions>] = [
@@ -29,9 +33,13 @@ public struct MIPSGPAOptions: ScenarioOptions {
                    help: "MIPS GPA: the host mm's notifier calls in reclaim: v4.11 (try_to_unmap_one() calls invalidate_page under the page table lock, the seed's kernel) or v4.13 (invalidate_range_start/end around it)."),
         OptionKnob("mark-accessed", \.markAccessed,
                    help: "MIPS GPA: where kvm_mips_map_page() marks pages accessed: v4.11 (after the unlock, the slow path after dropping its reference, to v6.12) or v6.13 (slow path only, before the unlock)."),
+        OptionKnob("guest-ram", \.guestRam,
+                   help: "MIPS GPA (sync-mmu-race/stress): guest RAM backing: anon (private anonymous memory: swap, zero page, KSM, COW) or file (MAP_SHARED of a file on a disk file system: page cache, writeback through page_mkclean(), no KSM or COW)."),
+        OptionKnob("reclaim-young", \.reclaimYoung,
+                   help: "MIPS GPA (sync-mmu-race/stress): ignore (reclaim unmaps the page it picks) or check (v4.11: page_referenced() and try_to_unmap_one() clear young bits through clear_flush_young and keep a young page)."),
     ]
 
-    enum CodingKeys: String, CodingKey { case tableBits, tlbSize, gpaTableFree, hostMM, markAccessed }
+    enum CodingKeys: String, CodingKey { case tableBits, tlbSize, gpaTableFree, hostMM, markAccessed, guestRam, reclaimYoung }
 
     /// Traces written before a knob existed lack its key and ran its old
     /// form: `gpaTableFree` rcu, `hostMM` v4.13, `markAccessed` v4.11 (which
@@ -43,6 +51,22 @@ public struct MIPSGPAOptions: ScenarioOptions {
         gpaTableFree = try c.decodeIfPresent(GPATableFree.self, forKey: .gpaTableFree) ?? .rcu
         hostMM = try c.decodeIfPresent(HostMMForm.self, forKey: .hostMM) ?? .v413
         markAccessed = try c.decodeIfPresent(AccessedMarking.self, forKey: .markAccessed) ?? .v411
+        guestRam = try c.decodeIfPresent(GuestRAM.self, forKey: .guestRam) ?? .anon
+        reclaimYoung = try c.decodeIfPresent(ReclaimYoung.self, forKey: .reclaimYoung) ?? .ignore
+    }
+
+    /// `guestRam` and `reclaimYoung` are written only when they differ from
+    /// their defaults, so that the configs (and traces) of runs that do not
+    /// use them stay as they were.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(tableBits, forKey: .tableBits)
+        try c.encode(tlbSize, forKey: .tlbSize)
+        try c.encode(gpaTableFree, forKey: .gpaTableFree)
+        try c.encode(hostMM, forKey: .hostMM)
+        try c.encode(markAccessed, forKey: .markAccessed)
+        if guestRam != .anon { try c.encode(guestRam, forKey: .guestRam) }
+        if reclaimYoung != .ignore { try c.encode(reclaimYoung, forKey: .reclaimYoung) }
     }
 
     public func validate() throws(InputError) {

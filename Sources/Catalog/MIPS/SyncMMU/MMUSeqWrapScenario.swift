@@ -39,7 +39,12 @@ public struct MMUSeqWrapScenario: Scenario {
 
     public func coverageMarks(variant: Variant) -> [CoverageMark] { [MIPSMMU.markRetry] }
 
-    public func validate(_ c: Config) throws(InputError) { try c.options.checkPagesFit(c.pages, scenario: name) }
+    public func validate(_ c: Config) throws(InputError) {
+        try c.options.checkPagesFit(c.pages, scenario: name)
+        guard c.options.guestRam == .anon, c.options.reclaimYoung == .ignore else {
+            throw InputError("\(name) keeps the host mm it had: --guest-ram and --reclaim-young are for sync-mmu-race and sync-mmu-stress")
+        }
+    }
 
     public func makeWorld(engine: SimEngine, variant: Variant, config: Config, seed: UInt64) -> any ScenarioWorld {
         SyncMMUWorld(engine: engine, variant: .noChangePTE, config: config, seed: seed,

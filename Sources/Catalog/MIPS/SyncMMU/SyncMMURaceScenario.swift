@@ -49,6 +49,8 @@ public struct SyncMMURaceScenario: Scenario {
              note: "finding: the kernel frees an emptied GPA pte table before its flush, under a VZ refill walk that already read the pmd (docs/mechanisms/sync-mmu.md)"),
         Case(.noChangePTE, expects: .clean, schedules: 20_000, configure: { $0.options.gpaTableFree = .afterFlush; $0.options.markAccessed = .v613 },
              note: "the same with the tables freed after kvm_flush_remote_tlbs() (x86's and LoongArch's order; no MIPS kernel had it)"),
+        Case(.patched, expects: .clean, schedules: 20_000, configure: { $0.options.guestRam = .file; $0.options.markAccessed = .v613 },
+             note: "file-backed guest RAM: writeback's page_mkclean_one() reaches KVM through invalidate_page, and a guest write after writeback took its copy is never lost (no COW or KSM, so no change_pte: race 3 cannot happen)"),
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.noChangePTE, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: Self.v613,
              note: "seed 004 without change_pte, PCT at every access (finds the mmu_notifier_seq snapshot moved after gfn_to_pfn_prot)"),

@@ -37,11 +37,12 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         self.config = c
         self.seed = seed
         let rcu = makeRCU(for: engine)
-        let pages = HostPages(capacity: 4 * c.pages + 64, zeroPage: hostDetail.contains(.zeroPage),
-                              pageFlags: hostDetail.contains(.pageDirty))
+        let detail = Self.hostDetail(hostDetail, c.options)
+        let pages = HostPages(capacity: 4 * c.pages + 64, zeroPage: detail.contains(.zeroPage),
+                              pageFlags: detail.contains(.pageDirty))
         hostMM = HostMM(engine: engine, pages: pages, base: hostBase, count: c.pages)
         hostMM.form = c.hostMM
-        hostMM.detail = hostDetail
+        hostMM.detail = detail
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         kvm = KVM(engine: engine, rcu: rcu, hostMM: hostMM, memslots: slots)
         mmu = MIPSMMU(kvm: kvm, variant: variant, hostCPUs: c.cpus, tlbSize: c.tlbSize, tableBits: c.tableBits, tableLevels: 3,
@@ -63,13 +64,50 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
 
     deinit { hostEventsDone.free() }
 
+    /// The host mm a world of these options runs: `base` (the seed-004 detail,
+    /// or none for mmu-seq-wrap) with `--guest-ram file` (a shared file
+    /// mapping: the page state, no zero page, no KSM change_pte, which KSM
+    /// never sends for VM_SHARED) and `--reclaim-young check`.
+    static func hostDetail(_ base: HostMMDetail, _ o: MIPSGPAOptions) -> HostMMDetail {
+        var d = o.guestRam == .file ? [.pageDirty, .sharedFile] : base
+        if o.reclaimYoung == .check { d.insert(.reclaimChecksYoung) }
+        return d
+    }
+
+    /// One random host mm event on file-backed guest RAM: the events of
+    /// `HostEvent.every`, drawn the same way, with writeback of a page in
+    /// place of a KSM merge (KSM never merges VM_SHARED mappings; writeback
+    /// is what a shared file mapping has instead). Reclaim drops clean page
+    /// cache pages; a host read faults a page in from the file.
+    func fileBackedEvent(_ rng: inout SplitMix64) {
+        let mm = hostMM
+        let h = mm.base + rng.below(mm.count)
+        let ev = rng.below(10)
+        engine.point("host:event")
+        switch ev {
+        case 0:
+            let len = 1 + rng.below(min(4, mm.count))
+            let start = min(h, mm.base + mm.count - len)
+            mm.zap(start..<(start + len))
+        case 1: mm.swapOut(h)
+        case 2: mm.swapIn(h)
+        case 3: mm.writeback(h)
+        case 4: mm.hostWrite(h)
+        case 5: mm.mprotect(h..<(h + 1), writable: false)
+        case 6: mm.mprotect(h..<(h + 1), writable: true)
+        case 7: mm.clearYoung(mm.range, flush: true)
+        case 8: mm.clearYoung(h..<(h + 1), flush: false)
+        default: _ = mm.testYoung(h)
+        }
+    }
+
     var completedWork: Int { contexts.reduce(0) { $0 + $1.completedOps } + (0..<config.cpus).reduce(0) { $0 + Int(hostEventsDone.load($1)) } }
 
     func start(endless: Bool) {
         let c = config
         for (i, cpu) in hostCPUs.enumerated() where i < c.hostEventSources {
             engine.spawnLoop(on: cpu, seed: seed, salt: UInt64(i), endless: endless, quota: c.hostEventsPerSource) { [self] rng, n in
-                hostMM.randomEvent(&rng)
+                if hostMM.detail.contains(.sharedFile) { fileBackedEvent(&rng) } else { hostMM.randomEvent(&rng) }
                 hostEventsDone.store(i, UInt64(n + 1))
             }
         }
