@@ -40,8 +40,9 @@ MUTATIONS = [
         name='rcu-free-without-grace-period', cls=0, kind='free without a grace period',
         file='Sources/KVMCore/Tables/PageTable.swift',
         edits=[
-            ('public var freeWithoutGracePeriod = false',
-             'public var freeWithoutGracePeriod = true'),
+            # The default (false) is dead since MIPSMMU sets it from --gpa-table-free:
+            # drop the call_rcu() itself.
+            ('            rcu.callRCU { [self] in reclaim(t) }\n', '            reclaim(t)\n'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress', 'gva-flush']),
     Mutation(
