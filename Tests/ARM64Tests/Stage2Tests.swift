@@ -187,6 +187,19 @@ struct Stage2Fixture {
         #expect(r.violations.first?.oracle == "I1")
     }
 
+    /// Issue 20, class 3 (a budget shorter than the race): R1's pre-fix code
+    /// is the fixed code with one check moved, and the random search at the
+    /// fixed variant's budget (5,000 schedules) does not reach it, while PCT
+    /// at the same budget does at once. This is why every fixed variant has a
+    /// PCT case beside its random one (RegressionSuiteTests).
+    @Test func r1NeedsPCTWithinTheFixedVariantsBudget() throws {
+        let pct = try run("stage2-race", "vma-seq-pre-fix", schedules: 5_000, strategy: .pct, lengths: RunOptions.searchLengths).0
+        #expect(pct.violations > 0 && (pct.firstViolationSchedule ?? .max) < 100)
+        let random = try run("stage2-race", "vma-seq-pre-fix", schedules: 5_000, lengths: RunOptions.searchLengths).0
+        #expect(random.violations == 0,
+                "the random search now finds R1 within 5,000 schedules: class 3 needs a deeper witness than R1")
+    }
+
     /// R3: the commit message's diagram, step by step.
     @Test func r3IsTheCommitMessagesInterleaving() throws {
         let r = try Runner.replay(try Self.trace("stage2-race--vmid-load-pre-fix"))

@@ -92,6 +92,21 @@ import TestSupport
         #expect(counter.root == "testsuites" && counter.testcases == 2 && counter.failures == 1)
     }
 
+    /// Issue 20, class 3: every fixed variant (a variant with a case expected
+    /// clean) has a PCT case besides its random one, in its scenario or in the
+    /// race scenario its stress scenario shares variants with: a race deeper
+    /// than the random budget must not hide behind it.
+    @Test func everyFixedVariantHasAPCTCase() {
+        let raceOf = ["tdp-mmu-stress": "tdp-mmu-race", "stage2-stress": "stage2-race", "ppc-tlb-stress": "ppc-tlb-local",
+                      "sync-mmu-stress": "sync-mmu-race", "vpa-stress": "vpa-cross-register"]
+        let clean = RegressionSuite.cases.filter { $0.expected == .clean }
+        let pct = Set(clean.filter { $0.strategy == .pct }.map { "\($0.scenario)/\($0.variant)" })
+        let missing = clean.filter { c in
+            !pct.contains("\(c.scenario)/\(c.variant)") && !pct.contains("\(raceOf[c.scenario] ?? c.scenario)/\(c.variant)")
+        }
+        #expect(missing.isEmpty, "no PCT case: \(missing.map(\.id))")
+    }
+
     /// Cases on several threads give the verdicts, schedule counts and first
     /// failing schedules of one thread, in declaration order.
     @Test func jobsDoNotChangeResultsOrOrder() throws {

@@ -83,6 +83,8 @@ public struct Stage2RaceScenario: Scenario {
              note: "R3 fixed, PCT at every access"),
         Case(.vmidGenFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: Self.vmidRollover,
              note: "R4 fixed, PCT at every access"),
+        Case(.walkerReloadPreFix, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses,
+             note: "R2 on the host's RCU free, PCT at every access"),
     ]}
 }
 

@@ -54,6 +54,9 @@ public struct SyncMMURaceScenario: Scenario {
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.noChangePTE, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: Self.v613,
              note: "seed 004 without change_pte, PCT at every access (finds the mmu_notifier_seq snapshot moved after gfn_to_pfn_prot)"),
+        Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses,
+             configure: { $0.options.guestRam = .file; $0.options.markAccessed = .v613 },
+             note: "file-backed guest RAM with writeback, PCT at every access"),
     ]}
 }
 

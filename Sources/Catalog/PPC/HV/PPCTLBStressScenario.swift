@@ -48,6 +48,8 @@ public struct PPCTLBStressScenario: Scenario {
         Case(.upstream313, expects: .clean, schedules: 1_000,
              note: "the later H_BULK_REMOVE with vcores moving and every host mm event"),
         Case(.patched, expects: .clean, schedules: 300, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002 with vcores moving, PCT at every access"),
+        Case(.preFix, expects: .clean, schedules: 300, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
+             note: "the one-vcpu guest before the seed, PCT at every access"),
     ]}
 }
 

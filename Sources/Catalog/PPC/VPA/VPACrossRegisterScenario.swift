@@ -41,6 +41,9 @@ public struct VPACrossRegisterScenario: Scenario {
              note: "seed 003: the owner switches areas in kvmppc_update_vpas()"),
         Case(.pinsSnapshot, expects: .clean, schedules: 20_000,
              note: "kvmppc_update_vpa() pinning its snapshot of next_gpa, as later kernels do"),
+        // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
+        Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 003, PCT at every access"),
+        Case(.pinsSnapshot, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the later snapshot pin, PCT at every access"),
     ]}
 }
 
