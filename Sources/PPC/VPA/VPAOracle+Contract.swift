@@ -94,7 +94,7 @@ extension VPAOracle {
         let w = VPAKind.allCases.map { words(t, $0) }
         for k in VPAKind.allCases {
             let a = w[k.rawValue]
-            let name = "vcpu\(t.id)'s \(k)"
+            var name: String { "vcpu\(t.id)'s \(k)" }                 // built only to report
             // 3. well-formed requests.
             if (a.nextGPA == 0) != (a.len == 0) {
                 return "\(name): \(a) (next_gpa and len are set and cleared together)"
@@ -151,8 +151,9 @@ extension VPAOracle {
             case .deregVPA: expected = dtl.registered || slb.registered ? .resource : .success
             case .deregDTL, .deregSLB: expected = .success
             }
-            let state = "VPA \(vpa.registered ? "registered" : "not registered"), DTL \(dtl.registered ? "registered" : "not registered"), SLB shadow \(slb.registered ? "registered" : "not registered")"
             if rc != expected {
+                let state = [("VPA", vpa), ("DTL", dtl), ("SLB shadow", slb)].map { "\($0.0) \($0.1.registered ? "registered" : "not registered")" }
+                    .joined(separator: ", ")
                 engine.report(.vpaRegistrationContract,
                               "H_REGISTER_VPA \(sub) for vcpu\(t.id) returns \(rc), but the state gives \(expected) (\(state))")
                 return
@@ -179,7 +180,7 @@ extension VPAOracle {
             let vpa = t.load(VPAVCPU.preVPA)
             for (k, index) in [(VPAKind.dtl, VPAVCPU.preDTL), (.slbShadow, VPAVCPU.preSLB)] where t.load(index) != 0 && vpa == 0 {
                 engine.report(.vpaRegistrationContract,
-                              "vcpu\(t.id)'s \(k) is registered (\(hex(t.load(index)))) while its VPA is not (v3.4 pointers)")
+                              "vcpu\(t.id)'s \(k) is registered (\(k == .dtl ? "dtl" : "slb_shadow") = \(hex(t.load(index)))) while its VPA is not (vpa = NULL; v3.4 pointers)")
                 return
             }
         }
