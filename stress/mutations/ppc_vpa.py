@@ -107,6 +107,14 @@ MUTATIONS = [
         ],
         scenarios=['vpa-cross-register', 'vpa-stress']),
     Mutation(
+        name='vpa-pin-next-gfn', cls=5, kind='off by one page (gfn_to_hva_memslot() of gfn + 1 in kvmppc_pin_guest_page)',
+        file='Sources/PPC/VPA/GuestPagePinning.swift',
+        edits=[
+            ('        guard let hva = memslots.gfnToHva(gpa / PAPR.pageSize),\n',
+             '        guard let hva = memslots.gfnToHva(gpa / PAPR.pageSize + 1),\n'),
+        ],
+        scenarios=['vpa-cross-register', 'vpa-stress']),
+    Mutation(
         name='vpa-pin-drops-offset', cls=5, kind='wrong address in the right page (page_address() without the offset)',
         file='Sources/PPC/VPA/GuestPagePinning.swift',
         edits=[
