@@ -223,11 +223,13 @@ extension VPARegistration {
     @Test func anAreaPinnedForAnotherGpaIsReported() {
         let (engine, reg) = makeVPA(.patched)
         defer { engine.shutdown() }
+        let t = reg.vcpus[0]
         let a = reg.pinning.pin(1 * PAPR.pageSize + 0x80)!           // the page of gfn 1
         let b = reg.pinning.pin(2 * PAPR.pageSize + 0x80)!           // and of gfn 2
-        reg.oracle.installing(owner: 0, .vpa, va: a.va, registeredGPA: 1 * PAPR.pageSize + 0x80)
+        t.words.store(t.area(.vpa).nextGPA, UInt64(1 * PAPR.pageSize + 0x80))   // A registered
+        reg.oracle.installing(t, .vpa, va: a.va)
         #expect(engine.violations.isEmpty)
-        reg.oracle.installing(owner: 0, .vpa, va: b.va, registeredGPA: 1 * PAPR.pageSize + 0x80)   // A registered, B installed
+        reg.oracle.installing(t, .vpa, va: b.va)                     // B installed
         #expect(engine.violations.first?.oracle == "vpa-pinned-registered")
     }
 }

@@ -22,7 +22,7 @@ public final class GuestPagePinning: @unchecked Sendable {
         guard let hva = memslots.gfnToHva(gpa / PAPR.pageSize),
               let (pfn, _) = hostMM.getUserPage(hva, write: true) else { return nil }
         let off = gpa % PAPR.pageSize
-        oracle.pinned(pfn, gfn: gpa / PAPR.pageSize)
+        oracle.pinned(pfn, hva: hva)
         return (pfn * PAPR.pageSize + off, PAPR.pageSize - off)
     }
 

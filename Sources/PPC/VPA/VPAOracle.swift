@@ -17,65 +17,108 @@ import KVMCore
 ///   was written.
 /// - `vpa-pin-balance`: a page is never unpinned more often than pinned, and at
 ///   the end of a run the pins held are exactly the installed areas' pages.
-/// - `vpa-pinned-registered`: the area kvmppc_update_vpa() installs is the page
-///   and offset of the guest address the registration names when it installs.
+/// - `vpa-pinned-registered`: the area kvmppc_update_vpa() installs, and every
+///   host write into a vcpu's area, lies in the page pinned at the host address
+///   the registered gpa translates to through the memslots, inside the
+///   registered offset and length (issue 20, class 5: a pin of the wrong gpa
+///   leaves host memory safe and lands guest-visible writes in the wrong page).
+/// - `vpa-registration-contract`: PAPR's registration rules as the v3.8
+///   do_h_register_vpa() / kvmppc_update_vpa() keep them, checked on the
+///   vcpu's `struct kvmppc_vpa` words whenever the target's `vpa_update_lock`
+///   is released (`registrationPublished`) and on each H_REGISTER_VPA's
+///   locked section (`hcallRecorded`); v3.4's pointers after its hcall
+///   (`pointersPublished`). Issue 20, class 4. See `registrationPublished`.
 ///
 /// Locking: a mutex around the area table; atomics for the rest.
 public final class VPAOracle: @unchecked Sendable {
     /// The oracles this checker owns.
-    public static let oracles: [Oracle] = [.vpaUnpinnedWrite, .vpaPointerChange, .dtlPublishOrder, .vpaPinBalance, .vpaPinnedRegistered, .hcallRC]
+    public static let oracles: [Oracle] = [.vpaUnpinnedWrite, .vpaPointerChange, .dtlPublishOrder, .vpaPinBalance, .vpaPinnedRegistered,
+                                           .vpaRegistrationContract, .hcallRC]
     let engine: SimEngine
     let hostMM: HostMM
+    /// The VM's memslots, as the guest set them up: the oracle's own gpa -> hva
+    /// translation (not the pinning code's).
+    let memslots: Memslots
+    /// The guest's buffers (the length word of each), as the guest wrote them.
+    let guestLengths: Locked<[Int: Int]>
     private let installedAreas = Locked<[Int: Range<Int>]>([:])
+    /// Per installed area: the guest address and length of the registration it
+    /// was installed for.
+    private let registeredFor = Locked<[Int: (gpa: Int, len: Int)]>([:])
     private let pins = Locked<[Int: Int]>([:])
-    /// The guest frame each pinned page was pinned for (kvmppc_pin_guest_page()).
-    private let pinnedFor = Locked<[Int: Int]>([:])
+    /// The host address each pinned page was pinned at (get_user_pages_fast()'s
+    /// hva in kvmppc_pin_guest_page()); dropped with the page's last pin.
+    private let pinnedAt = Locked<[Int: Int]>([:])
     /// Per vcpu: in use (running or writing a DTL entry), DTL entries written.
     private enum Field: Int, CaseIterable { case inUse, dtlEntriesWritten }
     private let perVCPU: AtomicRecords<Field>
 
-    init(engine: SimEngine, hostMM: HostMM, vcpus: Int) {
+    init(engine: SimEngine, hostMM: HostMM, memslots: Memslots, guestLengths: Locked<[Int: Int]>, vcpus: Int) {
         self.engine = engine
         self.hostMM = hostMM
+        self.memslots = memslots
+        self.guestLengths = guestLengths
         perVCPU = AtomicRecords(count: vcpus)
     }
     deinit { perVCPU.free() }
 
     func key(_ owner: Int, _ k: VPAKind) -> Int { 3 * owner + k.rawValue }
 
-    /// kvmppc_update_vpa() is about to install `va` for `owner`'s area `k`, whose
-    /// registration (`next_gpa`, unchanged since the update took it) names `gpa`:
-    /// `va` must be that gpa's offset in a page pinned for that gpa's frame.
-    /// (Not the host's current page for it: a zap may unmap a pinned page, and
-    /// KVM keeps the page it pinned.)
-    func installing(owner: Int, _ k: VPAKind, va: KernelVA, registeredGPA gpa: Int) {
+    /// The host address the guest's `gpa` names (the memslots' gfn -> hva),
+    /// or nil outside every slot.
+    func hva(ofGPA gpa: Int) -> Int? { memslots.gfnToHva(gpa / PAPR.pageSize) }
+
+    /// Whether the page of `va` was pinned at the host address `gpa` translates to
+    /// (the memslots'), and `va` is at `gpa`'s offset in it. The page pinned,
+    /// not the host's current page for it: a zap may unmap a pinned page, and
+    /// KVM keeps the page it pinned.
+    private func isPage(of gpa: Int, _ va: KernelVA) -> (ok: Bool, pinnedAt: Int?) {
+        let at = pinnedAt.withLock { $0[va / PAPR.pageSize] }
+        return (at != nil && at == hva(ofGPA: gpa) && va % PAPR.pageSize == gpa % PAPR.pageSize, at)
+    }
+
+    private func describe(hva: Int?) -> String {
+        guard let hva else { return "no pin" }
+        return memslots.hvaToGfn(hva).map { "pinned for gfn \($0)" } ?? "pinned at hva \(hex(hva)), in no memslot"
+    }
+
+    /// kvmppc_update_vpa() is about to install `va` for `t`'s area `k` (its
+    /// `vpa_update_lock` held): `va` must be at the offset of the gpa the
+    /// registration names now (`next_gpa`, read here from the vcpu), in the page
+    /// pinned at the host address that gpa translates to.
+    func installing(_ t: VPAVCPU, _ k: VPAKind, va: KernelVA) {
         withoutAccessPoints {
-            let forGfn = pinnedFor.withLock { $0[va / PAPR.pageSize] }
-            if forGfn != gpa / PAPR.pageSize || va % PAPR.pageSize != gpa % PAPR.pageSize {
+            let gpa = t.load(t.area(k).nextGPA)
+            let (ok, at) = isPage(of: gpa, va)
+            if !ok {
                 engine.report(.vpaPinnedRegistered,
-                              "vcpu\(owner)'s \(k) is installed at \(hex(va)) (pinned for gfn \(forGfn.map(String.init) ?? "none")), but its registration names gpa \(hex(gpa))")
+                              "vcpu\(t.id)'s \(k) is installed at \(hex(va)) (\(describe(hva: at))), but its registration names gpa \(hex(gpa))")
             }
         }
     }
 
-    func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>) {
-
-        withoutAccessPoints {     installedAreas.withLock { $0[key(owner, k)] = area }
-
+    /// `area` is now `owner`'s area `k`, installed for the registration of
+    /// `registeredGPA` with length `len` (v3.4: the hcall's arguments; seed 003:
+    /// `next_gpa` and `len` when kvmppc_update_vpa() installs).
+    func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>, registeredGPA gpa: Int, len: Int) {
+        withoutAccessPoints {
+            installedAreas.withLock { $0[key(owner, k)] = area }
+            registeredFor.withLock { $0[key(owner, k)] = (gpa, len) }
         }
-
     }
     func uninstalled(owner: Int, _ k: VPAKind) {
-        withoutAccessPoints {     _ = installedAreas.withLock { $0.removeValue(forKey: key(owner, k)) }
+        withoutAccessPoints {
+            _ = installedAreas.withLock { $0.removeValue(forKey: key(owner, k)) }
+            _ = registeredFor.withLock { $0.removeValue(forKey: key(owner, k)) }
         }
     }
     public func installedArea(owner: Int, _ k: VPAKind) -> Range<Int>? { installedAreas.withLock { $0[key(owner, k)] } }
 
-    /// `pfn` was pinned as the page of guest frame `gfn`.
-    func pinned(_ pfn: Int, gfn: Int) {
+    /// `pfn` was pinned by get_user_pages_fast() of host address `hva`.
+    func pinned(_ pfn: Int, hva: Int) {
         withoutAccessPoints {
             pins.withLock { $0[pfn, default: 0] += 1 }
-            pinnedFor.withLock { $0[pfn] = gfn }
+            pinnedAt.withLock { $0[pfn] = hva }
         }
     }
 
@@ -87,6 +130,7 @@ public final class VPAOracle: @unchecked Sendable {
                 $0[pfn] = n == 1 ? nil : n - 1
                 return true
             }
+            if ok && pins.withLock({ $0[pfn] == nil }) { _ = pinnedAt.withLock { $0.removeValue(forKey: pfn) } }
             if !ok {
                 engine.report(.vpaPinBalance, pfn == 0 ? "NULL unpinned: put_page(virt_to_page(NULL)), a page nobody pinned"
                                                        : "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)")
@@ -135,7 +179,6 @@ public final class VPAOracle: @unchecked Sendable {
     }
 
     func hostWrite(owner: Int, _ k: VPAKind, _ va: Int, _ size: Int, by writer: Int, what: String) {
-
         withoutAccessPoints {
             if k == .dtl && what == "DTL entry" { perVCPU.add(owner, .dtlEntriesWritten, 1) }
             let area = installedArea(owner: owner, k)
@@ -145,12 +188,26 @@ public final class VPAOracle: @unchecked Sendable {
                 engine.report(.vpaUnpinnedWrite, "\(at) is outside its pinned \(k) (pinned: \(pinnedText))")
                 return
             }
-            if !hostMM.pages.isInUse(va / PAPR.pageSize) {
+            let pfn = va / PAPR.pageSize
+            if !hostMM.pages.isInUse(pfn) {
                 engine.report(.vpaUnpinnedWrite, "\(at): the page is free")
+                return
             }
-
+            if pins.withLock({ $0[pfn] == nil }) {
+                engine.report(.vpaUnpinnedWrite, "\(at): KVM holds no pin on the page")
+                return
+            }
+            // The area the host writes is the one the guest registered: the page
+            // pinned at the hva its registered gpa translates to, inside the
+            // registered offset and length.
+            guard let reg = registeredFor.withLock({ $0[key(owner, k)] }) else { return }
+            let (samePage, pinnedHVA) = isPage(of: reg.gpa, pfn * PAPR.pageSize + reg.gpa % PAPR.pageSize)
+            let off = va % PAPR.pageSize, regOff = reg.gpa % PAPR.pageSize
+            if !samePage || off < regOff || off + size > regOff + reg.len {
+                engine.report(.vpaPinnedRegistered,
+                              "\(at) (\(describe(hva: pinnedHVA))) is not in the \(k) vcpu\(owner) registered: gpa \(hex(reg.gpa))..<\(hex(reg.gpa + reg.len)) (gfn \(reg.gpa / PAPR.pageSize))")
+            }
         }
-
     }
 
     /// `hcall-rc`: the H_PARAMETER rules every version of do_h_register_vpa()
@@ -186,6 +243,7 @@ extension Oracle {
     public static let vpaPointerChange = Oracle("vpa-pointer-change", "a vcpu's area pointers change only by the vcpu itself, or while it neither runs the guest nor writes a DTL entry")
     public static let dtlPublishOrder = Oracle("dtl-publish-order", "dtl_idx is published only after the entry it counts was written")
     public static let vpaPinBalance = Oracle("vpa-pin-balance", "a page is never unpinned more often than pinned, and at the end the pins held are the installed areas' pages")
-    public static let vpaPinnedRegistered = Oracle("vpa-pinned-registered", "the area kvmppc_update_vpa() pins and installs is the one the vcpu's registration names")
+    public static let vpaPinnedRegistered = Oracle("vpa-pinned-registered", "the area kvmppc_update_vpa() installs, and every host write into a vcpu's area, lies in the page pinned at the hva the registered gpa translates to (memslots), inside the registered offset and length")
+    public static let vpaRegistrationContract = Oracle("vpa-registration-contract", "PAPR's registration rules on the vcpu's state whenever vpa_update_lock is released: a DTL or SLB shadow registered (as vpa_is_registered() answers) only while the VPA is; a settled registration is the installed area; next_gpa/len well-formed; each H_REGISTER_VPA records exactly its request, or refuses it for the reason the state gives")
     public static let hcallRC = Oracle("hcall-rc", "H_REGISTER_VPA succeeds only for a cache-line-aligned area inside its page, long enough for its kind (PAPR's H_PARAMETER rules)")
 }

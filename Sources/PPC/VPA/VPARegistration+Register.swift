@@ -53,7 +53,10 @@ extension VPARegistration {
             }
         }
         switch variant {
-        case .preFix: return setAreaPointers(caller: caller, subfunc, t, pinned: pinned, len: len, gpa: gpa)
+        case .preFix:
+            let rc = setAreaPointers(caller: caller, subfunc, t, pinned: pinned, len: len, gpa: gpa)
+            oracle.pointersPublished(t)
+            return rc
         case .patched, .pinsSnapshot: return recordAreaUpdate(caller: caller, subfunc, t, gpa: subfunc.isRegister ? gpa : 0, len: len)
         }
     }
@@ -93,6 +96,7 @@ extension VPARegistration {
             t.words.store(a.len, UInt64(len))
             t.words.store(a.updatePending, 1)
         }
+        oracle.hcallRecorded(subfunc, t, gpa: vpa, err)
         t.vpaUpdateLock.unlock()
         if err == .resource { engine.cover(Self.markResource) }
         engine.event("vcpu\(caller): H_REGISTER_VPA \(subfunc) for vcpu\(t.id) gpa \(hex(vpa)) len \(len) -> \(err)")
@@ -116,19 +120,19 @@ extension VPARegistration {
             case .regVPA:
                 if t.load(VPAVCPU.preVPA) != 0 { unpinOnReplace(caller: vcpu, t, .vpa, VPAVCPU.preVPA) }
                 setPointer(t, VPAVCPU.preVPA, va, by: caller)
-                oracle.installed(owner: t.id, .vpa, va..<(va + len))
+                oracle.installed(owner: t.id, .vpa, va..<(va + len), registeredGPA: gpa, len: len)
                 initVPA(t, va, by: caller)
             case .regDTL:
                 len -= len % PAPR.dtlEntrySize
                 if t.load(VPAVCPU.preDTL) != 0 { unpinOnReplace(caller: vcpu, t, .dtl, VPAVCPU.preDTL) }
                 setPointer(t, VPAVCPU.preDTL, va, by: caller)
-                oracle.installed(owner: t.id, .dtl, va..<(va + len))
+                oracle.installed(owner: t.id, .dtl, va..<(va + len), registeredGPA: gpa, len: len)
                 engine.point("h_register_vpa:dtl_end")
                 setPointer(t, VPAVCPU.preDTLEnd, va + len, by: caller)
             default:
                 if t.load(VPAVCPU.preSLB) != 0 { unpinOnReplace(caller: vcpu, t, .slbShadow, VPAVCPU.preSLB) }
                 setPointer(t, VPAVCPU.preSLB, va, by: caller)
-                oracle.installed(owner: t.id, .slbShadow, va..<(va + len))
+                oracle.installed(owner: t.id, .slbShadow, va..<(va + len), registeredGPA: gpa, len: len)
             }
         } else {
             switch subfunc {

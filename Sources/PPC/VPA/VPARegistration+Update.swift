@@ -17,6 +17,7 @@ extension VPARegistration {
         var gpa = 0
         while true {
             gpa = t.load(a.nextGPA)
+            oracle.registrationPublished(t)
             t.vpaUpdateLock.unlock()
             va = nil; nb = 0
             // v3.6-v3.8 test the snapshot but pin a fresh read, lock dropped.
@@ -33,13 +34,15 @@ extension VPARegistration {
             pinning.unpin(v)                                          // now too short: unregister
             va = nil
         }
-        if let v = va { oracle.installing(owner: t.id, k, va: v, registeredGPA: gpa) }
+        if let v = va { oracle.installing(t, k, va: v) }
         let old = t.load(a.pinnedAddr)
         if old != 0 { unpinInstalled(t, k, old) }
         setPointer(t, a.pinnedAddr, va ?? 0, by: t.id)
         if let v = va {
             setPointer(t, a.pinnedEnd, v + t.load(a.len), by: t.id)
-            oracle.installed(owner: t.id, k, v..<(v + t.load(a.len)))
+            let area = v..<(v + t.load(a.len))
+            // The registration it was installed for, read without access points (bookkeeping).
+            withoutAccessPoints { oracle.installed(owner: t.id, k, area, registeredGPA: t.load(a.nextGPA), len: area.count) }
         }
         engine.event("vcpu\(t.id): kvmppc_update_vpa(\(k)): pinned \(va.map { hex($0) } ?? "nothing")")
     }
@@ -62,6 +65,7 @@ extension VPARegistration {
             oracle.dtlReset(owner: t.id)
         }
         if t.load(t.area(.slbShadow).updatePending) != 0 { kvmppcUpdateVPA(t, .slbShadow) }
+        oracle.registrationPublished(t)
         t.vpaUpdateLock.unlock()
     }
 }

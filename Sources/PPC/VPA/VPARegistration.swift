@@ -22,13 +22,17 @@ public final class VPARegistration: @unchecked Sendable {
     /// register (what do_h_register_vpa reads through the pinned page).
     let lengths: Locked<[Int: Int]>
 
-    public init(engine: SimEngine, variant: VPAVariant, vcpus: Int, hostMM: HostMM, memslots: Memslots) {
+    /// `pinningMemslots` plants a bug for the tests: kvmppc_pin_guest_page()
+    /// translating through other memslots than the VM's (a pin of the wrong
+    /// gpa); the oracle keeps the VM's. nil (always, outside tests): the VM's.
+    public init(engine: SimEngine, variant: VPAVariant, vcpus: Int, hostMM: HostMM, memslots: Memslots,
+                pinningMemslots: Memslots? = nil) {
         self.engine = engine
         self.variant = variant
         self.vcpus = (0..<vcpus).map { VPAVCPU(id: $0, engine: engine) }
-        oracle = VPAOracle(engine: engine, hostMM: hostMM, vcpus: vcpus)
-        pinning = GuestPagePinning(hostMM: hostMM, memslots: memslots, oracle: oracle)
         lengths = Locked([:])
+        oracle = VPAOracle(engine: engine, hostMM: hostMM, memslots: memslots, guestLengths: lengths, vcpus: vcpus)
+        pinning = GuestPagePinning(hostMM: hostMM, memslots: pinningMemslots ?? memslots, oracle: oracle)
     }
 
     /// The guest writes the length word of the buffer at `gpa`.

@@ -13,6 +13,17 @@ import Harness
 /// owner's update of its areas, a DTL entry, guest entry and exit; and hcalls).
 /// In vpa-cross-register only vcpu0 makes hcalls, all on vcpu1's DTL.
 final class VPAWorld: ScenarioWorld, @unchecked Sendable {
+    /// A planted bug, for the tests of the oracles (issue 20): the pinning
+    /// translates gfns through other memslots than the VM's (a pin of the wrong
+    /// gpa), or each vcpu's guest pass is a test's own (e.g. a
+    /// kvmppc_update_vpa() that clears `update_pending` early). The scenarios
+    /// never plant one.
+    struct Planted: Sendable {
+        var pinningMemslots: (@Sendable (Memslots) -> Memslots)? = nil
+        var guestPass: (@Sendable (VPARegistration, VPAVCPU) -> Void)? = nil
+    }
+
+
     /// `host0...`, then `vcpu0...`.
     static func actorNames(_ c: ScenarioConfig<NoOptions>) -> [String] {
         (0..<c.hostEventSources).map { "host\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
@@ -29,14 +40,19 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
     private let done: AtomicWords
     let hostBase = 0x7D00_0000
 
-    init(engine: SimEngine, variant: VPAVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64, crossOnly: Bool) {
+    let guestPass: @Sendable (VPARegistration, VPAVCPU) -> Void
+
+    init(engine: SimEngine, variant: VPAVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64, crossOnly: Bool,
+         planted: Planted = Planted()) {
         self.engine = engine
         self.config = c
         self.seed = seed
         self.crossOnly = crossOnly
         hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64), base: hostBase, count: c.pages)
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
-        reg = VPARegistration(engine: engine, variant: variant, vcpus: c.vcpus, hostMM: hostMM, memslots: slots)
+        reg = VPARegistration(engine: engine, variant: variant, vcpus: c.vcpus, hostMM: hostMM, memslots: slots,
+                              pinningMemslots: planted.pinningMemslots.map { $0(slots) })
+        guestPass = planted.guestPass ?? { reg, t in reg.runGuest(t) }
         let ex = engine.executors
         hostSources = (0..<c.hostEventSources).map { HostCPU(index: $0, executor: ex[$0]) }
         vcpuActors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: ex[c.hostEventSources + $0]) }
@@ -97,7 +113,7 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
         for (i, actor) in vcpuActors.enumerated() {
             let me = reg.vcpus[i]
             engine.spawnLoop(on: actor, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, n in
-                reg.runGuest(me)
+                guestPass(reg, me)
                 hcall(from: i, &rng)
                 done.store(c.hostEventSources + i, UInt64(n + 1))
             }
