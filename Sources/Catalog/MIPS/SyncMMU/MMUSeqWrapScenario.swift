@@ -51,10 +51,12 @@ public struct MMUSeqWrapScenario: Scenario {
                      mmuSeqType: variant, initialMMUNotifierSeq: Self.initialSeq, hostDetail: [])
     }
 
+    // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
+    // the signed snapshot hangs by schedule 2; no planted bug of its own: 2,000.
     public var cases: [Case] {[
         Case(.signedInt, expects: .violation, schedules: 100_000,
              note: "historical: a signed int mmu_seq snapshot past 2^31 retries forever"),
-        Case(.unsignedLong, expects: .clean, schedules: 20_000,
+        Case(.unsignedLong, expects: .clean, schedules: 2_000,
              note: "historical: unsigned long mmu_seq"),
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.unsignedLong, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "unsigned long mmu_seq, PCT at every access"),

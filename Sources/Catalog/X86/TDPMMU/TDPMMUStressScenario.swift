@@ -36,8 +36,12 @@ public struct TDPMMUStressScenario: Scenario {
 
     static let search = [1, 2, 4, 8]
 
+    // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
+    // random: planted bugs by 92, T1 by 2,584 in its own case (the race
+    // scenario carries the deeper budgets: T1 by 419 there): 1,000; PCT at
+    // every access: by 188: 600.
     public var cases: [Case] {[
-        Case(.upstream, expects: .clean, schedules: 2_000, lengths: Self.search, note: "every fix, under load"),
+        Case(.upstream, expects: .clean, schedules: 1_000, lengths: Self.search, note: "every fix, under load"),
         Case(.upstream, expects: .clean, schedules: 1_000, lengths: Self.search, configure: { $0.options.hugePages = 1 },
              note: "every fix, hugetlbfs RAM with NX recovery"),
         Case(.yieldFlushPreFix, expects: .violation, schedules: 20_000, lengths: Self.search, note: "T1 under load"),
@@ -54,7 +58,7 @@ public struct TDPMMUStressScenario: Scenario {
              note: "T2 stage 3"),
         Case(.pagesAvailablePreFix, expects: .violation, schedules: 2_000, lengths: Self.search, note: "T5 under load"),
         Case(.pagesAvailableFixed, expects: .clean, schedules: 1_000, lengths: Self.search, note: "T5 fixed"),
-        Case(.upstream, expects: .clean, schedules: 300, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
+        Case(.upstream, expects: .clean, schedules: 600, strategy: .pct, lengths: Self.search, points: .accesses, note: "every fix, PCT at every access"),
     ]}
 }
 
