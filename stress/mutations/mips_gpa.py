@@ -66,4 +66,13 @@ MUTATIONS = [
              '            let mmuSeq = mmuSeqType.snapshot(seqNow)\n            smp_rmb()\n'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress']),
+    Mutation(
+        name='mips-v613-accessed-after-release', cls=3,
+        kind='use after a reference is dropped (kvm_set_pfn_accessed() after kvm_release_pfn_clean() in the v6.13 order)',
+        file='Sources/MIPS/GPA/MIPSMMU+Fault.swift',
+        edits=[
+            ('                kvm.kvmSetPfnAccessed(got.pfn)\n                kvm.releasePfnClean(got.pfn)\n                kvm.mmuLock.unlock()\n',
+             '                kvm.releasePfnClean(got.pfn)\n                kvm.kvmSetPfnAccessed(got.pfn)\n                kvm.mmuLock.unlock()\n'),
+        ],
+        scenarios=['sync-mmu-race', 'sync-mmu-stress']),
 ]

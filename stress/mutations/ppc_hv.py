@@ -91,4 +91,16 @@ MUTATIONS = [
             ('            global = onlineVCPUs > 1\n', '            global = onlineVCPUs > 2\n'),
         ],
         scenarios=['ppc-tlb-local', 'ppc-tlb-stress']),
+    Mutation(
+        name='ppc-h-bulk-remove-revmap-before-tlbie', cls=3,
+        kind='reorder an unlink and its flush (H_BULK_REMOVE drops the rmap entries before the tlbies)',
+        file='Sources/PPC/HV/Book3SHV+HCalls.swift',
+        edits=[
+            ('            // Now that we\'ve collected a batch, do the tlbies.\n',
+             '            for b in batch where b.wasValid { removeRevmapChain(b.slot) }\n'
+             '            // Now that we\'ve collected a batch, do the tlbies.\n'),
+            ('                if b.wasValid { removeRevmapChain(b.slot) }\n                hpt.unlock(b.slot, 0)\n',
+             '                hpt.unlock(b.slot, 0)\n'),
+        ],
+        scenarios=['ppc-tlb-local', 'ppc-tlb-stress']),
 ]

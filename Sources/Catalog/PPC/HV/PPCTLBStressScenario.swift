@@ -54,6 +54,8 @@ public struct PPCTLBStressScenario: Scenario {
         Case(.patched, expects: .clean, schedules: 1_500, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002 with vcores moving, PCT at every access"),
         Case(.preFix, expects: .clean, schedules: 300, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
              note: "the one-vcpu guest before the seed, PCT at every access"),
+        Case(.patched, expects: .clean, schedules: 1_000, configure: { $0.vcpus = 2; $0.vcpusPerVcore = 1 },
+             note: "a two-vcpu guest on two vcores: H_BULK_REMOVE's `online_vcpus == 1` test is the only thing between tlbiel and tlbie (issue 20 class 2: no case had exactly two vcpus)"),
     ]}
 }
 
