@@ -40,19 +40,23 @@ extension TDPMMU {
         return taken
     }
 
-    /// kvm_arch_mmu_enable_log_dirty_pt_masked() with PML:
-    /// kvm_mmu_clear_dirty_pt_masked() -> kvm_tdp_mmu_clear_dirty_pt_masked()
-    /// over the valid roots of the slot's address space.
+    /// kvm_arch_mmu_enable_log_dirty_pt_masked(): with PML
+    /// kvm_mmu_clear_dirty_pt_masked(), without it
+    /// kvm_mmu_write_protect_pt_masked(); both end in
+    /// kvm_tdp_mmu_clear_dirty_pt_masked() (`wrprot` the difference) over the
+    /// valid roots of the slot's address space.
     func kvmArchMMUEnableLogDirtyPTMasked(_ slot: Memslot, gfnOffset: Int, mask: UInt64) {
         forEachRoot(asID: slot.asID, onlyValid: true) { root in
-            clearDirtyPTMasked(root, gfn: slot.baseGfn + gfnOffset, mask: mask)
+            clearDirtyPTMasked(root, gfn: slot.baseGfn + gfnOffset, mask: mask, wrprot: !pml)
         }
     }
 
-    /// clear_dirty_pt_masked(): clear the Dirty bit of each 4K leaf whose gfn
-    /// has its bit in `mask` (a LOCK AND for an SPTE with volatile bits), and
-    /// hand the page's dirty state to the host. mmu_lock held for write.
-    func clearDirtyPTMasked(_ root: Int, gfn: Int, mask: UInt64) {
+    /// clear_dirty_pt_masked(): clear the Dirty bit (`wrprot`: the Writable
+    /// bit; `dbit` in the kernel) of each 4K leaf whose gfn has its bit in
+    /// `mask` (a LOCK AND for an SPTE with volatile bits), and hand the page's
+    /// dirty state to the host. mmu_lock held for write.
+    func clearDirtyPTMasked(_ root: Int, gfn: Int, mask: UInt64, wrprot: Bool) {
+        let dbit = wrprot ? SPTE.writable : SPTE.dirty
         kvm.mmuLock.assertHeldWrite("clear_dirty_pt_masked")
         var mask = mask
         rcu.readLock()
@@ -64,8 +68,8 @@ extension TDPMMU {
             let bit = UInt64(1) << UInt64(iter.gfn - gfn)
             if iter.level > 1 || mask & bit == 0 { continue }
             mask &= ~bit
-            if !iter.oldSPTE.isDirty { continue }
-            iter.oldSPTE = clearSPTEBits(iter.sptep, old: iter.oldSPTE, mask: SPTE.dirty, level: iter.level)
+            if iter.oldSPTE.raw & dbit == 0 { continue }
+            iter.oldSPTE = clearSPTEBits(iter.sptep, old: iter.oldSPTE, mask: dbit, level: iter.level)
             kvmSetPfnDirty(iter.oldSPTE.pfn, gfn: iter.gfn)
         }
         rcu.readUnlock()
@@ -155,9 +159,10 @@ extension TDPMMU {
     /// A memslot update that sets or clears KVM_MEM_LOG_DIRTY_PAGES
     /// (kvm_set_memslot(): the new memslots published, then
     /// synchronize_srcu(&kvm->srcu) so that no vcpu still uses the old ones),
-    /// then kvm_mmu_slot_apply_flags(): with PML, turning logging on splits the
-    /// slot's huge pages (eager_page_split, default on), clears its Dirty bits
-    /// and write-protects the huge pages left (so that writes split them), then
+    /// then kvm_mmu_slot_apply_flags(): turning logging on splits the slot's
+    /// huge pages (eager_page_split, default on), then with PML clears its
+    /// Dirty bits and write-protects the huge pages left (so that writes split
+    /// them), without PML write-protects every leaf (`pml`), then
     /// flushes unconditionally, after mmu_lock; turning it off recovers huge pages. The caller holds kvm->slots_lock. (The wait for
     /// mn_active_invalidate_count to drain before the swap is not modelled: no
     /// memslot changes its range.)
@@ -168,10 +173,14 @@ extension TDPMMU {
             dirtyLog.setLogging(slot.id, true)
             kvm.srcu.synchronize()                          // kvm_swap_active_memslots()
             if eagerPageSplit { kvmMMUSlotTrySplitHugePages(slot) }
-            kvmMMUSlotLeafClearDirty(slot)
-            kvmMMUSlotRemoveWriteAccess(slot, minLevel: 2)
+            if pml {                                        // kvm_x86_ops.cpu_dirty_log_size
+                kvmMMUSlotLeafClearDirty(slot)
+                kvmMMUSlotRemoveWriteAccess(slot, minLevel: 2)
+            } else {
+                kvmMMUSlotRemoveWriteAccess(slot, minLevel: 1)
+            }
             flushRemoteTLBs()                               // kvm_flush_remote_tlbs_memslot()
-            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): Dirty bits cleared, huge pages write-protected")
+            engine.event("KVM_SET_USER_MEMORY_REGION(slot \(slot.id), KVM_MEM_LOG_DIRTY_PAGES): \(pml ? "Dirty bits cleared, huge pages write-protected" : "write-protected (no PML)")")
             oracle.dirtyLoggingEnabled()
         } else {
             dirtyLog.setLogging(slot.id, false)

@@ -113,6 +113,15 @@ public final class TDPMMU: KVMGFNRangeArch, @unchecked Sendable {
     /// when dirty logging starts. Set before actors run.
     public var eagerPageSplit = true
 
+    /// Whether the CPU logs dirty pages itself (`kvm_x86_ops.cpu_dirty_log_size`
+    /// non-zero: Intel's PML with kvm_intel.enable_pml=1, the default). Without
+    /// it (AMD, or enable_pml=0) dirty logging write-protects: turning it on
+    /// removes write access from the slot's 4K leaves too, a harvest clears
+    /// the Writable bits of the pages it took instead of their Dirty bits, and
+    /// every first write after that goes through fast_page_fault(), which
+    /// restores the bit and logs the page. Set before actors run.
+    public var pml = true
+
     /// kvm_arch_vcpu_create() for the MMU: the vcpu's arch state. Before any actor runs.
     public func createVCPU(_ state: VCPUState) -> X86VCPU {
         let v = X86VCPU(state: state, mmu: self, gfns: memslots.maxGfn)

@@ -65,7 +65,7 @@ public final class X86VCPU: @unchecked Sendable {
     /// The CPU set the Dirty bit of `gfn`'s SPTE: with PML on (a logged slot),
     /// it logs the gfn in the buffer.
     func pmlLog(_ gfn: Int) {
-        guard let slot = mmu.memslots.slot(forGfn: gfn, asID: asID), mmu.dirtyLog.isLogging(slot) else { return }
+        guard mmu.pml, let slot = mmu.memslots.slot(forGfn: gfn, asID: asID), mmu.dirtyLog.isLogging(slot) else { return }
         pml.store(gfn, 1)
         pmlEntries += 1
     }

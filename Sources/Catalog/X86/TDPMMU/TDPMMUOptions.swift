@@ -40,6 +40,9 @@ public struct TDPMMUOptions: ScenarioOptions {
     /// kvm.eager_page_split (1, the default: huge pages are split when dirty logging starts).
     public var eagerPageSplit: Int
     public var kvmWork: TDPKVMWork
+    /// 1: the CPU logs dirty pages (Intel PML, kvm_intel.enable_pml=1, the
+    /// default); 0: dirty logging write-protects (AMD, or enable_pml=0).
+    public var pml: Int = 1
     /// A bug planted by a test (issue 20); nil in every scenario and case.
     public var plantedBug: TDPPlantedBug? = nil
 
@@ -59,6 +62,8 @@ public struct TDPMMUOptions: ScenarioOptions {
                    help: "x86 TDP: 1 for hugetlbfs-backed guest RAM with the NX huge page mitigation (and its recovery thread)."),
         OptionKnob("eager-page-split", \.eagerPageSplit,
                    help: "x86 TDP: the eager_page_split module parameter (1, the default; 0 leaves huge pages to be split by faults while dirty logging starts)."),
+        OptionKnob("pml", \.pml,
+                   help: "x86 TDP: 1 if the CPU logs dirty pages (Intel PML, the default), 0 if dirty logging write-protects (AMD, kvm_intel.enable_pml=0)."),
         OptionKnob("kvm-work", \.kvmWork,
                    help: "x86 TDP: the background KVM work on the host CPU after the event sources."),
     ]
@@ -68,6 +73,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         guard (1...2).contains(addressSpaces) else { throw InputError("--address-spaces must be 1 or 2 (got \(addressSpaces))") }
         guard (1...2).contains(memslots) else { throw InputError("--memslots must be 1 or 2 (got \(memslots))") }
         guard (0...1).contains(hugePages) else { throw InputError("--huge-pages must be 0 or 1 (got \(hugePages))") }
+        guard (0...1).contains(pml) else { throw InputError("--pml must be 0 or 1 (got \(pml))") }
         guard (0...1).contains(eagerPageSplit) else { throw InputError("--eager-page-split must be 0 or 1 (got \(eagerPageSplit))") }
         guard hugePages == 0 || memslots == 1 else { throw InputError("--huge-pages 1 needs --memslots 1") }
         guard kvmWork != .nxRecovery || hugePages == 1 else { throw InputError("--kvm-work nx-recovery needs --huge-pages 1") }
@@ -93,7 +99,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         return Array(0..<low) + (0..<(pages - low)).map { high + $0 }
     }
 
-    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork, plantedBug }
+    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork, pml, plantedBug }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -103,6 +109,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         hugePages = try c.decodeIfPresent(Int.self, forKey: .hugePages) ?? 0
         eagerPageSplit = try c.decodeIfPresent(Int.self, forKey: .eagerPageSplit) ?? 1
         kvmWork = try c.decode(TDPKVMWork.self, forKey: .kvmWork)
+        pml = try c.decodeIfPresent(Int.self, forKey: .pml) ?? 1
         plantedBug = try c.decodeIfPresent(TDPPlantedBug.self, forKey: .plantedBug)
     }
 }

@@ -89,6 +89,13 @@ public struct TDPMMURaceScenario: Scenario {
         Case(.nxFlushFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, configure: { $0.options.hugePages = 1 },
              note: "T2 fixed, PCT at every access"),
         Case(.pagesAvailableFixed, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses, note: "T5 fixed, PCT at every access"),
+        // Dirty logging without PML (AMD, kvm_intel.enable_pml=0): write protection,
+        // so every first write after a harvest goes through fast_page_fault()
+        // (issue 20 class 2: with PML the fast path almost never ran).
+        Case(.upstream, expects: .clean, schedules: 2_000, lengths: Self.search, configure: { $0.options.pml = 0 },
+             note: "every fix, dirty logging by write protection (no PML): the lockless fast path at work"),
+        Case(.upstream, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses,
+             configure: { $0.options.pml = 0 }, note: "every fix without PML, PCT at every access"),
     ]}
 }
 

@@ -60,6 +60,7 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         mmu.attachOracleAndRegisterNotifier()
         mmu.setNXHugePages(huge)
         mmu.eagerPageSplit = o.eagerPageSplit == 1
+        mmu.pml = o.pml == 1
         slotsLock = SpinLock("mutex_lock(&kvm->slots_lock)", engine: engine)
         let ex = engine.executors, vm = kvm, cpus = c.cpus
         hostCPUs = (0..<cpus).map { HostCPU(index: $0, executor: ex[$0]) }
