@@ -90,6 +90,9 @@ public struct Stage2RaceScenario: Scenario {
              note: "R4 fixed, PCT at every access"),
         Case(.walkerReloadPreFix, expects: .clean, schedules: 1_000, strategy: .pct, lengths: Self.search, points: .accesses,
              note: "R2 on the host's RCU free, PCT at every access"),
+        // Random at every access as well as PCT: each finds windows the other
+        // misses (issue 20, class 1; docs/reliability.md).
+        Case(.upstream, expects: .clean, schedules: 1_000, lengths: Self.search, points: .accesses, note: "every fix, random at every access"),
     ]}
 }
 

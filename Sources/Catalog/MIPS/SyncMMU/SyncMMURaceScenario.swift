@@ -62,6 +62,10 @@ public struct SyncMMURaceScenario: Scenario {
         Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses,
              configure: { $0.options.guestRam = .file; $0.options.markAccessed = .v613 },
              note: "file-backed guest RAM with writeback, PCT at every access"),
+        // Random at every access as well as PCT: each finds windows the other
+        // misses (issue 20, class 1; docs/reliability.md).
+        Case(.noChangePTE, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, points: .accesses, configure: Self.v613,
+             note: "seed 004 without change_pte, random at every access"),
     ]}
 }
 

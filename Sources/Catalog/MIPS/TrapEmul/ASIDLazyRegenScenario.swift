@@ -67,6 +67,9 @@ public struct ASIDLazyRegenScenario: Scenario {
              note: "the other half (drop the vcpu_load reset, no propagation): hole (a) alone"),
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.upstream411, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the v4.11 ASID code, PCT at every access"),
+        // Random at every access as well as PCT: each finds windows the other
+        // misses (issue 20, class 1; docs/reliability.md).
+        Case(.upstream411, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, points: .accesses, note: "the v4.11 ASID code, random at every access"),
     ]}
 }
 

@@ -45,6 +45,10 @@ public struct PPCTLBLocalScenario: Scenario {
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002, PCT at every access"),
         Case(.upstream313, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the later code, PCT at every access"),
+        // Random at every access: a window a preemption must hit exactly (the
+        // old notifier's mmu_notifier_count dropped before the seq bump: by 8
+        // here, never by PCT at every access in 20,000). Issue 20, class 1.
+        Case(.patched, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002, random at every access"),
     ]}
 }
 

@@ -47,6 +47,9 @@ public struct VPACrossRegisterScenario: Scenario {
         // PCT at every kernel-memory access, one case per fixed variant (issue 20, classes 1 and 3).
         Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 003, PCT at every access"),
         Case(.pinsSnapshot, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "the later snapshot pin, PCT at every access"),
+        // Random at every access as well as PCT: each finds windows the other
+        // misses (issue 20, class 1; docs/reliability.md).
+        Case(.patched, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 003, random at every access"),
     ]}
 }
 

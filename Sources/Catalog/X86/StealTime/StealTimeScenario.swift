@@ -54,6 +54,9 @@ public struct StealTimeScenario: Scenario {
         Case(.patched, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: { $0.hostEventSources = 0 },
              note: "xchg() on the steal_time page, no host remaps, PCT at every access"),
         Case(.hvaCache, expects: .clean, schedules: 1_000, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "T7 fixed, PCT at every access"),
+        // Random at every access as well as PCT: each finds windows the other
+        // misses (issue 20, class 1; docs/reliability.md).
+        Case(.hvaCache, expects: .clean, schedules: 1_000, lengths: RunOptions.searchLengths, points: .accesses, note: "T7 fixed, random at every access"),
     ]}
 }
 
