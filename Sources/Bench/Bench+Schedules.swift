@@ -33,10 +33,14 @@ extension Bench {
         defer { engine.shutdown() }
         r.deterministicBackend = engine.backend.rawValue
         let strategy = RandomStrategy()
-        var model = 0.0, bare = 0.0
+        var model = 0.0, bare = 0.0, fresh = 0.0
+        var freshOptions = o
+        freshOptions.resetWorlds = false
         for _ in 0..<rounds {
             let rep = try Runner(o).run()
             model = max(model, Double(rep.schedules) / rep.elapsedSeconds)
+            let freshRep = try Runner(freshOptions).run()
+            fresh = max(fresh, Double(freshRep.schedules) / freshRep.elapsedSeconds)
             r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
             let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
             let start = now()
@@ -50,6 +54,8 @@ extension Bench {
             bare = max(bare, Double(perRound) / (now() - start))
         }
         r.schedulesPerSecond = model
+        r.freshWorldSchedulesPerSecond = fresh
+        (r.worldBuildMicroseconds, r.worldResetMicroseconds) = worldCosts(o.selection, engine: engine, count: max(100, perRound / 5))
         r.bareSchedulesPerSecond = bare
         r.modelOverhead = model > 0 ? bare / model : 0
         var threads = o
@@ -63,6 +69,22 @@ extension Bench {
         let accessRep = try Runner(accesses).run()
         r.accessPointSchedulesPerSecond = Double(accessRep.schedules) / accessRep.elapsedSeconds
         r.accessPointStepsPerSchedule = Double(accessRep.steps) / Double(max(1, accessRep.schedules))
+    }
+
+    /// Microseconds to build and tear down one world of `selection`, and to
+    /// reset one in place (0 if its world does not reset); best of 3 rounds.
+    static func worldCosts(_ selection: ScenarioSelection, engine: SimEngine, count: Int) -> (build: Double, reset: Double) {
+        var build = Double.infinity, reset = Double.infinity
+        for _ in 0..<3 {
+            var start = now()
+            for i in 0..<count { _ = selection.makeWorld(engine: engine, seed: UInt64(i)) }
+            build = min(build, (now() - start) / Double(count) * 1e6)
+            guard let w = selection.makeWorld(engine: engine, seed: 0) as? any ResettableWorld else { return (build, 0) }
+            start = now()
+            for i in 0..<count { _ = w.reset(seed: UInt64(i)) }
+            reset = min(reset, (now() - start) / Double(count) * 1e6)
+        }
+        return (build, reset)
     }
 
     // MARK: 4. accesses

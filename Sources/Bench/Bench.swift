@@ -44,6 +44,11 @@ public enum Bench {
         /// The same schedules at access-level points (`--points accesses`).
         public var accessPointSchedulesPerSecond = 0.0
         public var accessPointStepsPerSchedule = 0.0
+        /// The same schedules with a fresh world each (no reset in place), and
+        /// what one world costs: built and torn down, against reset in place.
+        public var freshWorldSchedulesPerSecond = 0.0
+        public var worldBuildMicroseconds = 0.0
+        public var worldResetMicroseconds = 0.0
         // 4. parallel accesses
         public var accessesPerSecond = 0.0
         public var accessesPerSecondOneThread = 0.0
@@ -100,7 +105,8 @@ public enum Bench {
                                 "rcuWalksPerSecondOneReader", "rwlockWalksPerSecondOneReader"]
             case .rcuVsC: ["rcuVsCRatio", "swiftWalksPerSecond", "cWalksPerSecond"]
             case .schedules: ["schedulesPerSecond", "bareSchedulesPerSecond", "threadBackendSchedulesPerSecond", "deterministicBackend",
-                              "modelOverhead", "stepsPerSchedule", "accessPointSchedulesPerSecond", "accessPointStepsPerSchedule"]
+                              "modelOverhead", "stepsPerSchedule", "accessPointSchedulesPerSecond", "accessPointStepsPerSchedule",
+                              "freshWorldSchedulesPerSecond", "worldBuildMicroseconds", "worldResetMicroseconds"]
             case .accesses: ["accessesPerSecond", "accessesPerSecondOneThread", "parallelScaling"]
             case .memory: ["bytesPerMappedPage", "bytesPerMappedPageLiveTables", "peakMemorySparse64GiBBytes", "sparse64GiBTableBytes"]
             case .timeToFirstViolation: ["timeToFirstViolation", "timeToFirstViolationSeeds"]
@@ -193,6 +199,7 @@ public enum Bench {
         if figures.contains(.schedules) {
             l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
             l.append("   at access-level points: \(f(r.accessPointSchedulesPerSecond)) schedules/s (\(f(r.accessPointStepsPerSchedule)) steps each)")
+            l.append("   a fresh world per schedule: \(f(r.freshWorldSchedulesPerSecond)) schedules/s; a world built and torn down \(f(r.worldBuildMicroseconds)) us, reset in place \(f(r.worldResetMicroseconds)) us")
         }
         if figures.contains(.accesses) {
             l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")

@@ -27,6 +27,14 @@ public final class ModelledRCU: RCUDomain, @unchecked Sendable {
         generation = Array(repeating: 0, count: engine.executors.count + 1)
     }
 
+    /// A world reset in place between schedules: no reader, no grace period
+    /// yet, no callback pending, as a new domain.
+    public func reset() {
+        for i in depth.indices { depth[i] = 0; generation[i] = 0 }
+        gracePeriods = 0
+        pending.removeAll(keepingCapacity: true)
+    }
+
     /// Slot of the calling actor; the last slot is for foreign threads (tests).
     @inline(__always) private var me: Int { SimExecutor.currentID ?? (depth.count - 1) }
 

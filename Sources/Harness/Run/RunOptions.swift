@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import Foundation
 import SimExec
 
 /// What to run.
@@ -16,6 +17,12 @@ public struct RunOptions: Sendable {
     public var keepGoing = false
     /// Run each deterministic schedule twice and compare the traces.
     public var checkDeterminism = false
+    /// Deterministic mode: reuse the world of a finished schedule, reset in
+    /// place (`ResettableWorld`), instead of building a new one. Off (or
+    /// `KVMSIM_WORLD_RESET=0` in the environment): a fresh world per schedule,
+    /// the same schedules (tests compare the two).
+    public var resetWorlds = RunOptions.resetWorldsByDefault
+    public static let resetWorldsByDefault = ProcessInfo.processInfo.environment["KVMSIM_WORLD_RESET"] != "0"
     /// How deterministic mode passes the baton (same schedules either way).
     public var backend: SimEngine.DeterministicBackend = .preferred
     /// Deterministic mode: schedule lengths, as multiples of the scenario's

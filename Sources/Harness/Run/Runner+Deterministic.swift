@@ -19,15 +19,19 @@ extension Runner {
         var mismatch: DeterminismMismatch?
         let t0 = SimEngine.monotonicSeconds()
         var lastProgress = start
+        let cache = o.resetWorlds ? WorldCache(slots: scaledSelections.count) : nil
         while ran < budget {
             if interrupted { break }
             if let s = o.seconds, Date().timeIntervalSince(start) >= s { break }
             let scheduleSeed = SplitMix64.derive(o.seed, UInt64(ran))
             let selection = selection(forSchedule: ran)
-            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection)
+            let slot = ran % scaledSelections.count
+            let found = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection,
+                                    cache: cache, slot: slot)
             if o.checkDeterminism && !engine.wedged {
                 let (d1, h1) = (engine.decisions, engine.scheduleHash)
-                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection)
+                _ = runSchedule(engine: engine, strategy: strategy, scheduleSeed: scheduleSeed, selection: selection,
+                                cache: cache, slot: slot)
                 if engine.decisions != d1 || engine.scheduleHash != h1 {
                     let d2 = engine.decisions
                     let at = (0..<min(d1.count, d2.count)).first { d1[$0] != d2[$0] } ?? min(d1.count, d2.count)
@@ -51,6 +55,7 @@ extension Runner {
             }
             ran += 1
             if engine.wedged {
+                cache?.clear()                              // its worlds hold the old engine's executors
                 engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
             }
             if (first != nil && !o.keepGoing) || mismatch != nil { break }
@@ -59,6 +64,7 @@ extension Runner {
                 if now.timeIntervalSince(lastProgress) > 0.2 { lastProgress = now; progress(ran, o.schedules, now.timeIntervalSince(start)) }
             }
         }
+        cache?.clear()
         engine.shutdown()
         return report(schedules: ran, violations: violations, first: first, elapsed: Date().timeIntervalSince(start),
                       traceHash: String(format: "%016llx", hash.value), steps: steps, secondsToFirst: firstAt, mismatch: mismatch)
@@ -67,16 +73,28 @@ extension Runner {
     /// Runs one schedule on `engine` and returns its violations: the world of
     /// `selection` (the run's by default) built from `scheduleSeed`, the
     /// strategy reset from `strategySeed` (the same seed by default).
+    /// With `cache`, the world of its slot is reset in place when it can be
+    /// (`ResettableWorld`), and kept there after a schedule that finished cleanly.
     func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64, selection: ScenarioSelection? = nil,
-                     strategySeed: UInt64? = nil) -> [Violation] {
+                     strategySeed: UInt64? = nil, cache: WorldCache? = nil, slot: Int = 0) -> [Violation] {
         engine.beginSchedule(strategy: strategy, scheduleSeed: strategySeed ?? scheduleSeed)
-        let world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
+        let world: any ScenarioWorld
+        if let reset = cache?.take(slot: slot, seed: scheduleSeed) {
+            world = reset
+            worldResets += 1
+        } else {
+            world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
+        }
         world.start(endless: false)
         engine.runSchedule()
         if !engine.deadlocked { world.finish() }
         addCounters(of: world)
         if engine.hung {
             engine.report(.livelock, "the schedule ran \(engine.maxSteps) steps without finishing")
+        }
+        if let cache, world is any ResettableWorld, engine.violations.isEmpty, !engine.deadlocked, !engine.hung,
+           !engine.wedged, !engine.stopRequested {
+            cache.worlds[slot] = world
         }
         violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
         coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)

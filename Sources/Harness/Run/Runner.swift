@@ -16,6 +16,8 @@ public final class Runner {
     var counterTotals: [String: Int] = [:]
     var violationTotals: [String: Int] = [:]
     var coverageTotals: [String: Int] = [:]
+    /// Schedules that ran on a world reset in place (`ResettableWorld`).
+    var worldResets = 0
 
     /// Checks the options (bad input: an `InputError`, exit 2).
     public init(_ options: RunOptions) throws(InputError) {

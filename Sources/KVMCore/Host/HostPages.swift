@@ -46,6 +46,9 @@ public final class HostPages: @unchecked Sendable {
     /// Whether the page flags (dirty, referenced) are kept: worlds with
     /// `HostMMDetail.pageDirty` (no other world touches them).
     public let pageFlags: Bool
+    /// The free lists as built (for `resetFreeLists`; arrays are shared, not copied).
+    private let initialFree: [Int]
+    private let initialHugeFree: [Int]
 
     public init(capacity: Int, hugePages: Int = 0, blockPages: Int = 0, zeroPage: Bool = false, pageFlags: Bool = false) {
         self.pageFlags = pageFlags
@@ -62,14 +65,23 @@ public final class HostPages: @unchecked Sendable {
         let z = zeroPage ? max(capacity, 2) - 1 : nil
         precondition(z == nil || z! > 1, "a zero page needs a capacity of 3 or more")
         zeroPfn = z
-        freeList = Locked((Array(1..<max(capacity, 2)).filter { $0 != z }, 0))
+        initialFree = Array(1..<max(capacity, 2)).filter { $0 != z }
+        freeList = Locked((initialFree, 0))
         let base = hugeBase, bp = blockPages
-        hugeFree = Locked(hugePages > 0 ? (0..<hugePages).reversed().map { base + $0 * bp } : [])
+        initialHugeFree = hugePages > 0 ? (0..<hugePages).reversed().map { base + $0 * bp } : []
+        hugeFree = Locked(initialHugeFree)
         if let z {
             refcount.store(z, 1)
             content.store(z, 0)
             inUse.store(z, 1)
         }
+    }
+
+    /// A world reset in place (Catalog's `ResettableWorld`): the free lists as
+    /// built. The per-pfn words are the world's `WorldMemory` to restore.
+    public func resetFreeLists() {
+        freeList.withLock { $0 = (initialFree, 0) }
+        hugeFree.withLock { $0 = initialHugeFree }
     }
 
     /// is_zero_pfn().

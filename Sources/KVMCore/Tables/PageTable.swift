@@ -70,6 +70,14 @@ public final class PageTable: @unchecked Sendable {
 
     deinit { arena.free(); owners?.free() }
 
+    /// A world reset in place: the allocator as built (the pgd live, nothing
+    /// awaiting a flush). Entries, states and owners are the world's
+    /// `WorldMemory` to restore.
+    public func resetAllocator() {
+        arena.resetAllocator(firstTables: 1)
+        awaitingFlush.removeAll(keepingCapacity: true)
+    }
+
     /// Tables needed to map `pages` page numbers below `limit`, with slack for tables
     /// waiting for a grace period.
     public static func capacity(forPageLimit limit: Int, levels: Int, bitsPerLevel: Int) -> Int {

@@ -56,6 +56,13 @@ public struct TableArena: @unchecked Sendable {
         freeTables = Locked((fresh: firstTables, reclaimed: reclaimed))
     }
 
+    /// A world reset in place: tables below `firstTables` handed out, none
+    /// reclaimed, as built. Words and states are the world's `WorldMemory`
+    /// to restore.
+    public func resetAllocator(firstTables: Int) {
+        freeTables.withLock { $0.fresh = firstTables; $0.reclaimed.removeAll(keepingCapacity: true) }
+    }
+
     /// The owner calls this once, when no walker can run any more.
     public func free() { words.free(); state.free() }
 

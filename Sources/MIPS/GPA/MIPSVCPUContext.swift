@@ -57,6 +57,15 @@ public final class MIPSVCPUContext: @unchecked Sendable {
 
     deinit { counters.free() }
 
+    /// A world reset in place: the write counter as built (its memory cache
+    /// is empty after a schedule that finished; the words are the world's
+    /// `WorldMemory` to restore). False if the cache still holds tables.
+    public func resetForReuse() -> Bool {
+        guard cache.objects.isEmpty else { return false }
+        writeCounter = 0
+        return true
+    }
+
     enum AccessResult { case done, fault }
 
     /// A guest load or store in guest mode: TLB hit, or refill then hit, or a fault.

@@ -35,6 +35,7 @@ public struct AtomicWords: @unchecked Sendable {
 
     private init(base: UnsafeMutablePointer<UInt64>, count: Int, mappedBytes: Int, kernel: Bool) {
         self.base = base; self.count = count; self.mappedBytes = mappedBytes; self.kernel = kernel
+        WorldMemory.noteAllocation(base, count: count)
     }
 
     /// Zeroed words, reserved as address space: from `AtomicWords.reserveThreshold`

@@ -12,10 +12,10 @@ import Harness
 /// source: zap, swap-out/in, KSM merge, COW break, mprotect, aging) and `vcpu0...`
 /// (vcpu i loaded on cpu i % cpus; it owns, i.e. is the only writer of, gfns
 /// g with g % vcpus == i, and reads any gfn).
-final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
+final class SyncMMUWorld: ResettableWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<MIPSGPAOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let kvm: KVM
     let mmu: MIPSMMU
     let hostMM: HostMM
@@ -25,6 +25,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     let hostBase = 0x7F00_0000   // host virtual page of guest RAM
     /// Host events done per host CPU (atomics: the runner reads them).
     private let hostEventsDone: AtomicWords
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
 
     /// The seed-004 host mm: the zero page and KSM's change_pte
     /// (`HostMMDetail`); mmu-seq-wrap passes none and keeps the host mm it had.
@@ -33,6 +35,8 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
     init(engine: SimEngine, variant: SyncMMUVariant, config c: ScenarioConfig<MIPSGPAOptions>, seed: UInt64,
          mmuSeqType: MMUSeqSnapshotType = .unsignedLong, initialMMUNotifierSeq: UInt64 = 0,
          hostDetail: HostMMDetail = SyncMMUWorld.seed004HostDetail) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -60,6 +64,21 @@ final class SyncMMUWorld: ScenarioWorld, @unchecked Sendable {
         let mipsMMU = mmu
         contexts = states.map { s in MIPSVCPUContext(vcpu: s, mmu: mipsMMU, cpuLock: cpuLocks[s.cpu], ownsGfn: { $0 % n == s.id }) }
         hostEventsDone = AtomicWords(count: c.cpus)
+        memory.endRecording()
+    }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made (host pages and PTEs, GPA table, TLBs, oracle, locks, notifier
+    /// counters, vcpu requests), the host page and table free lists, the
+    /// modelled RCU and the vcpus' write counters.
+    func reset(seed: UInt64) -> Bool {
+        guard let rcu = kvm.rcu as? ModelledRCU, contexts.allSatisfy({ $0.resetForReuse() }) else { return false }
+        memory.restore()
+        hostMM.pages.resetFreeLists()
+        mmu.table.resetAllocator()
+        rcu.reset()
+        self.seed = seed
+        return true
     }
 
     deinit { hostEventsDone.free() }

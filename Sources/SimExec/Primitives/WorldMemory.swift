@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The kernel and model memory of a world (every `AtomicWords` made while it
+/// is built), snapshotted when the build ends so that a world reset in place
+/// between deterministic schedules (`ResettableWorld`) gets back every word
+/// exactly as a fresh build would have it, without knowing who owns which.
+///
+/// Use: `let m = WorldMemory.beginRecording()` first thing in a world's
+/// initializer, `m.endRecording()` last; `m.restore()` in its reset. Words the
+/// build makes are recorded on the building thread only (a thread-local
+/// word), so worlds built on other threads at the same time are not mixed up.
+/// The world must free no recorded words before it dies (the model frees
+/// its words in its objects' deinits, which die with the world).
+/// State that is not in `AtomicWords` (Swift arrays, counters, free lists)
+/// is the world's to reset.
+public final class WorldMemory: @unchecked Sendable {
+    private var regions: [(base: UnsafeMutableRawPointer, bytes: Int)] = []
+    private var snapshot: UnsafeMutableRawPointer?
+    /// Bytes recorded (and copied back by each `restore`).
+    public private(set) var bytes = 0
+
+    private init() {}
+
+    deinit { snapshot?.deallocate() }
+
+    /// The recorder of the calling thread's build, if one is recording.
+    static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        precondition(pthread_key_create(&k, nil) == 0)
+        return k
+    }()
+
+    /// Starts recording the words the calling thread makes.
+    public static func beginRecording() -> WorldMemory {
+        let m = WorldMemory()
+        precondition(pthread_getspecific(key) == nil, "WorldMemory: a world build is already recording on this thread")
+        pthread_setspecific(key, Unmanaged.passUnretained(m).toOpaque())
+        return m
+    }
+
+    /// Stops recording and takes the snapshot `restore` copies back.
+    public func endRecording() {
+        precondition(pthread_getspecific(Self.key) == Unmanaged.passUnretained(self).toOpaque())
+        pthread_setspecific(Self.key, nil)
+        bytes = regions.reduce(0) { $0 + $1.bytes }
+        let s = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 8)
+        var at = s
+        for r in regions {
+            at.copyMemory(from: r.base, byteCount: r.bytes)
+            at += r.bytes
+        }
+        snapshot = s
+    }
+
+    /// Copies every recorded word back to its value when the build ended.
+    public func restore() {
+        guard var at = snapshot.map(UnsafeRawPointer.init) else { preconditionFailure("WorldMemory.restore before endRecording") }
+        for r in regions {
+            r.base.copyMemory(from: at, byteCount: r.bytes)
+            at += r.bytes
+        }
+    }
+
+    /// Called by every `AtomicWords` initializer.
+    @inline(__always)
+    static func noteAllocation(_ base: UnsafeMutablePointer<UInt64>, count: Int) {
+        guard let p = pthread_getspecific(key) else { return }
+        Unmanaged<WorldMemory>.fromOpaque(p).takeUnretainedValue().regions.append((UnsafeMutableRawPointer(base), max(count, 1) * 8))
+    }
+}
