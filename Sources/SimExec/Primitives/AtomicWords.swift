@@ -76,6 +76,7 @@ public struct AtomicWords: @unchecked Sendable {
     }
 
     public func free() {
+        WorldMemory.noteFree(base)
         if mappedBytes > 0 { munmap(base, mappedBytes) } else { base.deallocate() }
     }
 

@@ -14,8 +14,12 @@ import Darwin
 /// initializer, `m.endRecording()` last; `m.restore()` in its reset. Words the
 /// build makes are recorded on the building thread only (a thread-local
 /// word), so worlds built on other threads at the same time are not mixed up.
-/// The world must free no recorded words before it dies (the model frees
-/// its words in its objects' deinits, which die with the world).
+/// Words freed while the build is still recording (a temporary, or an object
+/// the build made and did not keep) are dropped from the record. After the
+/// build, the world must free no recorded words before it dies: keep every
+/// object the build made that owns words (the model frees its words in its
+/// objects' deinits, which die with the world); an object dropped after
+/// `endRecording` would have `restore` write into freed memory.
 /// State that is not in `AtomicWords` (Swift arrays, counters, free lists)
 /// is the world's to reset.
 public final class WorldMemory: @unchecked Sendable {
@@ -64,6 +68,15 @@ public final class WorldMemory: @unchecked Sendable {
             r.base.copyMemory(from: at, byteCount: r.bytes)
             at += r.bytes
         }
+    }
+
+    /// Called by `AtomicWords.free`: a build's temporary leaves the record.
+    @inline(__always)
+    static func noteFree(_ base: UnsafeMutablePointer<UInt64>) {
+        guard let p = pthread_getspecific(key) else { return }
+        let m = Unmanaged<WorldMemory>.fromOpaque(p).takeUnretainedValue()
+        let raw = UnsafeMutableRawPointer(base)
+        if let i = m.regions.lastIndex(where: { $0.base == raw }) { m.regions.remove(at: i) }
     }
 
     /// Called by every `AtomicWords` initializer.

@@ -22,6 +22,10 @@ final class SyncMMUWorld: ResettableWorld, @unchecked Sendable {
     let hostCPUs: [HostCPU]
     let vcpus: [VCPU]
     let contexts: [MIPSVCPUContext]
+    /// `vcpu_load()`'s per-CPU locks, kept by the world (not only by the
+    /// contexts that use them: a CPU with no vcpu would drop its lock, whose
+    /// word `memory` recorded).
+    let cpuLocks: [SpinLock]
     let hostBase = 0x7F00_0000   // host virtual page of guest RAM
     /// Host events done per host CPU (atomics: the runner reads them).
     private let hostEventsDone: AtomicWords
@@ -57,6 +61,7 @@ final class SyncMMUWorld: ResettableWorld, @unchecked Sendable {
         let ex = engine.executors
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
         let cpuLocks = (0..<c.cpus).map { _ in SpinLock("vcpu_load(cpu)", engine: engine) }
+        self.cpuLocks = cpuLocks
         var states: [VCPUState] = []
         for v in 0..<c.vcpus { states.append(kvm.createVCPU(cpu: v % c.cpus)) }
         vcpus = states.map { VCPU(state: $0, executor: ex[c.cpus + $0.id]) }

@@ -34,6 +34,10 @@ public struct VPACrossRegisterScenario: Scenario {
         VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: true)
     }
 
+    public var parallelFindings: [(variant: VPAVariant, note: String)] {
+        [(.patched, "finding: kvmppc_update_vpa() pins a fresh, unlocked read of next_gpa, so a registration moved A -> B -> A while it has dropped the lock installs B's page (vpa-pinned-registered); deterministically only at access-level points (vpa-cross-register seed 11, schedule 311,285: its checked-in trace); on real threads within seconds (docs/mechanisms/vpa.md)")]
+    }
+
     // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
     // random: planted bugs by 4 (the contract and witness mutants of issue 20
     // by 2,000, in the helper's run): 5,000; PCT at every access: 1,000.

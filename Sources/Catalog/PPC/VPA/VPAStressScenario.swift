@@ -33,6 +33,10 @@ public struct VPAStressScenario: Scenario {
         VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: false)
     }
 
+    public var parallelFindings: [(variant: VPAVariant, note: String)] {
+        [(.patched, "finding: kvmppc_update_vpa() pins a fresh, unlocked read of next_gpa, so a registration moved A -> B -> A while it has dropped the lock installs B's page (vpa-pinned-registered); deterministically only at access-level points (vpa-cross-register seed 11, schedule 311,285: its checked-in trace); on real threads within seconds (docs/mechanisms/vpa.md)")]
+    }
+
     public var cases: [Case] {[
         Case(.patched, expects: .clean, schedules: 2_000,
              note: "seed 003 under register/deregister storms of all three areas"),
