@@ -60,8 +60,7 @@ MUTATIONS = [
             ('            if arena.words.cas(sptep, spte.raw, new.raw) {',
              '            arena.words.store(sptep, new.raw); if true {'),
         ],
-        scenarios=['tdp-mmu-race', 'tdp-mmu-stress'],
-        survivor="blind spot (class 2): the x86 worlds' dirty logging clears Dirty bits as with PML, so fast_page_fault() (a write to a write-protected, MMU-writable SPTE) almost never runs (0 fast faults in 3,000 tdp-mmu-race schedules, 2 in 3 s of tdp-mmu-stress on real threads); dirty logging by write protection (AMD, enable_pml=0: kvm_mmu_slot_remove_write_access(), clear_dirty_pt_masked() with wrprot) is not modelled"),
+        scenarios=['tdp-mmu-race', 'tdp-mmu-stress']),
     Mutation(
         name='tdp-zap-leafs-range-end-short', cls=2, kind='range end off by one page (tdp_mmu_zap_leafs)',
         file='Sources/X86/TDPMMU/TDPMMU+Zap.swift',

@@ -68,6 +68,7 @@ public struct SuiteCase: Sendable {
         var s = "\(scenario)/\(variant)"
         for (k, v) in overrides { s += " \(k)=\(v)" }
         if strategy != .random { s += " strategy=\(strategy.rawValue)" }
+        if strategy == .pct && depth != 3 { s += " depth=\(depth)" }
         if lengths != [1] { s += " lengths=\(lengths.map(String.init).joined(separator: ","))" }
         if points != .named { s += " points=\(points.rawValue)" }
         if seed != 1 { s += " seed=\(seed)" }

@@ -35,7 +35,12 @@ public struct PPCTLBStressScenario: Scenario {
     // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
     // one-vcpu cases: the finding by 116, planted bugs by 165: 2,000. PCT
     // at every access: H_ENTER's seq read moved after the PTE lookup by 476:
-    // 1,500.
+    // 1,500. PCT of depth 6: H_BULK_REMOVE dropping the rmap chains before its
+    // tlbies (the host's kvm_unmap_rmapp() then finds nothing to wait for and
+    // frees a page a TLB still maps) needs 6,500-7,400 schedules at depth 3
+    // (3 seeds), 258-4,866 at depth 6 (5 seeds; random: 666-9,103): 5,000
+    // (measured 2026-12-07 at 52b2d18, stress/mutate's
+    // ppc-h-bulk-remove-revmap-before-tlbie).
     public var cases: [Case] {[
         Case(.patched, expects: .clean, schedules: 1_000,
              note: "seed 002 with vcores moving and every host mm event"),
@@ -54,6 +59,8 @@ public struct PPCTLBStressScenario: Scenario {
         Case(.patched, expects: .clean, schedules: 1_500, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, note: "seed 002 with vcores moving, PCT at every access"),
         Case(.preFix, expects: .clean, schedules: 300, strategy: .pct, lengths: RunOptions.searchLengths, points: .accesses, configure: { $0.vcpus = 1; $0.vcpusPerVcore = 1 },
              note: "the one-vcpu guest before the seed, PCT at every access"),
+        Case(.patched, expects: .clean, schedules: 5_000, strategy: .pct, depth: 6, lengths: RunOptions.searchLengths,
+             note: "seed 002 with vcores moving, PCT of depth 6 (an unlink and its flush interleaved with a host unmap and a TLB hit)"),
         Case(.patched, expects: .clean, schedules: 1_000, configure: { $0.vcpus = 2; $0.vcpusPerVcore = 1 },
              note: "a two-vcpu guest on two vcores: H_BULK_REMOVE's `online_vcpus == 1` test is the only thing between tlbiel and tlbie (issue 20 class 2: no case had exactly two vcpus)"),
     ]}
