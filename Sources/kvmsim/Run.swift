@@ -32,6 +32,7 @@ struct Run: ParsableCommand {
     @Option(help: "x86 TDP, arm64 stage-2: 1 for hugetlbfs-backed guest RAM (x86: with the NX huge page mitigation; arm64: remapped by the VMM now and then).") var hugePages: Int?
     @Option(help: "x86 TDP: the eager_page_split module parameter (1, the default, or 0).") var eagerPageSplit: Int?
     @Option(help: "x86 TDP: 1 if the CPU logs dirty pages (Intel PML, the default), 0 if dirty logging write-protects (AMD).") var pml: Int?
+    @Option(help: "x86 TDP: 1 for the host's page dirty state with v6.11's writable swap-in (the default: reclaim drops clean pages, lost-dirty-page), 0 for a host mm that copies every reclaimed page out.") var pageDirty: Int?
     @Option(help: "x86 TDP, arm64 stage-2: background KVM work (x86: all, none, zap-gfn-range, fast-zap, ...; arm64: dirty-log, none).") var kvmWork: String?
     @Option(help: "arm64 stage-2: VMs sharing the physical CPUs and the VMID space.") var vms: Int?
     @Option(help: "arm64 stage-2: physical CPUs the vcpus are scheduled on.") var pcpus: Int?
@@ -68,7 +69,7 @@ struct Run: ParsableCommand {
         if let hostEventSources { selection.sizes.hostEventSources = hostEventSources }
         for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent),
                               ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots), ("huge-pages", hugePages),
-                              ("eager-page-split", eagerPageSplit), ("pml", pml), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
+                              ("eager-page-split", eagerPageSplit), ("pml", pml), ("page-dirty", pageDirty), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("guest-ram", guestRam), ("reclaim-young", reclaimYoung), ("kvm-work", kvmWork), ("table-free", tableFree)] {

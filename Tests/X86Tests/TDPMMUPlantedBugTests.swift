@@ -26,4 +26,29 @@ import TestSupport
         let trace = try #require(runner.failingTrace)
         #expect(try Runner.replay(trace).violations.first?.oracle == report.firstViolation?.oracle)
     }
+
+    /// Issue 20, class 5 (harm without a witness): handle_changed_spte()
+    /// skips kvm_set_pfn_dirty() for the dirty leaves it zaps, as the mutation
+    /// tdp-set-pfn-dirty-dropped does textually. With the host's page dirty
+    /// state (`--page-dirty 1`, the default) the suite's case
+    /// `tdp-mmu-race/upstream lengths=1,2,4,8` catches it: a page swapped back
+    /// in by a read is mapped writable and clean (v6.11's do_swap_page()),
+    /// the guest writes it through the EPT, the zap forgets the Dirty bit, and
+    /// reclaim drops the page as clean (lost-dirty-page; schedules 16-336 for
+    /// seeds 1-5, measured with the mutant). Without it the same bug runs
+    /// clean: nothing in that host mm reads the page dirty state.
+    @Test func aDirtyBitHandleChangedSPTEDropsIsALostDirtyPage() throws {
+        let (report, runner) = try run(TDPMMURaceScenario(), .upstream, schedules: 2_000, lengths: RunOptions.searchLengths) {
+            $0.options.plantedBug = .setPfnDirtyDropped
+        }
+        #expect(report.firstViolation?.oracle == "lost-dirty-page", "\(report.firstViolation?.description ?? "clean")")
+        let trace = try #require(runner.failingTrace)
+        #expect(try Runner.replay(trace).violations.first?.oracle == "lost-dirty-page")
+
+        let (blind, _) = try run(TDPMMURaceScenario(), .upstream, schedules: 2_000, lengths: RunOptions.searchLengths) {
+            $0.options.plantedBug = .setPfnDirtyDropped
+            $0.options.pageDirty = 0
+        }
+        #expect(blind.violations == 0, "without page dirty state: \(blind.firstViolation?.description ?? "")")
+    }
 }

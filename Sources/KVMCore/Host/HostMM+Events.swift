@@ -325,7 +325,16 @@ extension HostMM {
         withPageTableLock {
             let p = pte(h)
             guard p.isPresent else { return }                       // page_vma_mapped_walk() failed
-            guard detail.contains(.ksmChangePTE) else { hostPTE.store(idx(h), p.wrprotect().raw); return }
+            guard detail.contains(.ksmChangePTE) else {
+                // v6.9 on (no change_pte): ptep_clear_flush(); ... if
+                // (pte_dirty(entry)) folio_mark_dirty(folio); entry =
+                // pte_mkclean(entry); if (pte_write(entry)) entry =
+                // pte_wrprotect(entry); set_pte_at(). Without the page dirty
+                // state the dirty bit is dropped, as the model always did.
+                if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }
+                hostPTE.store(idx(h), p.wrprotect().raw)
+                return
+            }
             guard p.isWrite || p.isDirty else { return }            // already clean and read-only
             if detail.contains(.pageDirty) && p.isDirty { pages.setDirty(p.pfn) }   // if (pte_dirty(entry)) set_page_dirty(page);
             let entry = p.wrprotect()                               // pte_mkclean(pte_wrprotect(entry))

@@ -101,6 +101,8 @@ public final class HostMM: @unchecked Sendable {
             precondition(!detail.contains(.pageDirty) || pages.pageFlags, "page dirty state needs HostPages(pageFlags: true)")
             precondition(!detail.contains(.sharedFile) || (detail.contains(.pageDirty) && !detail.contains(.zeroPage) && hugeBlock == 0),
                          "a shared file mapping needs the page dirty state, has no zero page and no hugetlb blocks")
+            precondition(!detail.contains(.swapInMapsWritable) || (detail.contains(.pageDirty) && !detail.contains(.sharedFile)),
+                         "a writable swap-in needs the page dirty state of anonymous memory")
         }
     }
 
@@ -334,6 +336,12 @@ public final class HostMM: @unchecked Sendable {
                 swapCopyValid.store(i, 0)
                 pages.setDirty(pfn)
                 flags |= PTE.write | PTE.dirty
+            } else if !write && writable && pages.refs(pfn) == 1 && detail.contains(.swapInMapsWritable) {
+                // v6.11's do_swap_page() of a read on an exclusive folio:
+                // pte_mkwrite() without pte_mkdirty(); should_try_to_free_swap()
+                // is false for a read, so the page stays in the swap cache,
+                // clean, and its copy stays valid.
+                flags |= PTE.write
             }
             // else do_swap_page() of a read: pte = mk_pte(page, vma->vm_page_prot),
             // read-only; the page stays in the swap cache and its copy stays valid.

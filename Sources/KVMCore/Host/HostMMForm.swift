@@ -64,6 +64,22 @@ public struct HostMMDetail: OptionSet, Sendable {
     /// young page. Without it (every world before issue 19's last part)
     /// reclaim unmaps whatever page it picks.
     public static let reclaimChecksYoung = HostMMDetail(rawValue: 1 << 4)
+    /// With `pageDirty`: a read fault on a swapped-out page the faulting mm
+    /// holds alone maps it writable and clean, and leaves it in the swap cache
+    /// with its copy valid (mm/memory.c, do_swap_page(), v6.11 on, since
+    /// c18160dba5ff "mm: swap: reuse exclusive folio directly instead of wp
+    /// page faults"): `if (!folio_test_ksm(folio) && (exclusive ||
+    /// folio_ref_count(folio) == 1)) { if ((vma->vm_flags & VM_WRITE) && ...)
+    /// { pte = pte_mkwrite(pte, vma); if (vmf->flags & FAULT_FLAG_WRITE) {
+    /// pte = pte_mkdirty(pte); ... } } ... }`, with should_try_to_free_swap()
+    /// true only for a write fault. A write through that PTE by a secondary
+    /// MMU (KVM's EPT, which hva_to_pfn_fast() maps writable with FOLL_WRITE
+    /// and no dirtying) leaves the PTE clean and the page clean: only the
+    /// secondary MMU's own dirty hand-over (kvm_set_pfn_dirty()) keeps
+    /// reclaim from dropping the write. The model takes `refcount == 1` for
+    /// exclusivity (the swap PTE's exclusive bit is not modelled). The x86
+    /// TDP MMU worlds take it with `pageDirty` (`--page-dirty 1`).
+    public static let swapInMapsWritable = HostMMDetail(rawValue: 1 << 5)
 }
 
 /// What backs the guest RAM of the seed-004 worlds (`--guest-ram`).

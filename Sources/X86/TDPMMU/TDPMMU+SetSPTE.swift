@@ -32,7 +32,7 @@ extension TDPMMU {
         // table of the same translations in its place, removes none).
         if wasLeaf && (!isPresent || (isLeaf && pfnChanged)) { oracle.leafZapped(sptep: sptep, gfn: gfn, old: old, mmuLock: kvm.mmuLock) }
         if wasLeaf && old.isDirty && (!isPresent || !new.isDirty || pfnChanged) {
-            kvmSetPfnDirty(old.pfn, gfn: gfn)
+            if code.changedSPTEDirtyHandOver == .setPfnDirty { kvmSetPfnDirty(old.pfn, gfn: gfn) }
         }
         // Recursively handle child PTs if the change removed a subtree.
         if wasPresent && !wasLeaf && (isLeaf || !isPresent || pfnChanged) {
@@ -44,9 +44,23 @@ extension TDPMMU {
         }
     }
 
-    /// kvm_set_pfn_dirty(): the page was written through the SPTE (struct
-    /// page's dirty flag; the model's oracle checks the page is still the host's).
-    func kvmSetPfnDirty(_ pfn: Int, gfn: Int) { oracle.kvmTouchesPage(pfn, gfn: gfn, what: "kvm_set_pfn_dirty", dirty: true) }
+    /// kvm_set_pfn_dirty() (virt/kvm/kvm_main.c, v6.10: `if
+    /// (WARN_ON(is_error_noslot_pfn(pfn))) return; if (pfn_valid(pfn))
+    /// kvm_set_page_dirty(pfn_to_page(pfn));`, and kvm_set_page_dirty():
+    /// `if (kvm_is_ad_tracked_page(page)) SetPageDirty(page);`, i.e. unless
+    /// PG_reserved): the page was written through the SPTE, so it is dirty
+    /// for the host (PG_dirty of the page, or of a huge page's head), and
+    /// reclaim writes it out instead of dropping it. The model's oracle checks
+    /// first that the page is still the host's at the gfn (page-use-after-free);
+    /// the flag is kept only with the host's page dirty state
+    /// (`HostPages.pageFlags`, `--page-dirty 1`). No lock: called under
+    /// mmu_lock (read or write). Removed in v6.13, where KVM marks a folio
+    /// dirty when it installs a writable SPTE instead (kvm_release_faultin_page()).
+    func kvmSetPfnDirty(_ pfn: Int, gfn: Int) {
+        oracle.kvmTouchesPage(pfn, gfn: gfn, what: "kvm_set_pfn_dirty", dirty: true)
+        let pages = hostMM.pages
+        if pages.pageFlags { pages.setDirty(pfn) }
+    }
     /// kvm_set_pfn_accessed().
     func kvmSetPfnAccessed(_ pfn: Int, gfn: Int) { oracle.kvmTouchesPage(pfn, gfn: gfn, what: "kvm_set_pfn_accessed", dirty: false) }
 

@@ -85,6 +85,10 @@ public struct TDPMMUCode: Sendable, Equatable {
     /// lookup in every kernel; after it only as a planted bug
     /// (`TDPPlantedBug.mmuSeqAfterPfnLookup`, issue 20 class 1).
     public enum FaultinSeqSnapshot: Sendable { case beforePfnLookup, afterPfnLookup }
+    /// What handle_changed_spte() does with the Dirty bit of a leaf it
+    /// zaps, cleans or remaps: kvm_set_pfn_dirty() in every kernel; dropped
+    /// only as a planted bug (`TDPPlantedBug.setPfnDirtyDropped`, issue 20 class 5).
+    public enum DirtyHandOver: Sendable { case setPfnDirty, dropped }
 
     public var zapFlush = ZapFlush.carried
     public var unmapRoots = UnmapRoots.all
@@ -92,6 +96,7 @@ public struct TDPMMUCode: Sendable, Equatable {
     public var pagesAvailable = PagesAvailable.shadowMMUOnly
     public var nxRecoveryFlush = NXRecoveryFlush.accumulated
     public var faultinSeqSnapshot = FaultinSeqSnapshot.beforePfnLookup
+    public var changedSPTEDirtyHandOver = DirtyHandOver.setPfnDirty
 
     public init(_ v: TDPMMUVariant) {
         switch v {
@@ -115,11 +120,17 @@ public enum TDPPlantedBug: String, CaseIterable, Codable, Sendable {
     /// invalidation that runs to its end inside get_user_pages() goes unseen:
     /// the check moved across a step with no named point (class 1).
     case mmuSeqAfterPfnLookup = "mmu-seq-after-pfn-lookup"
+    /// handle_changed_spte() skips kvm_set_pfn_dirty() for a dirty leaf it
+    /// zaps (or cleans, or remaps): a guest write the host page's dirty state
+    /// never hears of, which reclaim drops with the clean page (class 5; the
+    /// mutation tdp-set-pfn-dirty-dropped).
+    case setPfnDirtyDropped = "set-pfn-dirty-dropped"
 
     /// The code forms it changes.
     public func plant(in code: inout TDPMMUCode) {
         switch self {
         case .mmuSeqAfterPfnLookup: code.faultinSeqSnapshot = .afterPfnLookup
+        case .setPfnDirtyDropped: code.changedSPTEDirtyHandOver = .dropped
         }
     }
 }

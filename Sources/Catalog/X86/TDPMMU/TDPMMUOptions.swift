@@ -43,6 +43,16 @@ public struct TDPMMUOptions: ScenarioOptions {
     /// 1: the CPU logs dirty pages (Intel PML, kvm_intel.enable_pml=1, the
     /// default); 0: dirty logging write-protects (AMD, or enable_pml=0).
     public var pml: Int = 1
+    /// 1 (the default): the host keeps page dirty state for the guest RAM
+    /// (`HostMMDetail.pageDirty`: PG_dirty, swap copies that stay valid while a
+    /// page is clean, reclaim that drops a clean page without writing it)
+    /// with v6.11's do_swap_page() (`swapInMapsWritable`: a read fault maps an
+    /// exclusive swapped page writable and clean), so that a Dirty bit
+    /// kvm_set_pfn_dirty() fails to hand over is a write reclaim loses
+    /// (lost-dirty-page). 0: the host mm of every world before issue 20's
+    /// class 5 (reclaim always copies the page out). A trace without the key
+    /// was recorded with 0.
+    public var pageDirty: Int = 1
     /// A bug planted by a test (issue 20); nil in every scenario and case.
     public var plantedBug: TDPPlantedBug? = nil
 
@@ -64,6 +74,8 @@ public struct TDPMMUOptions: ScenarioOptions {
                    help: "x86 TDP: the eager_page_split module parameter (1, the default; 0 leaves huge pages to be split by faults while dirty logging starts)."),
         OptionKnob("pml", \.pml,
                    help: "x86 TDP: 1 if the CPU logs dirty pages (Intel PML, the default), 0 if dirty logging write-protects (AMD, kvm_intel.enable_pml=0)."),
+        OptionKnob("page-dirty", \.pageDirty,
+                   help: "x86 TDP: 1 (the default) for the host's page dirty state with v6.11's writable swap-in (reclaim drops clean pages: lost-dirty-page), 0 for a host mm that copies every reclaimed page out."),
         OptionKnob("kvm-work", \.kvmWork,
                    help: "x86 TDP: the background KVM work on the host CPU after the event sources."),
     ]
@@ -74,6 +86,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         guard (1...2).contains(memslots) else { throw InputError("--memslots must be 1 or 2 (got \(memslots))") }
         guard (0...1).contains(hugePages) else { throw InputError("--huge-pages must be 0 or 1 (got \(hugePages))") }
         guard (0...1).contains(pml) else { throw InputError("--pml must be 0 or 1 (got \(pml))") }
+        guard (0...1).contains(pageDirty) else { throw InputError("--page-dirty must be 0 or 1 (got \(pageDirty))") }
         guard (0...1).contains(eagerPageSplit) else { throw InputError("--eager-page-split must be 0 or 1 (got \(eagerPageSplit))") }
         guard hugePages == 0 || memslots == 1 else { throw InputError("--huge-pages 1 needs --memslots 1") }
         guard kvmWork != .nxRecovery || hugePages == 1 else { throw InputError("--kvm-work nx-recovery needs --huge-pages 1") }
@@ -99,7 +112,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         return Array(0..<low) + (0..<(pages - low)).map { high + $0 }
     }
 
-    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork, pml, plantedBug }
+    enum CodingKeys: String, CodingKey { case tableBits, addressSpaces, memslots, hugePages, eagerPageSplit, kvmWork, pml, pageDirty, plantedBug }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -110,6 +123,7 @@ public struct TDPMMUOptions: ScenarioOptions {
         eagerPageSplit = try c.decodeIfPresent(Int.self, forKey: .eagerPageSplit) ?? 1
         kvmWork = try c.decode(TDPKVMWork.self, forKey: .kvmWork)
         pml = try c.decodeIfPresent(Int.self, forKey: .pml) ?? 1
+        pageDirty = try c.decodeIfPresent(Int.self, forKey: .pageDirty) ?? 0     // recorded before the knob: none
         plantedBug = try c.decodeIfPresent(TDPPlantedBug.self, forKey: .plantedBug)
     }
 }

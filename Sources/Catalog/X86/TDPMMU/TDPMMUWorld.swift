@@ -31,6 +31,13 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
     static let hostBase = 0x7F00_0000
     /// What the host does to hugetlbfs memory (no swap, no KSM, no COW).
     static let hugetlbEvents: [HostEvent] = [.zap, .hostWrite, .mprotectReadOnly, .mprotectReadWrite, .clearFlushYoung, .clearYoung, .testYoung]
+    /// The host mm of `--page-dirty 1`: the page dirty state of anonymous
+    /// memory, with v6.11's do_swap_page() (a read fault maps an exclusive
+    /// swapped page writable and clean, in the swap cache). No KSM change_pte
+    /// (v6.9 removed it: KSM's write_protect_page() moves the dirty bit to the
+    /// page and sets the PTE with set_pte_at()), and no zero page (a first
+    /// touch allocates a page, as these worlds always had it).
+    static let pageDirtyHostDetail: HostMMDetail = [.pageDirty, .swapInMapsWritable]
     private let done: AtomicWords
 
     init(engine: SimEngine, variant: TDPMMUVariant, config c: ScenarioConfig<TDPMMUOptions>, seed: UInt64) {
@@ -39,8 +46,11 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         self.seed = seed
         let o = c.options
         let huge = o.hugePages == 1, block = 1 << o.tableBits
-        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64, hugePages: huge ? 2 * c.pages / block + 4 : 0, blockPages: block),
+        let pageDirty = o.pageDirty == 1
+        hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64, hugePages: huge ? 2 * c.pages / block + 4 : 0, blockPages: block,
+                                                         pageFlags: pageDirty),
                         base: Self.hostBase, count: c.pages, hugeBlock: huge ? block : 0)
+        if pageDirty { hostMM.detail = Self.pageDirtyHostDetail }
         // Per address space, the RAM as one memslot or two over one contiguous
         // hva range (the second starting half way up the gfn space).
         gfns = o.gfns(pages: c.pages)
