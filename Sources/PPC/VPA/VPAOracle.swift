@@ -41,14 +41,20 @@ public final class VPAOracle: @unchecked Sendable {
     let memslots: Memslots
     /// The guest's buffers (the length word of each), as the guest wrote them.
     let guestLengths: Locked<[Int: Int]>
-    private let installedAreas = Locked<[Int: Range<Int>]>([:])
-    /// Per installed area: the guest address and length of the registration it
-    /// was installed for.
-    private let registeredFor = Locked<[Int: (gpa: Int, len: Int)]>([:])
-    private let pins = Locked<[Int: Int]>([:])
-    /// The host address each pinned page was pinned at (get_user_pages_fast()'s
-    /// hva in kvmppc_pin_guest_page()); dropped with the page's last pin.
-    private let pinnedAt = Locked<[Int: Int]>([:])
+    /// The oracle's records, under one lock: on real threads a check reads
+    /// them in one go, so it never sees a pin counted but its address not yet
+    /// (or no longer) recorded, nor an area without its registration.
+    private struct Records {
+        var installedAreas: [Int: Range<Int>] = [:]
+        /// Per installed area: the guest address and length of the
+        /// registration it was installed for.
+        var registeredFor: [Int: (gpa: Int, len: Int)] = [:]
+        /// Per pinned page: its pins, and the host address it was pinned at
+        /// (get_user_pages_fast()'s hva in kvmppc_pin_guest_page()); dropped
+        /// with the page's last pin.
+        var pins: [Int: (count: Int, hva: Int)] = [:]
+    }
+    private let records = Locked(Records())
     /// Per vcpu: in use (running or writing a DTL entry), DTL entries written.
     private enum Field: Int, CaseIterable { case inUse, dtlEntriesWritten }
     private let perVCPU: AtomicRecords<Field>
@@ -72,8 +78,8 @@ public final class VPAOracle: @unchecked Sendable {
     /// (the memslots'), and `va` is at `gpa`'s offset in it. The page pinned,
     /// not the host's current page for it: a zap may unmap a pinned page, and
     /// KVM keeps the page it pinned.
-    private func isPage(of gpa: Int, _ va: KernelVA) -> (ok: Bool, pinnedAt: Int?) {
-        let at = pinnedAt.withLock { $0[va / PAPR.pageSize] }
+    private func isPage(of gpa: Int, _ va: KernelVA, _ r: Records) -> (ok: Bool, pinnedAt: Int?) {
+        let at = r.pins[va / PAPR.pageSize]?.hva
         return (at != nil && at == hva(ofGPA: gpa) && va % PAPR.pageSize == gpa % PAPR.pageSize, at)
     }
 
@@ -89,7 +95,7 @@ public final class VPAOracle: @unchecked Sendable {
     func installing(_ t: VPAVCPU, _ k: VPAKind, va: KernelVA) {
         withoutAccessPoints {
             let gpa = t.load(t.area(k).nextGPA)
-            let (ok, at) = isPage(of: gpa, va)
+            let (ok, at) = isPage(of: gpa, va, records.withLock { $0 })
             if !ok {
                 engine.report(.vpaPinnedRegistered,
                               "vcpu\(t.id)'s \(k) is installed at \(hex(va)) (\(describe(hva: at))), but its registration names gpa \(hex(gpa))")
@@ -102,35 +108,31 @@ public final class VPAOracle: @unchecked Sendable {
     /// `next_gpa` and `len` when kvmppc_update_vpa() installs).
     func installed(owner: Int, _ k: VPAKind, _ area: Range<Int>, registeredGPA gpa: Int, len: Int) {
         withoutAccessPoints {
-            installedAreas.withLock { $0[key(owner, k)] = area }
-            registeredFor.withLock { $0[key(owner, k)] = (gpa, len) }
+            records.withLock { $0.installedAreas[key(owner, k)] = area; $0.registeredFor[key(owner, k)] = (gpa, len) }
         }
     }
     func uninstalled(owner: Int, _ k: VPAKind) {
         withoutAccessPoints {
-            _ = installedAreas.withLock { $0.removeValue(forKey: key(owner, k)) }
-            _ = registeredFor.withLock { $0.removeValue(forKey: key(owner, k)) }
+            records.withLock { $0.installedAreas[key(owner, k)] = nil; $0.registeredFor[key(owner, k)] = nil }
         }
     }
-    public func installedArea(owner: Int, _ k: VPAKind) -> Range<Int>? { installedAreas.withLock { $0[key(owner, k)] } }
+    public func installedArea(owner: Int, _ k: VPAKind) -> Range<Int>? { records.withLock { $0.installedAreas[key(owner, k)] } }
 
     /// `pfn` was pinned by get_user_pages_fast() of host address `hva`.
     func pinned(_ pfn: Int, hva: Int) {
         withoutAccessPoints {
-            pins.withLock { $0[pfn, default: 0] += 1 }
-            pinnedAt.withLock { $0[pfn] = hva }
+            records.withLock { $0.pins[pfn] = (($0.pins[pfn]?.count ?? 0) + 1, hva) }
         }
     }
 
     /// Returns false (and reports) when `pfn` is not pinned.
     func unpinned(_ pfn: Int) -> Bool {
         withoutAccessPoints {
-            let ok: Bool = pins.withLock {
-                guard let n = $0[pfn], n > 0 else { return false }
-                $0[pfn] = n == 1 ? nil : n - 1
+            let ok: Bool = records.withLock {
+                guard let p = $0.pins[pfn], p.count > 0 else { return false }
+                $0.pins[pfn] = p.count == 1 ? nil : (p.count - 1, p.hva)
                 return true
             }
-            if ok && pins.withLock({ $0[pfn] == nil }) { _ = pinnedAt.withLock { $0.removeValue(forKey: pfn) } }
             if !ok {
                 engine.report(.vpaPinBalance, pfn == 0 ? "NULL unpinned: put_page(virt_to_page(NULL)), a page nobody pinned"
                                                        : "pfn \(pfn) unpinned but not pinned (a second unpin of the same area)")
@@ -181,7 +183,8 @@ public final class VPAOracle: @unchecked Sendable {
     func hostWrite(owner: Int, _ k: VPAKind, _ va: Int, _ size: Int, by writer: Int, what: String) {
         withoutAccessPoints {
             if k == .dtl && what == "DTL entry" { perVCPU.add(owner, .dtlEntriesWritten, 1) }
-            let area = installedArea(owner: owner, k)
+            let r = records.withLock { $0 }
+            let area = r.installedAreas[key(owner, k)]
             let at = "\(what) of vcpu\(owner) at \(hex(va))..<\(hex(va + size)) (pfn \(va / PAPR.pageSize))"
             guard let area, area.lowerBound <= va, va + size <= area.upperBound else {
                 let pinnedText = area.map { "\(hex($0.lowerBound))..<\(hex($0.upperBound))" } ?? "none"
@@ -193,15 +196,15 @@ public final class VPAOracle: @unchecked Sendable {
                 engine.report(.vpaUnpinnedWrite, "\(at): the page is free")
                 return
             }
-            if pins.withLock({ $0[pfn] == nil }) {
+            if r.pins[pfn] == nil {
                 engine.report(.vpaUnpinnedWrite, "\(at): KVM holds no pin on the page")
                 return
             }
             // The area the host writes is the one the guest registered: the page
             // pinned at the hva its registered gpa translates to, inside the
             // registered offset and length.
-            guard let reg = registeredFor.withLock({ $0[key(owner, k)] }) else { return }
-            let (samePage, pinnedHVA) = isPage(of: reg.gpa, pfn * PAPR.pageSize + reg.gpa % PAPR.pageSize)
+            guard let reg = r.registeredFor[key(owner, k)] else { return }
+            let (samePage, pinnedHVA) = isPage(of: reg.gpa, pfn * PAPR.pageSize + reg.gpa % PAPR.pageSize, r)
             let off = va % PAPR.pageSize, regOff = reg.gpa % PAPR.pageSize
             if !samePage || off < regOff || off + size > regOff + reg.len {
                 engine.report(.vpaPinnedRegistered,
@@ -228,8 +231,7 @@ public final class VPAOracle: @unchecked Sendable {
     /// End of run: the pins held are the installed areas' pages.
     public func checkBalance() {
         withoutAccessPoints {
-            let held = pins.withLock { $0.values.reduce(0, +) }
-            let areas = installedAreas.withLock { $0.count }
+            let (held, areas) = records.withLock { ($0.pins.values.reduce(0) { $0 + $1.count }, $0.installedAreas.count) }
             if held != areas {
                 engine.report(.vpaPinBalance, "\(held) pins held at the end for \(areas) installed areas")
             }
