@@ -44,8 +44,11 @@ public protocol Scenario: Sendable {
     /// Its regression cases: every variant has at least one, with the verdict
     /// the model really gives (a known race found, a fix holding, a finding).
     var cases: [Case] { get }
-    /// Violations seen only on real threads, which no deterministic case pins
-    /// yet: a campaign counts them as known.
+    /// Known violations of a variant that no regression case pins: seen on
+    /// real threads only, or found deterministically by a search too long for
+    /// the suite (vpa-cross-register/patched: 311,285 schedules). A campaign
+    /// counts them as known, and `stress/mutate` runs no parallel stress of
+    /// these variants (a kill there would be the known race).
     var parallelFindings: [(variant: Variant, note: String)] { get }
 }
 
