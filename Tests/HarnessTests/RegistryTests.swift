@@ -74,4 +74,14 @@ private let registration: ScenarioRecord = { ScenarioRegistry.emit(RegistryExamp
         #expect(c.selection.sizes.pages == 2 && c.selection.sizes.vcpus == 1)
         #expect(c.commit?.id == "411740f5422a")
     }
+
+    /// A PCT case of another depth than 3 says so in its id and its run flags,
+    /// so two PCT cases of one configuration stay apart and each reruns as it ran.
+    @Test func aPCTCaseNamesItsDepthWhenNotTheDefault() throws {
+        let deep = try #require(RegressionSuite.cases.first { $0.strategy == .pct && $0.depth != 3 })
+        #expect(deep.id.contains(" depth=\(deep.depth)"))
+        #expect(try #require(deep.runFlags).joined(separator: " ").contains("--depth \(deep.depth)"))
+        let usual = try #require(RegressionSuite.cases.first { $0.strategy == .pct && $0.depth == 3 })
+        #expect(!usual.id.contains("depth="))
+    }
 }

@@ -34,9 +34,11 @@ public struct VPACrossRegisterScenario: Scenario {
         VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: true)
     }
 
-    public var parallelFindings: [(variant: VPAVariant, note: String)] {
-        [(.patched, "finding: kvmppc_update_vpa() pins a fresh, unlocked read of next_gpa, so a registration moved A -> B -> A while it has dropped the lock installs B's page (vpa-pinned-registered); deterministically at access-level points (vpa-cross-register seed 11, schedule 311,285: its checked-in trace); real threads can interleave it but did not in 150 s (a window of a few instructions, a workload that returns to A about one registration in 128): declared so that parallel stress of this variant never counts it as new (docs/mechanisms/vpa.md)")]
-    }
+    /// kvmppc_update_vpa()'s A -> B -> A pin in `patched`, known to both VPA
+    /// scenarios (vpa-stress shares the code and reaches the same window).
+    static let aToBToAFinding = "finding: kvmppc_update_vpa() pins a fresh, unlocked read of next_gpa, so a registration moved A -> B -> A while it has dropped the lock installs B's page (vpa-pinned-registered); deterministically at access-level points (vpa-cross-register seed 11, schedule 311,285: its checked-in trace); real threads can interleave it but did not in 150 s (a window of a few instructions, a workload that returns to A about one registration in 128): declared so that parallel stress of this variant never counts it as new (docs/mechanisms/vpa.md)"
+
+    public var parallelFindings: [(variant: VPAVariant, note: String)] { [(.patched, Self.aToBToAFinding)] }
 
     // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
     // random: planted bugs by 4 (the contract and witness mutants of issue 20

@@ -33,9 +33,7 @@ public struct VPAStressScenario: Scenario {
         VPAWorld(engine: engine, variant: variant, config: config, seed: seed, crossOnly: false)
     }
 
-    public var parallelFindings: [(variant: VPAVariant, note: String)] {
-        [(.patched, "finding: kvmppc_update_vpa() pins a fresh, unlocked read of next_gpa, so a registration moved A -> B -> A while it has dropped the lock installs B's page (vpa-pinned-registered); deterministically at access-level points (vpa-cross-register seed 11, schedule 311,285: its checked-in trace); real threads can interleave it but did not in 150 s (a window of a few instructions, a workload that returns to A about one registration in 128): declared so that parallel stress of this variant never counts it as new (docs/mechanisms/vpa.md)")]
-    }
+    public var parallelFindings: [(variant: VPAVariant, note: String)] { [(.patched, VPACrossRegisterScenario.aToBToAFinding)] }
 
     public var cases: [Case] {[
         Case(.patched, expects: .clean, schedules: 2_000,

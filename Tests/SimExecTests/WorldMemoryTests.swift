@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+@testable import SimExec
+
+/// `WorldMemory`: a reset copies back every word a world's build made, and
+/// only those still alive (a word freed during the build leaves the record,
+/// or every `restore()` would write into freed memory).
+@Suite struct WorldMemoryTests {
+    @Test func restoreBringsBackTheBuildsWords() {
+        let m = WorldMemory.beginRecording()
+        let kept = AtomicWords(count: 3, initial: 7)
+        m.endRecording()
+        defer { kept.free() }
+        kept.store(0, 1); kept.store(2, 9)
+        m.restore()
+        #expect((0..<3).map { kept.load($0) } == [7, 7, 7])
+    }
+
+    @Test func aWordFreedDuringTheBuildLeavesTheRecord() {
+        let m = WorldMemory.beginRecording()
+        let kept = AtomicWords(count: 2, initial: 5)
+        let temporary = AtomicWords(count: 4)
+        temporary.free()
+        m.endRecording()
+        defer { kept.free() }
+        #expect(m.bytes == 2 * 8)
+        kept.store(1, 0)
+        m.restore()
+        #expect(kept.load(1) == 5)
+    }
+
+    @Test func wordsMadeAfterTheBuildAreNotRecorded() {
+        let m = WorldMemory.beginRecording()
+        let kept = AtomicWords(count: 1)
+        m.endRecording()
+        let later = AtomicWords(count: 8)
+        defer { kept.free(); later.free() }
+        #expect(m.bytes == 8)
+    }
+}
