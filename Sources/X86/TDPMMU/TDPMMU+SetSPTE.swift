@@ -53,10 +53,13 @@ extension TDPMMU {
     /// reclaim writes it out instead of dropping it. The model's oracle checks
     /// first that the page is still the host's at the gfn (page-use-after-free);
     /// the flag is kept only with the host's page dirty state
-    /// (`HostPages.pageFlags`, `--page-dirty 1`). No lock: called under
-    /// mmu_lock (read or write). Removed in v6.13, where KVM marks a folio
-    /// dirty when it installs a writable SPTE instead (kvm_release_faultin_page()).
+    /// (`HostPages.pageFlags`, `--page-dirty 1`). The TDP MMU calls it under
+    /// mmu_lock, for read or write (handle_changed_spte(),
+    /// clear_dirty_pt_masked()); asserted. Removed in v6.13, where KVM marks a
+    /// folio dirty when it installs a writable SPTE instead
+    /// (kvm_release_faultin_page()).
     func kvmSetPfnDirty(_ pfn: Int, gfn: Int) {
+        kvm.mmuLock.assertHeld("kvm_set_pfn_dirty")
         oracle.kvmTouchesPage(pfn, gfn: gfn, what: "kvm_set_pfn_dirty", dirty: true)
         let pages = hostMM.pages
         if pages.pageFlags { pages.setDirty(pfn) }
