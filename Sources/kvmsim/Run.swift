@@ -43,6 +43,8 @@ struct Run: ParsableCommand {
     @Option(help: "MIPS GPA: where kvm_mips_map_page() marks pages accessed: v4.11 (after the unlock; default) or v6.13 (before it).") var markAccessed: String?
     @Option(help: "MIPS GPA: guest RAM backing: anon (default) or file (MAP_SHARED of a file: page cache, writeback).") var guestRam: String?
     @Option(help: "MIPS GPA: reclaim and young bits: ignore (default) or check (v4.11's page_referenced() and try_to_unmap_one() checks).") var reclaimYoung: String?
+    @Option(help: "PPC VPA: 1 for a guest reading each running vcpu's DTL (pseries dtl_file_read()), checked against the entries the host published.") var dtlReader: Int?
+    @Option(help: "PPC VPA: sc (default) or pso: the host's stores to the guest's DTL view wait in per-CPU store buffers the scheduler drains, so a missing smp_wmb() shows (needs --dtl-reader 1).") var memoryModel: String?
     @Flag(help: "Keep running after the first violation.") var keepGoing = false
     @Flag(help: "Run each schedule twice and compare the traces (exit 1 at the first difference).") var checkDeterminism = false
     @Flag(help: "Print one JSON object.") var json = false
@@ -69,10 +71,12 @@ struct Run: ParsableCommand {
         if let hostEventSources { selection.sizes.hostEventSources = hostEventSources }
         for (flag, value) in [("threads-per-core", threadsPerCore), ("vcpus-per-vcore", vcpusPerVcore), ("h-local-percent", hLocalPercent),
                               ("table-bits", tableBits), ("address-spaces", addressSpaces), ("memslots", memslots), ("huge-pages", hugePages),
-                              ("eager-page-split", eagerPageSplit), ("pml", pml), ("page-dirty", pageDirty), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits)] {
+                              ("eager-page-split", eagerPageSplit), ("pml", pml), ("page-dirty", pageDirty), ("vms", vms), ("pcpus", pcpus), ("vmid-bits", vmidBits),
+                              ("dtl-reader", dtlReader)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
-        for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("guest-ram", guestRam), ("reclaim-young", reclaimYoung), ("kvm-work", kvmWork), ("table-free", tableFree)] {
+        for (flag, value) in [("gpa-table-free", gpaTableFree), ("host-mm", hostMm), ("mark-accessed", markAccessed), ("guest-ram", guestRam), ("reclaim-young", reclaimYoung), ("kvm-work", kvmWork), ("table-free", tableFree),
+                              ("memory-model", memoryModel)] {
             if let value { try selection.set(knob: flag, to: value) }
         }
         var o = RunOptions(selection, mode: m)

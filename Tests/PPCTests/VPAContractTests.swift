@@ -101,7 +101,7 @@ func nextPageSlots(_ slots: Memslots) -> Memslots {
 /// A seed-003 scenario whose world carries a planted bug.
 struct PlantedVPAScenario: Scenario {
     typealias Variant = VPAVariant
-    typealias Options = NoOptions
+    typealias Options = VPAOptions
     let stress: Bool
     let planted: VPAWorld.Planted
     var name: String { stress ? "vpa-stress" : "vpa-cross-register" }

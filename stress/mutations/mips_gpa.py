@@ -53,7 +53,7 @@ MUTATIONS = [
              '            let mmuSeq = mmuSeqType.snapshot(seqNow)'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress'],
-        survivor="equivalent in the model: kvmsim explores a sequentially consistent model (C11 atomics), so a missing smp_rmb() is invisible; weak memory is herd7/GenMC's job"),
+        survivor="equivalent in v4.11 even on weak memory (and loads stay in order in kvmsim's pso model anyway): gfn_to_pfn_prot() never takes the lockless gup there (hva_to_pfn_fast() returns false unless atomic or async), and get_user_pages() reads the PTE under the page-table lock, whose release orders the mmu_notifier_seq load before the zapper's PTE clear and so before its seq increment; the smp_rmb() guards a lockless gup"),
     Mutation(
         name='mips-seq-snapshot-after-gfn-to-pfn', cls=1,
         kind='move a check across a scheduling point (mmu_notifier_seq read after gfn_to_pfn_prot, the classic seed-004 order)',

@@ -35,8 +35,7 @@ MUTATIONS = [
             ('        smp_wmb()                                                     // order writing *dt vs. writing vpa->dtl_idx\n',
              '\n'),
         ],
-        scenarios=['vpa-cross-register', 'vpa-stress'],
-        survivor="equivalent in the model: kvmsim explores a sequentially consistent model (C11 atomics), so a missing smp_wmb() is invisible; weak memory is herd7/GenMC's job"),
+        scenarios=['vpa-cross-register', 'vpa-stress']),
 
     # Issue 20, class 4: the registration contract (vpa-registration-contract).
     Mutation(

@@ -72,4 +72,10 @@ extern __thread int kvmsim_access_gate_tls __attribute__((tls_model("initial-exe
 static inline int kvmsim_access_gate(void) { return kvmsim_access_gate_tls; }
 static inline void kvmsim_set_access_gate(int gate) { kvmsim_access_gate_tls = gate; }
 
+/// Engines in this process whose executors have store buffers (weak-memory
+/// mode): while 0, a barrier or read-modify-write skips looking for one.
+extern long kvmsim_store_buffer_engines;
+static inline long kvmsim_store_buffers_in_use(void) { return __atomic_load_n(&kvmsim_store_buffer_engines, __ATOMIC_RELAXED); }
+static inline void kvmsim_store_buffers_add(long n) { __atomic_fetch_add(&kvmsim_store_buffer_engines, n, __ATOMIC_RELAXED); }
+
 #endif

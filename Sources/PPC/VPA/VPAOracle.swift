@@ -180,6 +180,21 @@ public final class VPAOracle: @unchecked Sendable {
 
     }
 
+    /// A guest read vcpu `owner`'s `vpa->dtl_idx` as `published` and then the
+    /// entry below it as `entry` (both with the log generation in the upper
+    /// 32 bits, `VPAVCPU.guestLog`): the entry must be the one counted, or a
+    /// later one. An older one means the index became visible before the
+    /// entry it counts (dtl-publish-order).
+    func guestReadDTL(reader: Int, owner: Int, published: UInt64, entry: UInt64) {
+        let (gen, idx) = (published >> 32, published & 0xffff_ffff)
+        let (entryGen, entryIdx) = (entry >> 32, entry & 0xffff_ffff)
+        guard entryGen < gen || (entryGen == gen && entryIdx < idx) else { return }
+        withoutAccessPoints {
+            let seen = entry == 0 ? "never written" : "holds entry \(entryIdx - 1)\(entryGen == gen ? "" : " of an older log")"
+            engine.report(.dtlPublishOrder, "vcpu\(reader) reads vcpu\(owner)'s dtl_idx \(idx), but the slot of entry \(idx - 1) \(seen): the index became visible before the entry it counts")
+        }
+    }
+
     func hostWrite(owner: Int, _ k: VPAKind, _ va: Int, _ size: Int, by writer: Int, what: String) {
         withoutAccessPoints {
             if k == .dtl && what == "DTL entry" { perVCPU.add(owner, .dtlEntriesWritten, 1) }

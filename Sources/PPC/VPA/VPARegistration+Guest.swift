@@ -13,6 +13,8 @@ extension VPARegistration {
     /// from v3.4): one entry at `dtl_ptr`, wrap at `pinned_end`, smp_wmb(), then
     /// publish `vpa->dtl_idx`. By the owner, before guest entry, no lock (the
     /// owner alone writes `dtl_ptr` / `dtl_index`). Not called in pre-fix.
+    /// With a guest reader (`VPAVCPU.guestLog`) the entry and `vpa->dtl_idx`
+    /// are stores to guest memory it can see, ordered by the smp_wmb() alone.
     public func kvmppcCreateDTLEntry(_ t: VPAVCPU) {
         precondition(variant.hasDTLWriter, "v3.4 has no kvmppc_create_dtl_entry()")
         let dt = t.load(VPAVCPU.dtlPtr)
@@ -20,15 +22,38 @@ extension VPARegistration {
         if dt == 0 || vpa == 0 { return }
         engine.point("kvmppc_create_dtl_entry:write")
         oracle.hostWrite(owner: t.id, .dtl, dt, PAPR.dtlEntrySize, by: t.id, what: "DTL entry")
+        let tag = t.dtlGeneration << 32
+        let index = t.guestLog == nil ? 0 : t.words.loadRelaxed(VPAVCPU.dtlIndex)
+        t.guestLog?.store(VPAVCPU.logEntry(index), tag | (index + 1))              // the entry's contents
         var next = dt + PAPR.dtlEntrySize
         let end = t.load(t.area(.dtl).pinnedEnd)
         if next == end { engine.cover(Self.markDTLWrap); next = t.load(t.area(.dtl).pinnedAddr) }
         setPointer(t, VPAVCPU.dtlPtr, next, by: t.id)
         engine.event("vcpu\(t.id): DTL entry written at \(hex(dt)), dtl_ptr -> \(hex(next))\(next == dt + PAPR.dtlEntrySize ? "" : " (wrapped)")")
         smp_wmb()                                                     // order writing *dt vs. writing vpa->dtl_idx
-        let idx = t.words.add(VPAVCPU.dtlIndex, 1)
+        let idx = t.words.addRelaxed(VPAVCPU.dtlIndex, 1)                 // ++vcpu->arch.dtl_index: a plain increment
+        t.guestLog?.store(VPAVCPU.logIdx, tag | idx)                                // vpa->dtl_idx = ...
         oracle.dtlPublished(owner: t.id, index: idx)
         oracle.hostWrite(owner: t.id, .vpa, vpa + PAPR.dtlIdxOffset, 8, by: t.id, what: "vpa->dtl_idx")
+    }
+
+    /// A guest reading another vcpu's dispatch trace log as it runs:
+    /// dtl_file_read() (arch/powerpc/platforms/pseries/dtl.c, v3.8) reads
+    /// `lppaca[dtl->cpu].dtl_idx`, then copies the entries below it out of the
+    /// buffer the hypervisor writes. Reads the newest entry, after an smp_rmb()
+    /// (v3.8's reader has none: here loads are never reordered, so the check
+    /// judges the writer's side, the smp_wmb() of kvmppc_create_dtl_entry()).
+    /// By the reading vcpu, in the guest, no lock. Only with a guest log
+    /// (`VPAVCPU.guestLog`).
+    public func guestReadDTL(reader: Int, of t: VPAVCPU) {
+        guard let log = t.guestLog else { return }
+        let published = log.load(VPAVCPU.logIdx)
+        let idx = published & 0xffff_ffff
+        if idx == 0 { return }
+        engine.point("dtl_file_read:copy_to_user")
+        smp_rmb()
+        let entry = log.load(VPAVCPU.logEntry(idx - 1))
+        oracle.guestReadDTL(reader: reader, owner: t.id, published: published, entry: entry)
     }
 
     /// The yield count increment at guest entry (kvmppc_hv_entry) and on the

@@ -62,6 +62,7 @@ extension VPARegistration {
             kvmppcUpdateVPA(t, .dtl)
             setPointer(t, VPAVCPU.dtlPtr, t.load(t.area(.dtl).pinnedAddr), by: t.id)
             t.words.store(VPAVCPU.dtlIndex, 0)
+            t.dtlGeneration += 1                                             // ghost (VPAVCPU.guestLog)
             oracle.dtlReset(owner: t.id)
         }
         if t.load(t.area(.slbShadow).updatePending) != 0 { kvmppcUpdateVPA(t, .slbShadow) }

@@ -25,11 +25,12 @@ public final class VPARegistration: @unchecked Sendable {
     /// `pinningMemslots` plants a bug for the tests: kvmppc_pin_guest_page()
     /// translating through other memslots than the VM's (a pin of the wrong
     /// gpa); the oracle keeps the VM's. nil (always, outside tests): the VM's.
+    /// `guestLogs`: the vcpus' DTLs are read by the guest (`VPAVCPU.guestLog`).
     public init(engine: SimEngine, variant: VPAVariant, vcpus: Int, hostMM: HostMM, memslots: Memslots,
-                pinningMemslots: Memslots? = nil) {
+                pinningMemslots: Memslots? = nil, guestLogs: Bool = false) {
         self.engine = engine
         self.variant = variant
-        self.vcpus = (0..<vcpus).map { VPAVCPU(id: $0, engine: engine) }
+        self.vcpus = (0..<vcpus).map { VPAVCPU(id: $0, engine: engine, guestLog: guestLogs) }
         lengths = Locked([:])
         oracle = VPAOracle(engine: engine, hostMM: hostMM, memslots: memslots, guestLengths: lengths, vcpus: vcpus)
         pinning = GuestPagePinning(hostMM: hostMM, memslots: pinningMemslots ?? memslots, oracle: oracle)

@@ -32,12 +32,28 @@ public final class VPAVCPU: @unchecked Sendable {
     static let dtlIndex = dtlPtr + 1
     static let preVPA = 0, preDTL = 1, preDTLEnd = 2, preSLB = 3
 
-    init(id: Int, engine: SimEngine) {
+    /// What a guest reader of this vcpu's dispatch trace log sees (only when a
+    /// world has one, `VPAWorld`'s `--dtl-reader 1`; nothing else observes it):
+    /// word 0 is the VPA's `dtl_idx` as the guest reads it, word `1 + i % 8`
+    /// the DTL entry of index `i`. Weakly ordered (the `pso` memory model puts
+    /// the host's stores to them in its store buffer). The upper 32 bits of
+    /// each word are a ghost field, the log's generation (`dtlGeneration`), so
+    /// that a check can tell an entry of the current log from an older one
+    /// (real entries differ by their timebase).
+    public let guestLog: AtomicWords?
+    static let logIdx = 0
+    static let logSlots = 8
+    static func logEntry(_ index: UInt64) -> Int { 1 + Int(index % UInt64(logSlots)) }
+    /// Ghost: how many times the owner restarted its DTL (`dtl_index = 0`). Owner only.
+    var dtlGeneration: UInt64 = 1
+
+    init(id: Int, engine: SimEngine, guestLog: Bool = false) {
         self.id = id
         vpaUpdateLock = SpinLock("spin_lock(&vcpu->arch.vpa_update_lock)", engine: engine)
         words = AtomicWords(count: 3 * KVMPPCVPA.words + 2, kernel: true)
+        self.guestLog = guestLog ? AtomicWords(count: 1 + Self.logSlots, kernel: true, weaklyOrdered: true) : nil
     }
-    deinit { words.free() }
+    deinit { words.free(); guestLog?.free() }
 
     func area(_ k: VPAKind) -> KVMPPCVPA { KVMPPCVPA(base: k.rawValue * KVMPPCVPA.words) }
     func load(_ i: Int) -> Int { Int(words.load(i)) }

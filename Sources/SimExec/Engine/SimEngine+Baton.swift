@@ -35,6 +35,7 @@ extension SimEngine {
         decisions.removeAll(keepingCapacity: true)
         stepLog.removeAll(keepingCapacity: true)
         hasher = StepHash()
+        resetStoreBuffers()
         deadlocked = false
         hung = false
         stopFlag.store(false, ordering: .relaxed)
@@ -214,29 +215,37 @@ extension SimEngine {
         let gate = kvmsim_access_gate()
         if gate != 0 { kvmsim_set_access_gate(0) }
         defer { if gate != 0 { kvmsim_set_access_gate(gate) } }
-        var count = 0
-        for i in executorTable.indices {
-            // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,
-            // retained and released around every use.
-            let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
-                switch e.state {
-                case .ready: return true
-                case .paused: return e.waitPredicate?.pointee.holds() ?? true
-                case .idle, .running: return false
+        while true {
+            var count = 0
+            for i in executorTable.indices {
+                // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,
+                // retained and released around every use.
+                let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
+                    switch e.state {
+                    case .ready: return true
+                    case .paused: return e.waitPredicate?.pointee.holds() ?? true
+                    case .idle: return hasDrainers && drainerRunnable(i)
+                    case .running: return false
+                    }
                 }
+                if runnable { runnableBuffer[count] = i; count += 1 }
             }
-            if runnable { runnableBuffer[count] = i; count += 1 }
+            guard count > 0 else { return nil }
+            let step = decisions.count
+            let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
+            let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
+            decisions.append(UInt16(chosen))
+            let drains = hasDrainers && drainerRoles[chosen] != nil
+            let point: StaticString = drains ? "store buffer: drain"
+                : executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
+            hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
+            if recordSteps { stepLog.append((chosen, point)) }
+            if step >= maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
+            // A drainer runs no code: its step makes one pending store visible,
+            // and the pick goes on.
+            guard drains else { return chosen }
+            drainStep(chosen)
         }
-        guard count > 0 else { return nil }
-        let step = decisions.count
-        let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
-        let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
-        decisions.append(UInt16(chosen))
-        let point: StaticString = executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
-        hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
-        if recordSteps { stepLog.append((chosen, point)) }
-        if step >= maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
-        return chosen
     }
 
     /// `hashName`, cached by the string's address (a point's name is a literal; the

@@ -120,6 +120,11 @@ public final class SimEngine: @unchecked Sendable {
     /// during later episodes, and the run waits for all of them at its end.
     @exclusivity(unchecked) public var deferRCUBarriers = false
 
+    /// Weak-memory mode (`StoreBuffer.swift`): the executors that drain a
+    /// store buffer instead of running code, by executor id (engine mutex).
+    @exclusivity(unchecked) var drainerRoles: [DrainerRole?]
+    @exclusivity(unchecked) var hasDrainers = false
+
     /// Where deterministic mode can switch actors: at named points only, or also
     /// at every access to kernel memory (`AccessPoints.swift`).
     public let points: PointGranularity
@@ -133,6 +138,7 @@ public final class SimEngine: @unchecked Sendable {
         pthread_cond_init(&mainCond, nil)
         precondition(actorNames.count <= Int(UInt16.max))
         runnableBuffer = .allocate(capacity: max(1, actorNames.count))
+        drainerRoles = Array(repeating: nil, count: actorNames.count)
         executorTable = .allocate(capacity: actorNames.count)
         strategyRef = Unmanaged.passUnretained(strategyBox)
         // Access-level points: switches in deterministic mode; in parallel mode
@@ -144,6 +150,7 @@ public final class SimEngine: @unchecked Sendable {
     }
 
     deinit {
+        if hasDrainers { kvmsim_store_buffers_add(-1) }
         runnableBuffer.deallocate()
         executorTable.deallocate()
         coverage.free()

@@ -66,6 +66,7 @@ public final class SpinLock: @unchecked Sendable {
         let holder = word.loadRelaxed(0)
         precondition(holder != 0, "spin_unlock of an unlocked lock")
         engine.lockdepAssert(holder == lockHolderTag(), "\(lockName) released by \(engine.currentActorName), which does not hold it")
+        storeBufferFence()                       // a release: every earlier store first
         word.store(0, 0)
     }
 

@@ -9,7 +9,7 @@ import Harness
 /// input.
 public struct VPAStressScenario: Scenario {
     public typealias Variant = VPAVariant
-    public typealias Options = NoOptions
+    public typealias Options = VPAOptions
 
     public init() {}
     public let name = "vpa-stress"
@@ -18,7 +18,7 @@ public struct VPAStressScenario: Scenario {
     public var oracles: [Oracle] { VPAOracle.oracles }
 
     public func defaultConfig(mode: ExecutionMode) -> Config {
-        Config(WorldSizes(cpus: 4, vcpus: 4, pages: 8, opsPerVCPU: 8, hostEventsPerSource: 4, hostEventSources: 1))
+        Config(WorldSizes(cpus: 4, vcpus: 4, pages: 8, opsPerVCPU: 8, hostEventsPerSource: 4, hostEventSources: 1), VPAOptions())
     }
 
     public func actorNames(_ c: Config) -> [String] { VPAWorld.actorNames(c) }

@@ -24,13 +24,16 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
     }
 
 
-    /// `host0...`, then `vcpu0...`.
-    static func actorNames(_ c: ScenarioConfig<NoOptions>) -> [String] {
+    /// `host0...`, then `vcpu0...`; in the `pso` memory model then each vcpu's
+    /// two store-buffer drainers (`vcpuN.sb`: the oldest pending store;
+    /// `vcpuN.sb-overtake`: a later store overtaking it).
+    static func actorNames(_ c: ScenarioConfig<VPAOptions>) -> [String] {
         (0..<c.hostEventSources).map { "host\($0)" } + (0..<c.vcpus).map { "vcpu\($0)" }
+            + (c.memoryModel == .pso ? (0..<c.vcpus).flatMap { ["vcpu\($0).sb", "vcpu\($0).sb-overtake"] } : [])
     }
 
     let engine: SimEngine
-    let config: ScenarioConfig<NoOptions>
+    let config: ScenarioConfig<VPAOptions>
     let seed: UInt64
     let crossOnly: Bool
     let hostMM: HostMM
@@ -42,7 +45,7 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
 
     let guestPass: @Sendable (VPARegistration, VPAVCPU) -> Void
 
-    init(engine: SimEngine, variant: VPAVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64, crossOnly: Bool,
+    init(engine: SimEngine, variant: VPAVariant, config c: ScenarioConfig<VPAOptions>, seed: UInt64, crossOnly: Bool,
          planted: Planted = Planted()) {
         self.engine = engine
         self.config = c
@@ -51,12 +54,18 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
         hostMM = HostMM(engine: engine, pages: HostPages(capacity: 4 * c.pages + 64), base: hostBase, count: c.pages)
         let slots = Memslots([Memslot(id: 0, baseGfn: 0, npages: c.pages, userspaceAddr: hostBase)])
         reg = VPARegistration(engine: engine, variant: variant, vcpus: c.vcpus, hostMM: hostMM, memslots: slots,
-                              pinningMemslots: planted.pinningMemslots.map { $0(slots) })
+                              pinningMemslots: planted.pinningMemslots.map { $0(slots) }, guestLogs: c.dtlReader != 0)
         guestPass = planted.guestPass ?? { reg, t in reg.runGuest(t) }
         let ex = engine.executors
         hostSources = (0..<c.hostEventSources).map { HostCPU(index: $0, executor: ex[$0]) }
         vcpuActors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: ex[c.hostEventSources + $0]) }
         done = AtomicWords(count: c.hostEventSources + c.vcpus)
+        if c.memoryModel == .pso {
+            let drainers = c.hostEventSources + c.vcpus
+            for v in 0..<c.vcpus {
+                engine.enableStoreBuffer(owner: c.hostEventSources + v, drainers: (drainers + 2 * v, drainers + 2 * v + 1))
+            }
+        }
         // Boot: every vcpu registers its own VPA, DTL and SLB shadow.
         var rng = SplitMix64(seed: SplitMix64.derive(seed, 77))
         for v in 0..<c.vcpus {
@@ -114,6 +123,7 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
             let me = reg.vcpus[i]
             engine.spawnLoop(on: actor, seed: seed, salt: UInt64(1000 + i), endless: endless, quota: c.opsPerVCPU) { [self] rng, n in
                 guestPass(reg, me)
+                if c.dtlReader != 0 { reg.guestReadDTL(reader: i, of: reg.vcpus[(i + 1) % c.vcpus]) }
                 hcall(from: i, &rng)
                 done.store(c.hostEventSources + i, UInt64(n + 1))
             }
