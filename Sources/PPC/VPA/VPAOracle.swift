@@ -190,7 +190,7 @@ public final class VPAOracle: @unchecked Sendable {
         let (entryGen, entryIdx) = (entry >> 32, entry & 0xffff_ffff)
         guard entryGen < gen || (entryGen == gen && entryIdx < idx) else { return }
         withoutAccessPoints {
-            let seen = entry == 0 ? "never written" : "holds entry \(entryIdx - 1)\(entryGen == gen ? "" : " of an older log")"
+            let seen = entry == 0 ? "was never written" : "still holds entry \(entryIdx - 1)\(entryGen == gen ? "" : " of an older log")"
             engine.report(.dtlPublishOrder, "vcpu\(reader) reads vcpu\(owner)'s dtl_idx \(idx), but the slot of entry \(idx - 1) \(seen): the index became visible before the entry it counts")
         }
     }

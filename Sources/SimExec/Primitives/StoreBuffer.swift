@@ -183,7 +183,14 @@ extension SimEngine {
     func drainStep(_ i: Int) {
         guard let role = drainerRoles[i] else { return }
         executorTable[role.owner]._withUnsafeGuaranteedRef { o in
-            if let sb = o.storeBuffer, let at = sb.candidate(role.pick) { sb.drain(at: at) }
+            guard let sb = o.storeBuffer, let at = sb.candidate(role.pick) else { return }
+            sb.drain(at: at)
+            if recordEvents {
+                let text = at == 0 ? "\(o.name)'s oldest pending store becomes visible (\(sb.pendingCount) still pending)"
+                    : "\(o.name)'s store overtakes \(at) older pending one\(at == 1 ? "" : "s") and becomes visible"
+                let e = SimEvent(step: decisions.count, actor: executors[i].name, text: text)
+                eventLock.withLock { $0.append(e) }
+            }
         }
     }
 }
