@@ -18,7 +18,7 @@ import Synchronization
         defer { engine.shutdown() }
         var seen = Set<[UInt64]>()
         for seed in 0..<UInt64(schedules) {
-            let mem = AtomicWords(count: 2, kernel: true, weaklyOrdered: true)     // 0 data, 1 flag
+            let mem = WeakWords(count: 2)     // 0 data, 1 flag
             defer { mem.free() }
             let got = Mutex<[UInt64]>([])
             engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: seed)
@@ -70,7 +70,7 @@ import Synchronization
         defer { engine.shutdown() }
         let lock = SpinLock("spin_lock(&test)", engine: engine)
         for fence in 0..<3 {
-            let mem = AtomicWords(count: 2, kernel: true, weaklyOrdered: true)
+            let mem = WeakWords(count: 2)
             let other = AtomicWords(count: 1)
             defer { mem.free(); other.free() }
             let visible = Mutex<UInt64>(9)

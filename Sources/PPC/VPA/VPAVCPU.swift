@@ -40,7 +40,7 @@ public final class VPAVCPU: @unchecked Sendable {
     /// each word are a ghost field, the log's generation (`dtlGeneration`), so
     /// that a check can tell an entry of the current log from an older one
     /// (real entries differ by their timebase).
-    public let guestLog: AtomicWords?
+    public let guestLog: WeakWords?
     static let logIdx = 0
     static let logSlots = 8
     static func logEntry(_ index: UInt64) -> Int { 1 + Int(index % UInt64(logSlots)) }
@@ -51,7 +51,7 @@ public final class VPAVCPU: @unchecked Sendable {
         self.id = id
         vpaUpdateLock = SpinLock("spin_lock(&vcpu->arch.vpa_update_lock)", engine: engine)
         words = AtomicWords(count: 3 * KVMPPCVPA.words + 2, kernel: true)
-        self.guestLog = guestLog ? AtomicWords(count: 1 + Self.logSlots, kernel: true, weaklyOrdered: true) : nil
+        self.guestLog = guestLog ? WeakWords(count: 1 + Self.logSlots) : nil
     }
     deinit { words.free(); guestLog?.free() }
 

@@ -215,37 +215,47 @@ extension SimEngine {
         let gate = kvmsim_access_gate()
         if gate != 0 { kvmsim_set_access_gate(0) }
         defer { if gate != 0 { kvmsim_set_access_gate(gate) } }
-        while true {
-            var count = 0
-            for i in executorTable.indices {
-                // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,
-                // retained and released around every use.
-                let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
-                    switch e.state {
-                    case .ready: return true
-                    case .paused: return e.waitPredicate?.pointee.holds() ?? true
-                    case .idle: return hasDrainers && drainerRunnable(i)
-                    case .running: return false
-                    }
+        // The `pso` memory model's engines pick drainers too (StoreBuffer.swift);
+        // every other run keeps this loop as it was.
+        if hasDrainers { return pickNextOrDrain(previous: previous) }
+        var count = 0
+        for i in executorTable.indices {
+            // Borrowed, not copied: an `unowned(unsafe)` local is a strong copy,
+            // retained and released around every use.
+            let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
+                switch e.state {
+                case .ready: return true
+                case .paused: return e.waitPredicate?.pointee.holds() ?? true
+                case .idle, .running: return false
                 }
-                if runnable { runnableBuffer[count] = i; count += 1 }
             }
-            guard count > 0 else { return nil }
-            let step = decisions.count
-            let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
-            let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
-            decisions.append(UInt16(chosen))
-            let drains = hasDrainers && drainerRoles[chosen] != nil
-            let point: StaticString = drains ? "store buffer: drain"
-                : executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
-            hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
-            if recordSteps { stepLog.append((chosen, point)) }
-            if step >= maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
-            // A drainer runs no code: its step makes one pending store visible,
-            // and the pick goes on.
-            guard drains else { return chosen }
-            drainStep(chosen)
+            if runnable { runnableBuffer[count] = i; count += 1 }
         }
+        guard count > 0 else { return nil }
+        let chosen = choose(count: count, previous: previous)
+        let point: StaticString = executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
+        recordStep(chosen, at: point)
+        return chosen
+    }
+
+    /// The strategy's pick among the first `count` entries of `runnableBuffer`,
+    /// appended to `decisions`.
+    @inline(__always)
+    func choose(count: Int, previous: Int) -> Int {
+        let step = decisions.count
+        let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
+        let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
+        decisions.append(UInt16(chosen))
+        return chosen
+    }
+
+    /// The step just chosen, into the schedule's hash (and step log), and the
+    /// livelock bound.
+    @inline(__always)
+    func recordStep(_ chosen: Int, at point: StaticString) {
+        hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
+        if recordSteps { stepLog.append((chosen, point)) }
+        if decisions.count > maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
     }
 
     /// `hashName`, cached by the string's address (a point's name is a literal; the

@@ -26,20 +26,15 @@ public struct AtomicWords: @unchecked Sendable {
     public let mappedBytes: Int
     /// Kernel memory: its accesses are access-level points.
     public let kernel: Bool
-    /// Weakly ordered memory: in the `pso` memory model a CPU's stores to these
-    /// words wait in its `StoreBuffer` (`StoreBuffer.swift`). Declared only for
-    /// words whose ordering a model studies (each costs a check per access).
-    public let weaklyOrdered: Bool
 
-    public init(count: Int, initial: UInt64 = 0, kernel: Bool = false, weaklyOrdered: Bool = false) {
+    public init(count: Int, initial: UInt64 = 0, kernel: Bool = false) {
         let base = UnsafeMutablePointer<UInt64>.allocate(capacity: max(count, 1))
         base.initialize(repeating: initial, count: max(count, 1))
-        self.init(base: base, count: count, mappedBytes: 0, kernel: kernel, weaklyOrdered: weaklyOrdered)
+        self.init(base: base, count: count, mappedBytes: 0, kernel: kernel)
     }
 
-    private init(base: UnsafeMutablePointer<UInt64>, count: Int, mappedBytes: Int, kernel: Bool, weaklyOrdered: Bool = false) {
+    private init(base: UnsafeMutablePointer<UInt64>, count: Int, mappedBytes: Int, kernel: Bool) {
         self.base = base; self.count = count; self.mappedBytes = mappedBytes; self.kernel = kernel
-        self.weaklyOrdered = weaklyOrdered
         WorldMemory.noteAllocation(base, count: count)
     }
 
@@ -91,27 +86,11 @@ public struct AtomicWords: @unchecked Sendable {
         if kernel && kvmsim_access_gate() != 0 { kernelAccessPoint(name) }
     }
 
-    @inlinable @inline(__always) public func load(_ i: Int) -> UInt64 {
-        point("access:load")
-        if weaklyOrdered, let v = forwarded(i) { return v }
-        return kvmsim_load_acquire(base + i)
-    }
-    @inlinable @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 {
-        point("access:load")
-        if weaklyOrdered, let v = forwarded(i) { return v }
-        return kvmsim_load_relaxed(base + i)
-    }
-    @inlinable @inline(__always) public func store(_ i: Int, _ v: UInt64) {
-        point("access:store")
-        if weaklyOrdered && buffered(i, v) { return }
-        kvmsim_store_release(base + i, v)
-    }
-    @inlinable @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) {
-        point("access:store")
-        if weaklyOrdered && buffered(i, v) { return }
-        kvmsim_store_relaxed(base + i, v)
-    }
-    // Read-modify-writes: a fence for weakly ordered stores first (`StoreBuffer`).
+    @inlinable @inline(__always) public func load(_ i: Int) -> UInt64 { point("access:load"); return kvmsim_load_acquire(base + i) }
+    @inlinable @inline(__always) public func loadRelaxed(_ i: Int) -> UInt64 { point("access:load"); return kvmsim_load_relaxed(base + i) }
+    @inlinable @inline(__always) public func store(_ i: Int, _ v: UInt64) { point("access:store"); kvmsim_store_release(base + i, v) }
+    @inlinable @inline(__always) public func storeRelaxed(_ i: Int, _ v: UInt64) { point("access:store"); kvmsim_store_relaxed(base + i, v) }
+    // Read-modify-writes: a fence for weakly ordered stores first (`WeakWords`).
     @inlinable @inline(__always) @discardableResult public func add(_ i: Int, _ v: UInt64) -> UInt64 { point("access:rmw"); storeBufferFence(); return kvmsim_fetch_add(base + i, v) &+ v }
     /// An unordered read-modify-write: atomic_inc() and the other atomics that
     /// return nothing, or a plain `++` of a word only its owner writes. Not a
@@ -123,15 +102,6 @@ public struct AtomicWords: @unchecked Sendable {
     @inlinable @inline(__always) @discardableResult public func exchange(_ i: Int, _ v: UInt64) -> UInt64 { point("access:rmw"); storeBufferFence(); return kvmsim_exchange(base + i, v) }
     @inlinable @inline(__always) public func cas(_ i: Int, _ expected: UInt64, _ desired: UInt64) -> Bool { point("access:rmw"); storeBufferFence(); return kvmsim_cas(base + i, expected, desired) }
 
-    /// Weak-memory mode: the calling CPU's pending store to word `i`, if any.
-    @usableFromInline func forwarded(_ i: Int) -> UInt64? { currentStoreBuffer()?.forwarded(base + i) }
-    /// Weak-memory mode: puts a store to word `i` in the calling CPU's store
-    /// buffer; false when it has none (the store goes to memory).
-    @usableFromInline func buffered(_ i: Int, _ v: UInt64) -> Bool {
-        guard let sb = currentStoreBuffer() else { return false }
-        sb.store(base + i, v)
-        return true
-    }
     /// A load that is never a scheduling point: an oracle's or the scheduler's
     /// view (wait conditions also run with the gate closed).
     @inlinable @inline(__always) public func peek(_ i: Int) -> UInt64 { kvmsim_load_acquire(base + i) }

@@ -7,7 +7,7 @@ import CFiber
 /// - `sc`: sequential consistency. Every store is visible to every CPU the
 ///   moment it is made; a missing barrier is invisible.
 /// - `pso`: Partial Store Order for the words a world declares weakly ordered
-///   (`AtomicWords(..., weaklyOrdered: true)`): a CPU's stores to them wait in
+///   (`WeakWords`): a CPU's stores to them wait in
 ///   its `StoreBuffer` and become visible later, in an order the scheduler
 ///   picks, so that stores with no smp_wmb() between them can be seen in either
 ///   order (SPARC PSO; POWER and arm64 allow this and more). Loads stay in
@@ -22,7 +22,7 @@ public enum MemoryModel: String, Sendable, Codable, CaseIterable {
 }
 
 /// One CPU's store buffer in the `pso` memory model: its stores to weakly
-/// ordered words, in program order, each tagged with the number of smp_wmb()
+/// ordered words (`WeakWords`), in program order, each tagged with the number of smp_wmb()
 /// the CPU had passed when it made the store (its epoch).
 ///
 /// Rules (Documentation/memory-barriers.txt, PSO):
@@ -159,6 +159,37 @@ extension SimEngine {
         drainerRoles[drainers.overtaking] = DrainerRole(owner: owner, pick: .overtaking)
         if !hasDrainers { kvmsim_store_buffers_add(1) }
         hasDrainers = true
+    }
+
+    /// `pickNext` in an engine with drainers: a drainer with a store to drain is
+    /// runnable; when the strategy picks one, its store becomes visible, the
+    /// step is recorded like any other, and the pick goes on (a drainer runs
+    /// no code). Mutex held.
+    func pickNextOrDrain(previous: Int) -> Int? {
+        while true {
+            var count = 0
+            for i in executorTable.indices {
+                let runnable = executorTable[i]._withUnsafeGuaranteedRef { e -> Bool in
+                    switch e.state {
+                    case .ready: return true
+                    case .paused: return e.waitPredicate?.pointee.holds() ?? true
+                    case .idle: return drainerRunnable(i)
+                    case .running: return false
+                    }
+                }
+                if runnable { runnableBuffer[count] = i; count += 1 }
+            }
+            guard count > 0 else { return nil }
+            let chosen = choose(count: count, previous: previous)
+            if drainerRoles[chosen] != nil {
+                recordStep(chosen, at: "store buffer: drain")
+                drainStep(chosen)
+                continue
+            }
+            let point: StaticString = executorTable[chosen]._withUnsafeGuaranteedRef { $0.state == .ready ? "job" : $0.pausedPoint }
+            recordStep(chosen, at: point)
+            return chosen
+        }
     }
 
     /// A drainer executor's buffer and pick.
