@@ -61,6 +61,7 @@ static unsigned char *tls_block_of(void *symbol, size_t *size) {
 __thread void *kvmsim_current_executor_tls;
 __thread int kvmsim_access_gate_tls __attribute__((tls_model("initial-exec")));
 long kvmsim_store_buffer_engines;
+__thread int kvmsim_line_layout_tls __attribute__((tls_model("initial-exec")));
 
 static __thread __attribute__((tls_model("initial-exec"))) unsigned char *conc_block, *core_block;
 static __thread __attribute__((tls_model("initial-exec"))) int blocks_state;  // 0 unknown, 1 found, -1 unusable

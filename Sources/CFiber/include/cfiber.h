@@ -72,6 +72,14 @@ extern __thread int kvmsim_access_gate_tls __attribute__((tls_model("initial-exe
 static inline int kvmsim_access_gate(void) { return kvmsim_access_gate_tls; }
 static inline void kvmsim_set_access_gate(int gate) { kvmsim_access_gate_tls = gate; }
 
+/// Nonzero while the calling thread builds a world for a long run on real
+/// threads: `AtomicWords` then puts each allocation in cache lines of its own
+/// (no false sharing between CPUs' words), which deterministic worlds, built
+/// per schedule, do not pay for.
+extern __thread int kvmsim_line_layout_tls __attribute__((tls_model("initial-exec")));
+static inline int kvmsim_line_layout(void) { return kvmsim_line_layout_tls; }
+static inline void kvmsim_set_line_layout(int on) { kvmsim_line_layout_tls = on; }
+
 /// Engines in this process whose executors have store buffers (weak-memory
 /// mode): while 0, a barrier or read-modify-write skips looking for one.
 extern long kvmsim_store_buffer_engines;

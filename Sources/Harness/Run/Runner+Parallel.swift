@@ -15,7 +15,8 @@ extension Runner {
         engine.stopOnViolation = !o.keepGoing
         let start = Date()
         let t0 = SimEngine.monotonicSeconds()
-        let world = o.selection.makeWorld(engine: engine, seed: o.seed)
+        // One world for the whole run: its words in cache lines of their own.
+        let world = AtomicWords.withCacheLineLayout { o.selection.makeWorld(engine: engine, seed: o.seed) }
         let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
         world.start(endless: true)
         while true {
