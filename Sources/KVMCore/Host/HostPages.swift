@@ -31,13 +31,13 @@ public final class HostPages: @unchecked Sendable {
     public let blockPages: Int
     /// Every pfn, small and huge.
     public let total: Int
-    private let refcount: AtomicWords
-    private let inUse: AtomicWords
-    public let content: AtomicWords
+    private let refcount: FrameWords
+    private let inUse: FrameWords
+    public let content: FrameWords
     /// PG_dirty and PG_referenced (`PageDirty()`, `mark_page_accessed()`'s
     /// first step); used by the worlds with `HostMMDetail.pageDirty`.
-    private let dirtyFlag: AtomicWords
-    private let referencedFlag: AtomicWords
+    private let dirtyFlag: FrameWords
+    private let referencedFlag: FrameWords
     private let freeList: Locked<(items: [Int], head: Int)>
     /// Free huge pages, by head pfn.
     private let hugeFree: Locked<[Int]>
@@ -56,11 +56,11 @@ public final class HostPages: @unchecked Sendable {
         self.blockPages = hugePages > 0 ? blockPages : 0
         hugeBase = hugePages > 0 ? (capacity + blockPages - 1) / blockPages * blockPages : capacity
         total = hugeBase + (hugePages > 0 ? hugePages * blockPages : 0)
-        refcount = AtomicWords(count: total, kernel: true)
-        inUse = AtomicWords(count: total, kernel: true)
-        content = AtomicWords(count: total, initial: HostPages.poison, kernel: true)
-        dirtyFlag = AtomicWords(count: total, kernel: true)
-        referencedFlag = AtomicWords(count: total, kernel: true)
+        refcount = FrameWords(count: total, kernel: true)
+        inUse = FrameWords(count: total, kernel: true)
+        content = FrameWords(count: total, initial: HostPages.poison, kernel: true)
+        dirtyFlag = FrameWords(count: total, kernel: true)
+        referencedFlag = FrameWords(count: total, kernel: true)
         // pfn 0 is never handed out: a zero pfn in a PTE is always a bug.
         let z = zeroPage ? max(capacity, 2) - 1 : nil
         precondition(z == nil || z! > 1, "a zero page needs a capacity of 3 or more")

@@ -60,15 +60,15 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
     /// `kvm.memslots` (fixed for the VM's life in the model).
     let memslots: Memslots
     /// Per gfn: the aging clock's value when clear_flush_young last aged it.
-    private let agedStamp: AtomicWords
+    private let agedStamp: FrameWords
     /// The aging clock (I4; not kernel state): a TLB fill records its value,
     /// each aging advances it; an entry whose stamp is below a page's aging
     /// stamp was filled before that aging. A fill only reads it, so vcpus filling
     /// their TLBs do not contend on it.
     private let clock = AtomicWords(count: 1)
-    private let discardEpoch: AtomicWords
-    private let lastWritten: AtomicWords
-    private let lastWrittenEpoch: AtomicWords
+    private let discardEpoch: FrameWords
+    private let lastWritten: FrameWords
+    private let lastWrittenEpoch: FrameWords
 
     /// The oracle of a VM with `memslots` over `hostMM`, whose secondary MMU is
     /// `view` and notifier counters `notifier`; attach it with `KVM.attach(oracle:)`.
@@ -80,13 +80,13 @@ public final class MMUOracle: HostMMObserver, @unchecked Sendable {
         pages = hostMM.pages
         self.memslots = memslots
         let maxGfn = memslots.maxGfn
-        agedStamp = AtomicWords(count: maxGfn)
-        discardEpoch = AtomicWords(count: maxGfn)
-        lastWritten = AtomicWords(count: maxGfn)
-        lastWrittenEpoch = AtomicWords(count: maxGfn)
+        agedStamp = FrameWords(count: maxGfn)
+        discardEpoch = FrameWords(count: maxGfn)
+        lastWritten = FrameWords(count: maxGfn)
+        lastWrittenEpoch = FrameWords(count: maxGfn)
     }
 
-    deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch, clock] { w.free() } }
+    deinit { for w in [agedStamp, discardEpoch, lastWritten, lastWrittenEpoch] { w.free() }; clock.free() }
 
     /// The aging clock's value, for a TLB fill to record.
     @inline(__always) public var agingClock: UInt64 { clock.load(0) }

@@ -70,11 +70,14 @@ public struct AtomicWords: @unchecked Sendable {
     /// not bounce with another's. Elsewhere packed: an aligned allocation
     /// costs a world built per schedule 5.6% more instructions (gva-flush).
     static func allocate(_ count: Int) -> UnsafeMutablePointer<UInt64> {
-        guard kvmsim_line_layout() != 0 else { return .allocate(capacity: max(count, 1)) }
+        guard cacheLineLayout else { return .allocate(capacity: max(count, 1)) }
         let bytes = (max(count, 1) * 8 + cacheLine - 1) / cacheLine * cacheLine
         return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: cacheLine).bindMemory(to: UInt64.self, capacity: bytes / 8)
     }
     public static let cacheLine = 64
+
+    /// Whether the calling thread builds inside `withCacheLineLayout`.
+    public static var cacheLineLayout: Bool { kvmsim_line_layout() != 0 }
 
     /// Runs `body` (the build of a world for a long run on real threads) with
     /// every `AtomicWords` it allocates in cache lines of its own.
