@@ -13,12 +13,13 @@ import TestSupport
 @Suite(.serialized) struct WorldResetTests {
     /// The scenarios whose worlds reset in place; every other one is built
     /// fresh for each schedule (docs/performance.md says why).
-    static let resettable: Set<String> = ["sync-mmu-race", "sync-mmu-stress", "mmu-seq-wrap", "tdp-mmu-race", "tdp-mmu-stress"]
+    static let resettable: Set<String> = ["sync-mmu-race", "sync-mmu-stress", "mmu-seq-wrap", "tdp-mmu-race", "tdp-mmu-stress",
+                                          "stage2-race", "stage2-stress"]
     /// Fewer schedules for worlds many times the size of their race
     /// scenario's (the race scenario runs the same world code, every variant,
-    /// with the full count): a debug run of tdp-mmu-stress took 50 s at the
-    /// full count.
-    static let scheduleDivisor: [String: Int] = ["tdp-mmu-stress": 3]
+    /// with the full count): a debug run of tdp-mmu-stress or stage2-stress
+    /// took 50 s at the full count.
+    static let scheduleDivisor: [String: Int] = ["tdp-mmu-stress": 3, "stage2-stress": 3]
 
     @Test(arguments: ScenarioRegistry.all.map(\.name))
     func aResetWorldRunsEveryScheduleAsAFreshOne(scenario: String) throws {
