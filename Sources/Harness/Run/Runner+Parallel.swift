@@ -15,7 +15,7 @@ extension Runner {
         engine.stopOnViolation = !o.keepGoing
         let start = Date()
         let t0 = SimEngine.monotonicSeconds()
-        let world = o.selection.makeWorld(engine: engine, seed: o.seed)
+        let world = WorldMemory.withoutRecording { o.selection.makeWorld(engine: engine, seed: o.seed) }   // never reset
         let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
         world.start(endless: true)
         while true {

@@ -81,9 +81,10 @@ final class Stage2World: ResettableWorld, @unchecked Sendable {
     /// requests; the CPUs' TLBs and registers; the VMID allocator), then what
     /// is not in words: each VM's host page free lists, its page table's
     /// allocator and vcpus (`Stage2MMU.resetForReuse`), and its modelled
-    /// kvm->rcu and kvm->srcu. False (build fresh) if an RCU domain is not
-    /// the modelled one.
+    /// kvm->rcu and kvm->srcu. False (build fresh) if the build was not
+    /// recorded or an RCU domain is not the modelled one.
     func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded else { return false }
         var domains: [ModelledRCU] = []
         for k in kvms {
             guard let rcu = k.rcu as? ModelledRCU, let srcu = k.srcu as? ModelledRCU else { return false }

@@ -97,10 +97,10 @@ final class TDPMMUWorld: ResettableWorld, @unchecked Sendable {
     /// records, locks, the invalidation state, vcpu requests, counters), then
     /// what is not in words: the host page free lists, the MMU's table
     /// allocator, NX list and vcpu roots (`TDPMMU.resetForReuse`), and the
-    /// modelled kvm->rcu and kvm->srcu. False (build fresh) if either RCU
-    /// domain is not the modelled one.
+    /// modelled kvm->rcu and kvm->srcu. False (build fresh) if the build was
+    /// not recorded or an RCU domain is not the modelled one.
     func reset(seed: UInt64) -> Bool {
-        guard let rcu = kvm.rcu as? ModelledRCU, let srcu = kvm.srcu as? ModelledRCU else { return false }
+        guard memory.isRecorded, let rcu = kvm.rcu as? ModelledRCU, let srcu = kvm.srcu as? ModelledRCU else { return false }
         memory.restore()
         hostMM.pages.resetFreeLists()
         mmu.resetForReuse()
