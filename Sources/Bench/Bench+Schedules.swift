@@ -23,6 +23,8 @@ extension Bench {
     /// rounds of `count / 3` schedules each, and each figure is its best round:
     /// a schedule takes 10-30 us, so one short run is at the mercy of whatever
     /// else the machine does, and interference only ever slows a round down.
+    /// Then what a world costs, built and torn down against reset in place:
+    /// sync-mmu-race's and tdp-mmu-race's (`upstream`).
     static func schedules(_ r: inout Report, count: Int) throws(InputError) {
         var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
         let rounds = 3, perRound = max(1, count / rounds)
@@ -56,6 +58,10 @@ extension Bench {
         r.schedulesPerSecond = model
         r.freshWorldSchedulesPerSecond = fresh
         (r.worldBuildMicroseconds, r.worldResetMicroseconds) = worldCosts(o.selection, engine: engine, count: max(100, perRound / 5))
+        let tdp = try RunOptions(scenario: "tdp-mmu-race", variant: "upstream", mode: .deterministic).selection
+        let tdpEngine = SimEngine(mode: .deterministic, actorNames: tdp.actorNames, backend: o.backend)
+        defer { tdpEngine.shutdown() }
+        (r.tdpWorldBuildMicroseconds, r.tdpWorldResetMicroseconds) = worldCosts(tdp, engine: tdpEngine, count: max(100, perRound / 5))
         r.bareSchedulesPerSecond = bare
         r.modelOverhead = model > 0 ? bare / model : 0
         var threads = o
@@ -71,13 +77,16 @@ extension Bench {
         r.accessPointStepsPerSchedule = Double(accessRep.steps) / Double(max(1, accessRep.schedules))
     }
 
-    /// Microseconds to build and tear down one world of `selection`, and to
-    /// reset one in place (0 if its world does not reset); best of 3 rounds.
+    /// Microseconds to build and tear down one world of `selection` (as a run
+    /// without resets builds it: unrecorded), and to reset one in place (0 if
+    /// its world does not reset); best of 3 rounds.
     static func worldCosts(_ selection: ScenarioSelection, engine: SimEngine, count: Int) -> (build: Double, reset: Double) {
         var build = Double.infinity, reset = Double.infinity
         for _ in 0..<3 {
             var start = now()
-            for i in 0..<count { _ = selection.makeWorld(engine: engine, seed: UInt64(i)) }
+            WorldMemory.withoutRecording {
+                for i in 0..<count { _ = selection.makeWorld(engine: engine, seed: UInt64(i)) }
+            }
             build = min(build, (now() - start) / Double(count) * 1e6)
             guard let w = selection.makeWorld(engine: engine, seed: 0) as? any ResettableWorld else { return (build, 0) }
             start = now()

@@ -49,6 +49,9 @@ public enum Bench {
         public var freshWorldSchedulesPerSecond = 0.0
         public var worldBuildMicroseconds = 0.0
         public var worldResetMicroseconds = 0.0
+        /// The same for one tdp-mmu-race (upstream) world.
+        public var tdpWorldBuildMicroseconds = 0.0
+        public var tdpWorldResetMicroseconds = 0.0
         // 4. parallel accesses
         public var accessesPerSecond = 0.0
         public var accessesPerSecondOneThread = 0.0
@@ -106,7 +109,8 @@ public enum Bench {
             case .rcuVsC: ["rcuVsCRatio", "swiftWalksPerSecond", "cWalksPerSecond"]
             case .schedules: ["schedulesPerSecond", "bareSchedulesPerSecond", "threadBackendSchedulesPerSecond", "deterministicBackend",
                               "modelOverhead", "stepsPerSchedule", "accessPointSchedulesPerSecond", "accessPointStepsPerSchedule",
-                              "freshWorldSchedulesPerSecond", "worldBuildMicroseconds", "worldResetMicroseconds"]
+                              "freshWorldSchedulesPerSecond", "worldBuildMicroseconds", "worldResetMicroseconds",
+                              "tdpWorldBuildMicroseconds", "tdpWorldResetMicroseconds"]
             case .accesses: ["accessesPerSecond", "accessesPerSecondOneThread", "parallelScaling"]
             case .memory: ["bytesPerMappedPage", "bytesPerMappedPageLiveTables", "peakMemorySparse64GiBBytes", "sparse64GiBTableBytes"]
             case .timeToFirstViolation: ["timeToFirstViolation", "timeToFirstViolationSeeds"]
@@ -200,6 +204,7 @@ public enum Bench {
             l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
             l.append("   at access-level points: \(f(r.accessPointSchedulesPerSecond)) schedules/s (\(f(r.accessPointStepsPerSchedule)) steps each)")
             l.append("   a fresh world per schedule: \(f(r.freshWorldSchedulesPerSecond)) schedules/s; a world built and torn down \(f(r.worldBuildMicroseconds)) us, reset in place \(f(r.worldResetMicroseconds)) us")
+            l.append("   a tdp-mmu-race world: built and torn down \(f(r.tdpWorldBuildMicroseconds)) us, reset in place \(f(r.tdpWorldResetMicroseconds)) us")
         }
         if figures.contains(.accesses) {
             l.append("4. guest accesses, parallel: \(f(r.accessesPerSecond))/s on 2 threads, \(f(r.accessesPerSecondOneThread))/s on 1: scaling \(f(r.parallelScaling))")

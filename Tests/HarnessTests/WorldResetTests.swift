@@ -13,7 +13,13 @@ import TestSupport
 @Suite(.serialized) struct WorldResetTests {
     /// The scenarios whose worlds reset in place; every other one is built
     /// fresh for each schedule (docs/performance.md says why).
-    static let resettable: Set<String> = ["sync-mmu-race", "sync-mmu-stress", "mmu-seq-wrap"]
+    static let resettable: Set<String> = ["sync-mmu-race", "sync-mmu-stress", "mmu-seq-wrap", "tdp-mmu-race", "tdp-mmu-stress",
+                                          "stage2-race", "stage2-stress"]
+    /// Fewer schedules for worlds many times the size of their race
+    /// scenario's (the race scenario runs the same world code, every variant,
+    /// with the full count): a debug run of tdp-mmu-stress or stage2-stress
+    /// took 50 s at the full count.
+    static let scheduleDivisor: [String: Int] = ["tdp-mmu-stress": 3, "stage2-stress": 3]
 
     @Test(arguments: ScenarioRegistry.all.map(\.name))
     func aResetWorldRunsEveryScheduleAsAFreshOne(scenario: String) throws {
@@ -33,7 +39,7 @@ import TestSupport
         for variant in s.variants {
             for (strategy, points) in [(StrategyKind.random, PointGranularity.named), (.pct, .named), (.random, .accesses)] {
                 var o = try RunOptions(scenario: scenario, variant: variant, mode: .deterministic)
-                o.schedules = strategy == .random && points == .named ? 150 : 60
+                o.schedules = (strategy == .random && points == .named ? 150 : 60) / (Self.scheduleDivisor[scenario] ?? 1)
                 o.seed = 23
                 o.strategy = strategy
                 o.points = points
@@ -48,6 +54,7 @@ import TestSupport
                 #expect(reset.steps == fresh.steps, "\(what): steps")
                 #expect(reset.violationsByOracle == fresh.violationsByOracle, "\(what): violations")
                 #expect(reset.firstViolationSchedule == fresh.firstViolationSchedule, "\(what): first violation")
+                #expect(reset.firstViolation == fresh.firstViolation, "\(what): first violation's report (its table and pfn numbers)")
                 #expect(reset.counters == fresh.counters, "\(what): counters")
                 resets += runner.worldResets
             }
@@ -55,5 +62,35 @@ import TestSupport
         // A variant whose every schedule fails (sync-mmu-stress no-retry)
         // never reuses a world: a world is kept only after a clean schedule.
         #expect(resets > 0, "\(scenario): no world was reset")
+    }
+
+    /// The same for every regression case of a resettable scenario whose
+    /// configuration is not the default (the test above runs defaults only):
+    /// options that reach state the defaults never touch (tdp-mmu-race's
+    /// huge pages and NX list, SMM's second address space, dirty logging
+    /// without PML) reset too. Each case's own seed, strategy, lengths and
+    /// points, fewer schedules.
+    @Test(arguments: ScenarioRegistry.all.map(\.name).filter { resettable.contains($0) })
+    func aResetWorldRunsEveryCaseConfigurationAsAFreshOne(scenario: String) throws {
+        let s = try ScenarioRegistry.named(scenario)
+        var resets = 0
+        for c in s.cases where !c.overrides.isEmpty {
+            var o = RegressionSuite.options(c, budget: nil)
+            o.schedules = 40
+            o.keepGoing = true
+            o.resetWorlds = false
+            let fresh = try Runner(o).run()
+            o.resetWorlds = true
+            let runner = try Runner(o)
+            let reset = runner.run()
+            resets += runner.worldResets
+            let what = "\(scenario) --variant \(c.variant) \(c.overrides.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) \(c.strategy) \(c.points)"
+            #expect(reset.traceHash == fresh.traceHash, "\(what): trace hash")
+            #expect(reset.steps == fresh.steps, "\(what): steps")
+            #expect(reset.violationsByOracle == fresh.violationsByOracle, "\(what): violations")
+            #expect(reset.firstViolation == fresh.firstViolation, "\(what): first violation's report")
+            #expect(reset.counters == fresh.counters, "\(what): counters")
+        }
+        #expect(resets > 0 || !s.cases.contains { !$0.overrides.isEmpty }, "\(scenario): no world was reset")
     }
 }

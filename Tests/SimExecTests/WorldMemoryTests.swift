@@ -29,6 +29,23 @@ import Testing
         #expect(kept.load(1) == 5)
     }
 
+    @Test func aBuildWithoutRecordingRecordsNothing() {
+        let m = WorldMemory.withoutRecording { () -> WorldMemory in
+            let m = WorldMemory.beginRecording()
+            let kept = AtomicWords(count: 4)
+            kept.free()
+            m.endRecording()
+            return m
+        }
+        #expect(!m.isRecorded && m.bytes == 0)
+        // Recording is on again after it, and the next build records.
+        let n = WorldMemory.beginRecording()
+        let kept = AtomicWords(count: 2)
+        n.endRecording()
+        defer { kept.free() }
+        #expect(n.isRecorded && n.bytes == 2 * 8)
+    }
+
     @Test func wordsMadeAfterTheBuildAreNotRecorded() {
         let m = WorldMemory.beginRecording()
         let kept = AtomicWords(count: 1)

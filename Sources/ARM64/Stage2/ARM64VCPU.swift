@@ -23,6 +23,12 @@ public final class ARM64VCPU: @unchecked Sendable {
         self.mmu = mmu
     }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): loaded on no
+    /// physical CPU, as `Stage2MMU.createVCPU` made it (a schedule that
+    /// finished has put every vcpu already; the CPUs' registers are words the
+    /// world's `WorldMemory` restores).
+    func resetForReuse() { cpu = -1 }
+
     public var id: Int { state.id }
     var pcpu: ARM64CPU { mmu.domain.cpus[cpu] }
 

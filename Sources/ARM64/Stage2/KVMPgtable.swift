@@ -129,6 +129,11 @@ public final class KVMPgtable: @unchecked Sendable {
 
     deinit { arena.free(); pageCount.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the table
+    /// allocator as built, the pgd handed out and nothing else. Entries,
+    /// table states and page counts are the world's `WorldMemory` to restore.
+    public func resetAllocator() { arena.resetAllocator(firstTables: 1) }
+
     // MARK: - geometry
 
     /// PTRS_PER_PTE.

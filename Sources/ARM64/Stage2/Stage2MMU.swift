@@ -67,6 +67,18 @@ public final class Stage2MMU: KVMGFNRangeArch, Stage2TLBInvalidation, @unchecked
 
     deinit { logging.free(); lastRan.free(); stats.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the MMU's state
+    /// outside `AtomicWords` as `init` left it: the page table's allocator
+    /// (`KVMPgtable.resetAllocator`) and every vcpu loaded nowhere
+    /// (`ARM64VCPU.resetForReuse`). Entries, page counts, the VMID, dirty
+    /// logging flags, last_vcpu_ran and counters are words the world's
+    /// `WorldMemory` restores; the variant's code and the vcpu list are set
+    /// at build and never change.
+    public func resetForReuse() {
+        pgt.resetAllocator()
+        for v in vcpus { v.resetForReuse() }
+    }
+
     /// kvm_arch_vcpu_create() for the MMU. Before any actor runs.
     public func createVCPU(_ state: VCPUState) -> ARM64VCPU {
         let v = ARM64VCPU(state: state, mmu: self)

@@ -82,8 +82,11 @@ extension Runner {
         if let reset = cache?.take(slot: slot, seed: scheduleSeed) {
             world = reset
             worldResets += 1
-        } else {
+        } else if cache != nil {
             world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
+        } else {
+            // Never reset: no snapshot of its words (`WorldMemory`).
+            world = WorldMemory.withoutRecording { (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed) }
         }
         world.start(endless: false)
         engine.runSchedule()

@@ -15,8 +15,11 @@ extension Runner {
         engine.stopOnViolation = !o.keepGoing
         let start = Date()
         let t0 = SimEngine.monotonicSeconds()
-        // One world for the whole run: its words in cache lines of their own.
-        let world = AtomicWords.withCacheLineLayout { o.selection.makeWorld(engine: engine, seed: o.seed) }
+        // One world for the whole run, never reset: its words in cache lines
+        // of their own, and no record of them for a reset.
+        let world = AtomicWords.withCacheLineLayout {
+            WorldMemory.withoutRecording { o.selection.makeWorld(engine: engine, seed: o.seed) }
+        }
         let seconds = o.seconds ?? (o.schedules == nil ? 10 : .infinity)
         world.start(endless: true)
         while true {

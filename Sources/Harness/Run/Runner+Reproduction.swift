@@ -59,7 +59,7 @@ extension Runner {
             let selection = selection(forSchedule: episode)
             let worldSeed = SplitMix64.derive(o.seed, UInt64(episode))
             engine.beginEpisode()
-            let world = selection.makeWorld(engine: engine, seed: worldSeed)
+            let world = WorldMemory.withoutRecording { selection.makeWorld(engine: engine, seed: worldSeed) }   // never reset
             world.start(endless: false)
             engine.waitForTasks()
             world.finish()

@@ -22,13 +22,21 @@ import Darwin
 /// `endRecording` would have `restore` write into freed memory.
 /// State that is not in `AtomicWords` (Swift arrays, counters, free lists)
 /// is the world's to reset.
+///
+/// A build inside `withoutRecording` (a world the runner will not reset:
+/// replays, shrinking, runs without resets) records nothing and takes no
+/// snapshot, which would cost it a copy of every word it made; such a world
+/// cannot reset (`isRecorded` is false).
 public final class WorldMemory: @unchecked Sendable {
     private var regions: [(base: UnsafeMutableRawPointer, bytes: Int)] = []
     private var snapshot: UnsafeMutableRawPointer?
     /// Bytes recorded (and copied back by each `restore`).
     public private(set) var bytes = 0
+    /// Whether the build was recorded (false inside `withoutRecording`):
+    /// only then may `restore` be called.
+    public let isRecorded: Bool
 
-    private init() {}
+    private init(recording: Bool) { isRecorded = recording }
 
     deinit { snapshot?.deallocate() }
 
@@ -39,9 +47,28 @@ public final class WorldMemory: @unchecked Sendable {
         return k
     }()
 
-    /// Starts recording the words the calling thread makes.
+    /// Set on a thread while its builds are not to be recorded (`withoutRecording`).
+    static let offKey: pthread_key_t = {
+        var k = pthread_key_t()
+        precondition(pthread_key_create(&k, nil) == 0)
+        return k
+    }()
+
+    /// Runs `body` (which builds a world) with recording off on the calling
+    /// thread: its `beginRecording` returns a memory that records nothing
+    /// (`isRecorded` false).
+    public static func withoutRecording<R>(_ body: () throws -> R) rethrows -> R {
+        let before = pthread_getspecific(offKey)
+        pthread_setspecific(offKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(offKey, before) }
+        return try body()
+    }
+
+    /// Starts recording the words the calling thread makes (nothing inside
+    /// `withoutRecording`).
     public static func beginRecording() -> WorldMemory {
-        let m = WorldMemory()
+        guard pthread_getspecific(offKey) == nil else { return WorldMemory(recording: false) }
+        let m = WorldMemory(recording: true)
         precondition(pthread_getspecific(key) == nil, "WorldMemory: a world build is already recording on this thread")
         pthread_setspecific(key, Unmanaged.passUnretained(m).toOpaque())
         return m
@@ -49,6 +76,7 @@ public final class WorldMemory: @unchecked Sendable {
 
     /// Stops recording and takes the snapshot `restore` copies back.
     public func endRecording() {
+        guard isRecorded else { return }
         precondition(pthread_getspecific(Self.key) == Unmanaged.passUnretained(self).toOpaque())
         pthread_setspecific(Self.key, nil)
         bytes = regions.reduce(0) { $0 + $1.bytes }

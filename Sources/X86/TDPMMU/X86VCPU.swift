@@ -62,6 +62,17 @@ public final class X86VCPU: @unchecked Sendable {
 
     deinit { tlb.free(); pml.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the vcpu as
+    /// `TDPMMU.createVCPU` made it, no root loaded (INVALID_PAGE), address
+    /// space 0, no EPT violation seen, an empty PML buffer. The TLB and PML
+    /// words are the world's `WorldMemory` to restore.
+    func resetForReuse() {
+        root = -1
+        asID = 0
+        violationOnPresentSPTE = false
+        pmlEntries = 0
+    }
+
     /// The CPU set the Dirty bit of `gfn`'s SPTE: with PML on (a logged slot),
     /// it logs the gfn in the buffer.
     func pmlLog(_ gfn: Int) {

@@ -16,10 +16,16 @@ import Harness
 /// KVM work) and `vcpu0...` (vcpu i belongs to VM i mod vms; each operation
 /// is a scheduling on a physical CPU: kvm_arch_vcpu_load(), guest reads,
 /// writes and fetches of random pages, kvm_arch_vcpu_put()).
-final class Stage2World: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes is kept as long as the world (the CPUs and the
+/// VMID allocator with its locks; each VM's host mm, `ModernKVM` with its RCU
+/// domains, notifier and oracle, and stage-2 MMU with its page table, VMID
+/// and vcpus), so the words `memory` recorded stay allocated.
+final class Stage2World: ResettableWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<Stage2Options>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let domain: InnerShareableDomain
     let vmids: ARM64VMIDs
     let hostMMs: [HostMM]
@@ -33,8 +39,12 @@ final class Stage2World: ScenarioWorld, @unchecked Sendable {
     static let hugetlbEvents: [HostEvent] = [.zap, .hostWrite, .mprotectReadOnly, .mprotectReadWrite, .clearFlushYoung, .clearYoung,
                                              .testYoung, .remap]
     private let done: AtomicWords
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
 
     init(engine: SimEngine, variant: Stage2Variant, config c: ScenarioConfig<Stage2Options>, seed: UInt64) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         config = c
         self.seed = seed
@@ -62,6 +72,30 @@ final class Stage2World: ScenarioWorld, @unchecked Sendable {
         vcpus = states.enumerated().map { VCPU(state: $0.element, executor: ex[cpus + $0.offset]) }
         arm = states.enumerated().map { mmus[$0.offset % vms].createVCPU($0.element) }
         done = AtomicWords(count: c.cpus + c.vcpus)
+        memory.endRecording()
+    }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made (each VM's host pages and PTEs, stage-2 entries, table states and
+    /// page counts, invalidation state, oracle records, locks and vcpu
+    /// requests; the CPUs' TLBs and registers; the VMID allocator), then what
+    /// is not in words: each VM's host page free lists, its page table's
+    /// allocator and vcpus (`Stage2MMU.resetForReuse`), and its modelled
+    /// kvm->rcu and kvm->srcu. False (build fresh) if the build was not
+    /// recorded or an RCU domain is not the modelled one.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded else { return false }
+        var domains: [ModelledRCU] = []
+        for k in kvms {
+            guard let rcu = k.rcu as? ModelledRCU, let srcu = k.srcu as? ModelledRCU else { return false }
+            domains += [rcu, srcu]
+        }
+        memory.restore()
+        for mm in hostMMs { mm.pages.resetFreeLists() }
+        for mmu in mmus { mmu.resetForReuse() }
+        for d in domains { d.reset() }
+        self.seed = seed
+        return true
     }
 
     /// Each MMU holds its VM and the VM's notifier holds the MMU: break the cycles.

@@ -75,9 +75,11 @@ final class SyncMMUWorld: ResettableWorld, @unchecked Sendable {
     /// Back to the state of a fresh build with `seed`: every word the build
     /// made (host pages and PTEs, GPA table, TLBs, oracle, locks, notifier
     /// counters, vcpu requests), the host page and table free lists, the
-    /// modelled RCU and the vcpus' write counters.
+    /// modelled RCU and the vcpus' write counters. False (build fresh) if the
+    /// build was not recorded, the RCU is not the modelled one or a vcpu's
+    /// memory cache still holds tables.
     func reset(seed: UInt64) -> Bool {
-        guard let rcu = kvm.rcu as? ModelledRCU, contexts.allSatisfy({ $0.resetForReuse() }) else { return false }
+        guard memory.isRecorded, let rcu = kvm.rcu as? ModelledRCU, contexts.allSatisfy({ $0.resetForReuse() }) else { return false }
         memory.restore()
         hostMM.pages.resetFreeLists()
         mmu.table.resetAllocator()

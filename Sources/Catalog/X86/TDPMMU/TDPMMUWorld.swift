@@ -14,10 +14,16 @@ import Harness
 /// fire the MMU notifier; the others run background KVM work, if any) and
 /// `vcpu0...` (guest reads, writes and fetches of random gfns, entering and
 /// leaving SMM with two address spaces).
-final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes is kept as long as the world (the VM keeps its
+/// RCU domains, notifier, oracle and mmu_lock; the MMU its arena, records,
+/// oracle, dirty log, shadow pages and vcpus), so the words `memory`
+/// recorded stay allocated.
+final class TDPMMUWorld: ResettableWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<TDPMMUOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let hostMM: HostMM
     let kvm: ModernKVM
     let mmu: TDPMMU
@@ -39,8 +45,12 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
     /// touch allocates a page, as these worlds always had it).
     static let pageDirtyHostDetail: HostMMDetail = [.pageDirty, .swapInMapsWritable]
     private let done: AtomicWords
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
 
     init(engine: SimEngine, variant: TDPMMUVariant, config c: ScenarioConfig<TDPMMUOptions>, seed: UInt64) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         config = c
         self.seed = seed
@@ -78,6 +88,26 @@ final class TDPMMUWorld: ScenarioWorld, @unchecked Sendable {
         vcpus = states.map { VCPU(state: $0, executor: ex[cpus + $0.id]) }
         x86 = states.map { [mmu] in mmu.createVCPU($0) }
         done = AtomicWords(count: c.cpus + c.vcpus)
+        memory.endRecording()
+    }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made (host pages and PTEs, SPTEs and page-table pages, the roots list,
+    /// shadow pages, dirty bitmaps, TLBs and PML buffers, the oracles'
+    /// records, locks, the invalidation state, vcpu requests, counters), then
+    /// what is not in words: the host page free lists, the MMU's table
+    /// allocator, NX list and vcpu roots (`TDPMMU.resetForReuse`), and the
+    /// modelled kvm->rcu and kvm->srcu. False (build fresh) if the build was
+    /// not recorded or an RCU domain is not the modelled one.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded, let rcu = kvm.rcu as? ModelledRCU, let srcu = kvm.srcu as? ModelledRCU else { return false }
+        memory.restore()
+        hostMM.pages.resetFreeLists()
+        mmu.resetForReuse()
+        rcu.reset()
+        srcu.reset()
+        self.seed = seed
+        return true
     }
 
     /// The MMU holds the VM and the VM's notifier holds the MMU: break the cycle.
