@@ -7,9 +7,8 @@ import CFiber
 /// - `sc`: sequential consistency. Every store is visible to every CPU the
 ///   moment it is made; a missing barrier is invisible.
 /// - `pso`: Partial Store Order for the words a world declares weakly ordered
-///   (`WeakWords`): a CPU's stores to them wait in
-///   its `StoreBuffer` and become visible later, in an order the scheduler
-///   picks, so that stores with no smp_wmb() between them can be seen in either
+///   (`WeakWords`): a CPU's stores to them wait in its `StoreBuffer` and
+///   become visible later, in an order the scheduler picks, so that stores with no smp_wmb() between them can be seen in either
 ///   order (SPARC PSO; POWER and arm64 allow this and more). Loads stay in
 ///   program order (a missing smp_rmb() is still invisible), and every other
 ///   word stays sequentially consistent.
@@ -22,8 +21,8 @@ public enum MemoryModel: String, Sendable, Codable, CaseIterable {
 }
 
 /// One CPU's store buffer in the `pso` memory model: its stores to weakly
-/// ordered words (`WeakWords`), in program order, each tagged with the number of smp_wmb()
-/// the CPU had passed when it made the store (its epoch).
+/// ordered words (`WeakWords`), in program order, each tagged with the number
+/// of smp_wmb() the CPU had passed when it made the store (its epoch).
 ///
 /// Rules (Documentation/memory-barriers.txt, PSO):
 /// - a store becomes visible when the scheduler drains it (`SimEngine`'s
@@ -32,10 +31,11 @@ public enum MemoryModel: String, Sendable, Codable, CaseIterable {
 ///   earlier epoch is pending (smp_wmb() orders the stores before it against
 ///   those after it);
 /// - the storing CPU reads its own pending stores (store forwarding);
-/// - smp_mb(), every read-modify-write and every lock release drain the whole
-///   buffer first (a release orders every earlier store before it; value-
-///   returning atomics and lock acquires are fully ordered or stronger than
-///   the model needs, so the model drains at them too: never a false alarm).
+/// - smp_mb(), every lock release and every read-modify-write but
+///   `AtomicWords.addRelaxed` drain the whole buffer first: a release orders
+///   every earlier store before it, and a value-returning atomic is fully
+///   ordered. Lock acquires (a cmpxchg here) drain too, more than an acquire
+///   orders: that can hide a reordering, never invent one.
 ///
 /// Locking: used only by its CPU (stores, forwarding, fences) and by the
 /// deterministic scheduler between steps, never at once (one context runs).
