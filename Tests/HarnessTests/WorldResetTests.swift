@@ -44,19 +44,7 @@ import TestSupport
                 o.strategy = strategy
                 o.points = points
                 o.keepGoing = true
-                o.resetWorlds = false
-                let fresh = try Runner(o).run()
-                o.resetWorlds = true
-                let runner = try Runner(o)
-                let reset = runner.run()
-                let what = "\(scenario) --variant \(variant) \(strategy) \(points)"
-                #expect(reset.traceHash == fresh.traceHash, "\(what): trace hash")
-                #expect(reset.steps == fresh.steps, "\(what): steps")
-                #expect(reset.violationsByOracle == fresh.violationsByOracle, "\(what): violations")
-                #expect(reset.firstViolationSchedule == fresh.firstViolationSchedule, "\(what): first violation")
-                #expect(reset.firstViolation == fresh.firstViolation, "\(what): first violation's report (its table and pfn numbers)")
-                #expect(reset.counters == fresh.counters, "\(what): counters")
-                resets += runner.worldResets
+                resets += try Self.expectResetRunsAsFresh(o, "\(scenario) --variant \(variant) \(strategy) \(points)")
             }
         }
         // A variant whose every schedule fails (sync-mmu-stress no-retry)
@@ -78,19 +66,29 @@ import TestSupport
             var o = RegressionSuite.options(c, budget: nil)
             o.schedules = 40
             o.keepGoing = true
-            o.resetWorlds = false
-            let fresh = try Runner(o).run()
-            o.resetWorlds = true
-            let runner = try Runner(o)
-            let reset = runner.run()
-            resets += runner.worldResets
-            let what = "\(scenario) --variant \(c.variant) \(c.overrides.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) \(c.strategy) \(c.points)"
-            #expect(reset.traceHash == fresh.traceHash, "\(what): trace hash")
-            #expect(reset.steps == fresh.steps, "\(what): steps")
-            #expect(reset.violationsByOracle == fresh.violationsByOracle, "\(what): violations")
-            #expect(reset.firstViolation == fresh.firstViolation, "\(what): first violation's report")
-            #expect(reset.counters == fresh.counters, "\(what): counters")
+            let overrides = c.overrides.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            resets += try Self.expectResetRunsAsFresh(o, "\(scenario) --variant \(c.variant) \(overrides) \(c.strategy) \(c.points)")
         }
         #expect(resets > 0 || !s.cases.contains { !$0.overrides.isEmpty }, "\(scenario): no world was reset")
+    }
+
+    /// Runs `o` twice, worlds built fresh for every schedule and reset in
+    /// place, expects the same trace hash, steps, violations (their counts,
+    /// first schedule and report: its table and pfn numbers) and counters,
+    /// and returns how many schedules ran on a reset world.
+    static func expectResetRunsAsFresh(_ options: RunOptions, _ what: String) throws -> Int {
+        var o = options
+        o.resetWorlds = false
+        let fresh = try Runner(o).run()
+        o.resetWorlds = true
+        let runner = try Runner(o)
+        let reset = runner.run()
+        #expect(reset.traceHash == fresh.traceHash, "\(what): trace hash")
+        #expect(reset.steps == fresh.steps, "\(what): steps")
+        #expect(reset.violationsByOracle == fresh.violationsByOracle, "\(what): violations")
+        #expect(reset.firstViolationSchedule == fresh.firstViolationSchedule, "\(what): first violation")
+        #expect(reset.firstViolation == fresh.firstViolation, "\(what): first violation's report")
+        #expect(reset.counters == fresh.counters, "\(what): counters")
+        return runner.worldResets
     }
 }

@@ -20,8 +20,10 @@ extension VPARegistration {
         engine.point("kvmppc_create_dtl_entry:write")
         oracle.hostWrite(owner: t.id, .dtl, dt, PAPR.dtlEntrySize, by: t.id, what: "DTL entry")
         let tag = t.dtlGeneration << 32
-        let index = t.words.loadRelaxed(VPAVCPU.dtlIndex)
-        t.guestLog?.store(VPAVCPU.logEntry(index), tag | (index + 1))
+        if let log = t.guestLog {
+            let index = t.words.loadRelaxed(VPAVCPU.dtlIndex)
+            log.store(VPAVCPU.logEntry(index), tag | (index + 1))
+        }
         var next = dt + PAPR.dtlEntrySize
         if next == t.load(t.area(.dtl).pinnedEnd) { next = t.load(t.area(.dtl).pinnedAddr) }
         setPointer(t, VPAVCPU.dtlPtr, next, by: t.id)

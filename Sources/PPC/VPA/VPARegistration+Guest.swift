@@ -23,8 +23,10 @@ extension VPARegistration {
         engine.point("kvmppc_create_dtl_entry:write")
         oracle.hostWrite(owner: t.id, .dtl, dt, PAPR.dtlEntrySize, by: t.id, what: "DTL entry")
         let tag = t.dtlGeneration << 32
-        let index = t.guestLog == nil ? 0 : t.words.loadRelaxed(VPAVCPU.dtlIndex)
-        t.guestLog?.store(VPAVCPU.logEntry(index), tag | (index + 1))              // the entry's contents
+        if let log = t.guestLog {                                           // the entry's contents
+            let index = t.words.loadRelaxed(VPAVCPU.dtlIndex)
+            log.store(VPAVCPU.logEntry(index), tag | (index + 1))
+        }
         var next = dt + PAPR.dtlEntrySize
         let end = t.load(t.area(.dtl).pinnedEnd)
         if next == end { engine.cover(Self.markDTLWrap); next = t.load(t.area(.dtl).pinnedAddr) }

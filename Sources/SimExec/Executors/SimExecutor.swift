@@ -59,7 +59,7 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     /// (the engine's `points` is `.accesses`): switches in deterministic mode,
     /// recorded passes in parallel mode.
     let accessGate: Int32
-    /// Weak-memory mode (`SimEngine.enableStoreBuffers`): this CPU's store
+    /// Weak-memory mode (`SimEngine.enableStoreBuffer`): this CPU's store
     /// buffer; nil when its stores go straight to memory. Set between schedules.
     @exclusivity(unchecked) public internal(set) var storeBuffer: StoreBuffer?
 
