@@ -88,7 +88,7 @@ extension Bench {
                 for i in 0..<count { _ = selection.makeWorld(engine: engine, seed: UInt64(i)) }
             }
             build = min(build, (now() - start) / Double(count) * 1e6)
-            guard let w = selection.makeWorld(engine: engine, seed: 0) as? any ResettableWorld else { return (build, 0) }
+            guard let w = selection.makeWorld(engine: engine, seed: 0).resettable else { return (build, 0) }
             start = now()
             for i in 0..<count { _ = w.reset(seed: UInt64(i)) }
             reset = min(reset, (now() - start) / Double(count) * 1e6)

@@ -17,6 +17,10 @@ public protocol ResettableWorld: ScenarioWorld {
     func reset(seed: UInt64) -> Bool
 }
 
+extension ResettableWorld {
+    public var resettable: (any ResettableWorld)? { self }
+}
+
 /// The worlds a deterministic run keeps for reuse, one per schedule length.
 final class WorldCache {
     var worlds: [(any ScenarioWorld)?]
@@ -26,7 +30,7 @@ final class WorldCache {
     func take(slot: Int, seed: UInt64) -> (any ScenarioWorld)? {
         guard let w = worlds[slot] else { return nil }
         worlds[slot] = nil
-        guard let r = w as? any ResettableWorld, r.reset(seed: seed) else { return nil }
+        guard let r = w.resettable, r.reset(seed: seed) else { return nil }
         return r
     }
 

@@ -95,12 +95,12 @@ extension Runner {
         if engine.hung {
             engine.report(.livelock, "the schedule ran \(engine.maxSteps) steps without finishing")
         }
-        if let cache, world is any ResettableWorld, engine.violations.isEmpty, !engine.deadlocked, !engine.hung,
+        if let cache, world.resettable != nil, engine.violations.isEmpty, !engine.deadlocked, !engine.hung,
            !engine.wedged, !engine.stopRequested {
             cache.worlds[slot] = world
         }
         violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
-        coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+        engine.takeCoverage(into: &coverageCounts)
         return engine.violations
     }
 }

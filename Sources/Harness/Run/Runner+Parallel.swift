@@ -36,7 +36,7 @@ extension Runner {
         let v = engine.violations
         addCounters(of: world)
         violationTotals = engine.violationCounts
-        coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+        engine.takeCoverage(into: &coverageCounts)
         let r = report(schedules: world.completedWork, violations: engine.violationTotal, first: v.first.map { (0, $0) },
                        elapsed: Date().timeIntervalSince(start), traceHash: nil, steps: 0,
                        secondsToFirst: engine.firstViolationTime.map { $0 - t0 })

@@ -66,7 +66,7 @@ extension Runner {
             work += world.completedWork
             addCounters(of: world)
             violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
-            coverageTotals.merge(engine.takeCoverage(), uniquingKeysWith: +)
+            engine.takeCoverage(into: &coverageCounts)
             if let v = engine.violations.first {
                 violations += engine.violationTotal
                 if failure == nil {

@@ -15,7 +15,8 @@ public final class Runner {
     /// Protocol counters and violations per oracle, summed over the schedules run so far.
     var counterTotals: [String: Int] = [:]
     var violationTotals: [String: Int] = [:]
-    var coverageTotals: [String: Int] = [:]
+    /// Coverage counts by mark index (`SimEngine.takeCoverage(into:)`).
+    var coverageCounts: [Int] = []
     /// Schedules that ran on a world reset in place (`ResettableWorld`).
     var worldResets = 0
 
@@ -70,7 +71,7 @@ public final class Runner {
         r.points = o.points
         r.counters = counterTotals
         r.violationsByOracle = violationTotals
-        var cov = coverageTotals
+        var cov = CoverageMark.named(coverageCounts)
         let marks = o.selection.coverageMarks
         for m in marks where cov[m.name] == nil { cov[m.name] = 0 }
         r.coverage = cov

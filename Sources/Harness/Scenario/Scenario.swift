@@ -74,8 +74,13 @@ public protocol ScenarioWorld: AnyObject {
     func finish()
     /// Protocol counters of this world (e.g. TLB flushes), summed by the runner.
     var counters: [(ProtocolCounter, Int)] { get }
+    /// This world if it can be reset in place (`ResettableWorld`), else nil:
+    /// a witness, so that the runner asks once a schedule without a dynamic
+    /// cast (`as? any ResettableWorld` is a conformance lookup in the runtime).
+    var resettable: (any ResettableWorld)? { get }
 }
 
 extension ScenarioWorld {
     public var counters: [(ProtocolCounter, Int)] { [] }
+    public var resettable: (any ResettableWorld)? { nil }
 }
