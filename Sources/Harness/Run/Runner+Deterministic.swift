@@ -40,8 +40,8 @@ extension Runner {
                                                    second: at < d2.count ? names[Int(d2[at])] : nil)
                 }
             }
-            steps += engine.decisions.count
-            (strategy as? PCTStrategy)?.observe(scheduleLength: engine.decisions.count)
+            steps += engine.stepCount
+            (strategy as? PCTStrategy)?.observe(scheduleLength: engine.stepCount)
             hash.combine(engine.scheduleHash)
             if !found.isEmpty {
                 violations += engine.violationTotal

@@ -32,7 +32,7 @@ extension SimEngine {
             strategyRef = Unmanaged.passUnretained(strategyBox)
         }
         strategy.reset(scheduleSeed: scheduleSeed, actorCount: executors.count)
-        decisions.removeAll(keepingCapacity: true)
+        decisionLog.removeAll()
         stepLog.removeAll(keepingCapacity: true)
         hasher = StepHash()
         resetStoreBuffers()
@@ -242,10 +242,10 @@ extension SimEngine {
     /// appended to `decisions`.
     @inline(__always)
     func choose(count: Int, previous: Int) -> Int {
-        let step = decisions.count
+        let step = decisionLog.count
         let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
         let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
-        decisions.append(UInt16(chosen))
+        decisionLog.append(UInt16(chosen))
         return chosen
     }
 
@@ -255,7 +255,7 @@ extension SimEngine {
     func recordStep(_ chosen: Int, at point: StaticString) {
         hasher.combine(UInt64(chosen) << 32 ^ pointHash(point))
         if recordSteps { stepLog.append((chosen, point)) }
-        if decisions.count > maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
+        if decisionLog.count > maxSteps && !hung { hung = true; stopFlag.store(true, ordering: .relaxed) }
     }
 
     /// `hashName`, cached by the string's address (a point's name is a literal; the

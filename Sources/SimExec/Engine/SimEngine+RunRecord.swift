@@ -62,7 +62,7 @@ extension SimEngine {
     public var currentActorName: String { SimExecutor.current?.name ?? "main" }
 
     /// Current step of the schedule (deterministic mode), else -1.
-    public var currentStep: Int { mode == .deterministic ? decisions.count : -1 }
+    public var currentStep: Int { mode == .deterministic ? decisionLog.count : -1 }
 
     /// Adds a line to the narration of the run (only when `recordEvents`).
     /// Inlinable: when nothing records, an event costs the caller one load and

@@ -84,7 +84,11 @@ public final class SimEngine: @unchecked Sendable {
     /// keeps them alive until `shutdown`, after which no step runs).
     let executorTable: UnsafeMutableBufferPointer<Unmanaged<SimExecutor>>
     /// Executor chosen at each step of the current schedule.
-    @exclusivity(unchecked) public internal(set) var decisions: [UInt16] = []
+    @exclusivity(unchecked) var decisionLog = DecisionLog()
+    /// Executor chosen at each step of the current schedule (a copy).
+    public var decisions: [UInt16] { decisionLog.array }
+    /// Steps of the current schedule (`decisions.count`, without the copy).
+    public var stepCount: Int { decisionLog.count }
     /// Point at which each step's chosen actor resumed (only with `recordSteps`).
     @exclusivity(unchecked) public internal(set) var stepLog: [(actor: Int, point: StaticString)] = []
     @exclusivity(unchecked) public var recordSteps = false
@@ -152,6 +156,7 @@ public final class SimEngine: @unchecked Sendable {
     deinit {
         if hasDrainers { kvmsim_store_buffers_add(-1) }
         runnableBuffer.deallocate()
+        decisionLog.free()
         executorTable.deallocate()
         coverage.free()
         pthread_mutex_destroy(&mutex)

@@ -218,7 +218,7 @@ extension SimEngine {
             if recordEvents {
                 let text = at == 0 ? "\(o.name)'s oldest pending store becomes visible (\(sb.pendingCount) still pending)"
                     : "\(o.name)'s store overtakes \(at) older pending one\(at == 1 ? "" : "s") and becomes visible"
-                let e = SimEvent(step: decisions.count, actor: executors[i].name, text: text)
+                let e = SimEvent(step: decisionLog.count, actor: executors[i].name, text: text)
                 eventLock.withLock { $0.append(e) }
             }
         }
