@@ -83,7 +83,10 @@ extension SimEngine {
 
     /// Counts one visit of a protocol branch.
     @inline(__always)
-    public func cover(_ mark: CoverageMark) { coverage.add(mark.index, 1) }
+    public func cover(_ mark: CoverageMark) {
+        let row = coverageRows == 1 ? 0 : SimExecutor.currentID ?? coverageRows - 1
+        coverage.add(row * CoverageMark.capacity + mark.index, 1)
+    }
 
     /// Returns the coverage counts by mark name (marks reached only) and zeroes them.
     public func takeCoverage() -> [String: Int] {
@@ -99,7 +102,10 @@ extension SimEngine {
     public func takeCoverage(into totals: inout [Int]) {
         let n = CoverageMark.registered.load(ordering: .acquiring)
         if totals.count < n { totals.append(contentsOf: repeatElement(0, count: n - totals.count)) }
-        for i in 0..<n where coverage.load(i) != 0 { totals[i] += Int(coverage.exchange(i, 0)) }
+        for row in 0..<coverageRows {
+            let base = row * CoverageMark.capacity
+            for i in 0..<n where coverage.load(base + i) != 0 { totals[i] += Int(coverage.exchange(base + i, 0)) }
+        }
     }
 
     // MARK: - the schedule's hash

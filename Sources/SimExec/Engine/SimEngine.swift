@@ -114,7 +114,12 @@ public final class SimEngine: @unchecked Sendable {
     /// Stop the schedule at its first violation.
     @exclusivity(unchecked) public var stopOnViolation = true
     /// Coverage-mark counts since the last `takeCoverage()`.
-    let coverage = AtomicWords(count: CoverageMark.capacity)
+    /// Coverage counts, `CoverageMark.capacity` a row. Parallel mode: a row per
+    /// executor and a last one for other threads (per-CPU counters, so that
+    /// real threads reaching the same mark, a fast path taken at every TLB
+    /// refill, do not bounce one cache line); deterministic mode: one row.
+    let coverage: AtomicWords
+    let coverageRows: Int
     /// Parallel mode: record every point each executor passes, with a timestamp
     /// (`SimEngine+Recording.swift`). Set between runs, while no task runs.
     @exclusivity(unchecked) public var recordPasses = false
@@ -143,6 +148,8 @@ public final class SimEngine: @unchecked Sendable {
         precondition(actorNames.count <= Int(UInt16.max))
         runnableBuffer = .allocate(capacity: max(1, actorNames.count))
         drainerRoles = Array(repeating: nil, count: actorNames.count)
+        coverageRows = mode == .parallel ? actorNames.count + 1 : 1
+        coverage = AtomicWords(count: CoverageMark.capacity * coverageRows)
         executorTable = .allocate(capacity: actorNames.count)
         strategyRef = Unmanaged.passUnretained(strategyBox)
         // Access-level points: switches in deterministic mode; in parallel mode
