@@ -30,6 +30,12 @@ public final class ARM64CPU: @unchecked Sendable {
         case agingStamp
     }
     let tlb: AtomicRecords<TLBField>
+    /// A bit per VMID that may have entries (set by `fill`, cleared when the
+    /// VMID's entries are), so that TLBI ALLE1 visits the VMIDs in use, not
+    /// all 2^vmid-bits of them (it was 8% of a stage2-race schedule's
+    /// instructions). The model's bookkeeping, not hardware state; under
+    /// `translation`, as every fill and invalidation.
+    let filledVMIDs: AtomicWords
     enum Reg: Int, CaseIterable {
         /// VTTBR_EL2: the VM whose stage-2 table it points at (+1; 0 = none) and its VMID field.
         case vttbrVM, vttbrVMID
@@ -53,10 +59,11 @@ public final class ARM64CPU: @unchecked Sendable {
         self.vmids = vmids
         self.pagesPerVMID = pagesPerVMID
         tlb = AtomicRecords(count: vmids * pagesPerVMID)
+        filledVMIDs = AtomicWords(count: (vmids + 63) / 64)
         regs = AtomicRecords(count: 1, kernel: true)
     }
 
-    deinit { tlb.free(); regs.free() }
+    deinit { tlb.free(); filledVMIDs.free(); regs.free() }
 
     @inline(__always) func slot(vmid: Int, gfn: Int) -> Int { vmid * pagesPerVMID + gfn }
 
@@ -84,6 +91,8 @@ public final class ARM64CPU: @unchecked Sendable {
     /// `firstGfn` (a block fills every page of it) mapping from `pfn`. The
     /// caller's access holds `translation`.
     func fill(vmid: Int, vm: Int, firstGfn: Int, pages: Int, pfn: Int, level: Int, writable: Bool, executable: Bool, agingStamp: UInt64) {
+        let bits = filledVMIDs.loadRelaxed(vmid / 64)
+        if bits & (1 << (vmid % 64)) == 0 { filledVMIDs.storeRelaxed(vmid / 64, bits | 1 << (vmid % 64)) }
         for i in 0..<pages where firstGfn + i < pagesPerVMID {
             let s = slot(vmid: vmid, gfn: firstGfn + i)
             tlb.store(s, .pfn, UInt64(pfn + i))
@@ -116,14 +125,25 @@ public final class ARM64CPU: @unchecked Sendable {
     }
 
     private func clearVMID(_ vmid: Int) {
+        let bits = filledVMIDs.loadRelaxed(vmid / 64)
+        guard bits & (1 << (vmid % 64)) != 0 else { return }
         for g in 0..<pagesPerVMID where tlb.load(slot(vmid: vmid, gfn: g), .filledBy) != 0 {
             tlb.store(slot(vmid: vmid, gfn: g), .filledBy, 0)
         }
+        filledVMIDs.storeRelaxed(vmid / 64, bits & ~(1 << (vmid % 64)))
     }
 
     /// TLBI ALLE1: every entry.
     func invalidateAll() {
-        translation.withLock { for v in 0..<vmids { clearVMID(v) } }
+        translation.withLock {
+            for w in 0..<(vmids + 63) / 64 {
+                var bits = filledVMIDs.loadRelaxed(w)
+                while bits != 0 {
+                    clearVMID(w * 64 + bits.trailingZeroBitCount)
+                    bits &= bits - 1
+                }
+            }
+        }
     }
 }
 
