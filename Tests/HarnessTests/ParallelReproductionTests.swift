@@ -16,7 +16,10 @@ import TestSupport
     func aRealThreadFailureBecomesAReplayableTrace(scenario: String, points: PointGranularity) throws {
         var o = try RunOptions(scenario: scenario, variant: "pre-fix", mode: .parallel)
         o.points = points
-        o.seconds = 20
+        // The run stops at its first failure (1-2 s on a quiet machine); the
+        // bound is for a loaded one, where two threads seldom run at once
+        // (ppc-tlb-local once found nothing in 20 s beside another test run).
+        o.seconds = 60
         o.recordTrace = true
         o.reproductionSeconds = 60
         let runner = try Runner(o)
