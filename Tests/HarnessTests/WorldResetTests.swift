@@ -15,7 +15,7 @@ import TestSupport
     /// fresh for each schedule (docs/performance.md says why).
     static let resettable: Set<String> = ["sync-mmu-race", "sync-mmu-stress", "mmu-seq-wrap", "tdp-mmu-race", "tdp-mmu-stress",
                                           "stage2-race", "stage2-stress", "asid-lazy-regen", "gva-flush",
-                                          "ppc-tlb-local", "ppc-tlb-stress", "vpa-cross-register", "vpa-stress"]
+                                          "ppc-tlb-local", "ppc-tlb-stress", "vpa-cross-register", "vpa-stress", "steal-time-flush"]
     /// Fewer schedules for worlds many times the size of their race
     /// scenario's (the race scenario runs the same world code, every variant,
     /// with the full count): a debug run of tdp-mmu-stress or stage2-stress
