@@ -34,6 +34,9 @@ public final class TrapEmulVCPU: @unchecked Sendable {
     public internal(set) var guestKernelMode = false
     /// vcpu->cpu (the host CPU it is loaded on or will be loaded on next).
     public internal(set) var cpu: Int
+    /// The host CPU and guest ASID the vcpu was created with (`resetForReuse`).
+    let startCPU: Int
+    let startASID: Int
     /// The low useg pages of each guest process (the layout adds the last useg page
     /// and the kseg0 and kseg2/3 pages).
     public let pagesPerProcess: Int
@@ -79,14 +82,39 @@ public final class TrapEmulVCPU: @unchecked Sendable {
         kernelASIDs = AtomicWords(count: asids.cpus, kernel: true)
         userASIDs = AtomicWords(count: asids.cpus, kernel: true)
         cpu = startCPU
+        self.startCPU = startCPU
         entryHiASID = startASID
         lastUserGASID = startASID
+        self.startASID = startASID
         self.pagesPerProcess = pagesPerProcess
         layout = TrapEmulGuestLayout(lowUserPages: pagesPerProcess)
         self.guestTLBSize = guestTLBSize
     }
 
     deinit { kernelASIDs.free(); userASIDs.free() }
+
+    /// A world reset in place (Catalog's `ResettableWorld`): the vcpu's state
+    /// outside `AtomicWords` as `init` left it: on its first host CPU, running
+    /// guest process `startASID` (EntryHi and last_user_gasid) in guest user
+    /// mode, an empty guest TLB, and empty memory caches (the GPA one and the
+    /// GVA tables'; the tables they held go back to their tables' allocators,
+    /// which the world then resets, so call this before its
+    /// `WorldMemory.restore()`). The host ASID arrays, the guest mms'
+    /// contexts and the GVA tables' entries are words the world's
+    /// `WorldMemory` restores; the variant, the layout and a planted bug are
+    /// set at build and never change.
+    public func resetForReuse() {
+        withoutAccessPoints {
+            gpaCache?.freeAll()
+            gva?.kernelCache.freeAll()
+            gva?.userCache.freeAll()
+        }
+        cpu = startCPU
+        entryHiASID = startASID
+        lastUserGASID = startASID
+        guestKernelMode = false
+        guestTLB.removeAll(keepingCapacity: true)
+    }
 
     /// The gfn guest process `asid` maps page `vpn` to (kseg0: the same in every process).
     public func guestMapping(asid: Int, vpn: Int) -> Int { layout.gfn(asid: asid, vpn: vpn) }

@@ -85,6 +85,22 @@ public final class Book3SHV: KVMArchMMU, @unchecked Sendable {
 
     deinit { needTLBFlush.free(); lastVCPU.free(); vmWords.free(); counters.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the VM's state
+    /// outside `AtomicWords` as the build left it: every core's TLB empty
+    /// (`CoreTLB.resetForReuse`), every vcpu's `last_cpu` at -1
+    /// (`PPCVCPU.resetForReuse`) and no exempt invalidation in the oracle
+    /// (`PPCTLBOracle.resetForReuse`). The HPT, the rmap chains,
+    /// `need_tlb_flush`, `last_vcpu[]`, the vcores' placement, entry
+    /// generations and acks, the cores' owners, the oracle's per-slot records,
+    /// locks and counters are words the world's `WorldMemory` restores; the
+    /// variant's code and the vcore and vcpu lists (and their online counts)
+    /// are set at build and never change.
+    public func resetForReuse() {
+        for tlb in host.tlbs { tlb.resetForReuse() }
+        for v in vcpus { v.resetForReuse() }
+        oracle.resetForReuse()
+    }
+
     var allCPUs: UInt64 { host.cpus == 64 ? ~0 : (1 << UInt64(host.cpus)) - 1 }
     public func counter(_ c: PPCCounter) -> Int { Int(counters.load(c.rawValue)) }
     /// Every counter with its value.

@@ -56,6 +56,12 @@ public final class CoreTLB: @unchecked Sendable {
         state = Locked(State(entries: Array(repeating: nil, count: size)))
     }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): empty, the
+    /// round-robin victim back at entry 0, as `init` made it.
+    func resetForReuse() {
+        state.withLock { $0 = State(entries: Array(repeating: nil, count: size)) }
+    }
+
     /// Runs `body` with the TLB held: lookups, the hardware walk and the fill.
     func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
 

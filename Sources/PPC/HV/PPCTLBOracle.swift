@@ -49,6 +49,11 @@ public final class PPCTLBOracle: @unchecked Sendable {
     }
     deinit { words.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): no exempt
+    /// invalidation recorded. The per-slot records are words the world's
+    /// `WorldMemory` restores.
+    func resetForReuse() { exempt.withLock { $0 = [:] } }
+
     static let versionBits: UInt64 = 20
     public func generation(_ slot: Int) -> UInt64 { words.load(slot, .generation) }
 

@@ -16,4 +16,8 @@ public final class PPCVCPU: @unchecked Sendable {
     var lastCPU: Int = -1
 
     init(id: Int, vcore: Vcore, ptid: Int) { self.id = id; self.vcore = vcore; self.ptid = ptid }
+
+    /// A world reset in place (Catalog's `ResettableWorld`): `last_cpu` as
+    /// kvmppc_core_vcpu_create() set it.
+    func resetForReuse() { lastCPU = -1 }
 }

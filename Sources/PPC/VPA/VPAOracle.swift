@@ -68,6 +68,13 @@ public final class VPAOracle: @unchecked Sendable {
     }
     deinit { perVCPU.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): no area
+    /// installed, no registration recorded, no page pinned, as `init` left
+    /// the records. The per-vcpu words (in use, DTL entries written) are the
+    /// world's `WorldMemory` to restore; the guest's length words are its
+    /// `VPARegistration`'s.
+    func resetForReuse() { records.withLock { $0 = Records() } }
+
     func key(_ owner: Int, _ k: VPAKind) -> Int { 3 * owner + k.rawValue }
 
     /// The host address the guest's `gpa` names (the memslots' gfn -> hva),

@@ -36,6 +36,20 @@ public final class VPARegistration: @unchecked Sendable {
         pinning = GuestPagePinning(hostMM: hostMM, memslots: pinningMemslots ?? memslots, oracle: oracle)
     }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the state outside
+    /// `AtomicWords` as `init` left it, before any registration: no length
+    /// word written by the guest, each vcpu's ghost log generation at 1
+    /// (`VPAVCPU.resetForReuse`), the oracle's records empty
+    /// (`VPAOracle.resetForReuse`). The vcpus' words and locks, the oracle's
+    /// per-vcpu words and the host's pages are the world's `WorldMemory` (and
+    /// host page free lists) to restore; the variant and the pinning's
+    /// memslots are set at build and never change.
+    public func resetForReuse() {
+        lengths.withLock { $0 = [:] }
+        for v in vcpus { v.resetForReuse() }
+        oracle.resetForReuse()
+    }
+
     /// The guest writes the length word of the buffer at `gpa`.
     public func guestSetLength(gpa: Int, _ len: Int) { lengths.withLock { $0[gpa] = len } }
     func readLength(gpa: Int) -> Int { lengths.withLock { $0[gpa] ?? 0 } }

@@ -55,6 +55,12 @@ public final class VPAVCPU: @unchecked Sendable {
     }
     deinit { words.free(); guestLog?.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): the ghost log
+    /// generation as `init` set it. The vcpu's `kvmppc_vpa` words, DTL
+    /// pointers, guest log and lock are words the world's `WorldMemory`
+    /// restores.
+    func resetForReuse() { dtlGeneration = 1 }
+
     func area(_ k: VPAKind) -> KVMPPCVPA { KVMPPCVPA(base: k.rawValue * KVMPPCVPA.words) }
     func load(_ i: Int) -> Int { Int(words.load(i)) }
 

@@ -69,6 +69,15 @@ public final class StealTimeVM: @unchecked Sendable {
     }
     deinit { words.free(); pt.free() }
 
+    /// A world reset in place (Catalog's `ResettableWorld`): every vcpu's
+    /// guest TLB empty, as `init` made it. The per-vcpu words (host copy of
+    /// `preempted`, the gfn_to_pfn cache, flush IPIs, online), the guest page
+    /// table with its oracle record, its locks and the steal-time pages'
+    /// contents are words the world's `WorldMemory` restores.
+    public func resetForReuse() {
+        for tlb in tlbs { tlb.withLock { $0 = [:] } }
+    }
+
     func isOnline(_ v: Int) -> Bool { words.load(v, .online) != 0 }
     func hva(_ v: Int) -> Int { stealTimeBase + v }
 

@@ -20,10 +20,16 @@ import Harness
 /// Oracle `stale-asid` (`StaleASIDOracle`): a guest access translates only
 /// through a host TLB entry filled for this vcpu, the guest mm of its mode, the
 /// running guest process (mapped segments) and the page it maps.
-final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes that owns words is kept as long as the world (the
+/// ASID allocator, TLBs, run locks, host processes, guest RAM, the vcpus with
+/// their guest mms and GVA tables; gva-flush's KVM with its host mm and GPA
+/// MMU), so the words `memory` recorded stay allocated.
+final class ASIDWorld: ResettableWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<TrapEmulOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let asids: ASIDAllocator
     let tlbs: [MIPSTLB]
     let cpuLocks: [SpinLock]
@@ -38,6 +44,8 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     let gpaMMU: MIPSMMU?
     let oracle: StaleASIDOracle
     private let work: AtomicWords
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
 
     let layout: TrapEmulGuestLayout
     /// The guest TLB size of each vcpu: large enough that the deterministic default
@@ -48,6 +56,8 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
     /// `plantedBug`: test-only (Tests/MIPSTests/PlantedBugTests.swift), nil in every scenario.
     init(engine: SimEngine, variant: ASIDVariant, gvaVariant: GVAFlushVariant?, config c: ScenarioConfig<TrapEmulOptions>, seed: UInt64,
          plantedBug: TrapEmulPlantedBug? = nil) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -95,6 +105,38 @@ final class ASIDWorld: ScenarioWorld, @unchecked Sendable {
         hostProcesses = (0..<2).map { HostProcess(id: $0, cpus: c.cpus) }
         oracle = StaleASIDOracle(engine: engine, memoryOracle: gpaMMU?.oracle)
         work = AtomicWords(count: 1)
+        memory.endRecording()
+    }
+
+    /// Back to the state of a fresh build with `seed`: first each vcpu's state
+    /// outside words (`TrapEmulVCPU.resetForReuse`: CPU, EntryHi,
+    /// last_user_gasid, guest mode, guest TLB, and its memory caches emptied
+    /// into their tables), then every word the build made (host ASID caches,
+    /// the guest and host mms' contexts, the vcpus' ASID arrays, the host TLBs,
+    /// run locks, guest RAM, GVA table entries and owners; gva-flush's host
+    /// pages and PTEs, GPA table, notifier counters, MMU oracle and vcpu
+    /// requests), then the allocators of the GVA tables and the GPA table, the
+    /// host page free lists and the modelled RCU (gva-flush). False (build
+    /// fresh) if the build was not recorded or gva-flush's RCU is not the
+    /// modelled one.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded else { return false }
+        var rcu: ModelledRCU?
+        if let kvm {
+            guard let r = kvm.rcu as? ModelledRCU else { return false }
+            rcu = r
+        }
+        for te in teVCPUs { te.resetForReuse() }
+        memory.restore()
+        for te in teVCPUs {
+            te.gva?.kernel.resetAllocator()
+            te.gva?.user.resetAllocator()
+        }
+        gpaMMU?.table.resetAllocator()
+        kvm?.hostMM.pages.resetFreeLists()
+        rcu?.reset()
+        self.seed = seed
+        return true
     }
 
     deinit { work.free() }

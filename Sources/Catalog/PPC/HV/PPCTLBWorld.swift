@@ -15,7 +15,14 @@ import Harness
 /// thread's entry, waits for its vcpus to exit; vcores move between cores),
 /// `vcpu0...` (each vcpu's thread: the per-thread entry, then guest loads,
 /// stores and hcalls).
-final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes that owns words is kept as long as the world (the
+/// KVM with its host mm, RCU and notifier counters; the Book3SHV with its
+/// HPT, rmap, oracle, host cores, vcores and vcpus; the guest kernel with its
+/// page locks; the vcpus' generic state), so the words `memory` recorded stay
+/// allocated.
+final class PPCTLBWorld: ResettableWorld, @unchecked Sendable {
     static func vcores(_ c: ScenarioConfig<PPCHVOptions>) -> Int { (c.vcpus + c.vcpusPerVcore - 1) / c.vcpusPerVcore }
 
     /// `host0...`, `vcore0...`, `vcpu0...`: one executor each.
@@ -44,7 +51,7 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
 
     let engine: SimEngine
     let config: ScenarioConfig<PPCHVOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let kvm: KVM
     let hv: Book3SHV
     let guest: PPCGuestKernel
@@ -55,11 +62,15 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
     /// Work done per actor (host sources, then vcpus).
     private let done: AtomicWords
     let hostBase = 0x7E00_0000
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
 
     /// ppc-tlb-local: page-out only, and loads, stores and unmaps only.
     let local: Bool
 
     init(engine: SimEngine, variant: TLBInvalidationVariant, config c: ScenarioConfig<PPCHVOptions>, seed: UInt64, local: Bool) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.local = local
         self.engine = engine
         self.config = c
@@ -81,6 +92,25 @@ final class PPCTLBWorld: ScenarioWorld, @unchecked Sendable {
         let generic = (0..<c.vcpus).map { _ in vm.createVCPU(cpu: 0) }
         vcpuActors = (0..<c.vcpus).map { VCPU(state: generic[$0], executor: ex[nh + nv + $0]) }
         done = AtomicWords(count: nh + c.vcpus)
+        memory.endRecording()
+    }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made (host pages and PTEs, notifier counters, the HPT and its rmap,
+    /// need_tlb_flush and last_vcpu[], vcore placement and acks, the oracle's
+    /// per-slot records, the guest kernel's page records, locks, counters),
+    /// then what is not in words: the host page free lists, the cores' TLBs,
+    /// the vcpus' last_cpu and the oracle's exempt invalidations
+    /// (`Book3SHV.resetForReuse`), and the modelled RCU. False (build fresh)
+    /// if the build was not recorded or the RCU is not the modelled one.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded, let rcu = kvm.rcu as? ModelledRCU else { return false }
+        memory.restore()
+        hostMM.pages.resetFreeLists()
+        hv.resetForReuse()
+        rcu.reset()
+        self.seed = seed
+        return true
     }
 
     /// `kvm.arch` is the Book3SHV, which holds the KVM: break that cycle (found by

@@ -12,7 +12,14 @@ import Harness
 /// Actors: `host0...` (zap, swap out/in of guest pages), `vcpu0...` (each: the
 /// owner's update of its areas, a DTL entry, guest entry and exit; and hcalls).
 /// In vpa-cross-register only vcpu0 makes hcalls, all on vcpu1's DTL.
-final class VPAWorld: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes that owns words is kept as long as the world (the
+/// host mm with its pages; the registration with its vcpus, their locks and
+/// guest logs, and its oracle; the vcpus' generic state), so the words
+/// `memory` recorded stay allocated. The boot registrations depend on the
+/// seed: `memory` is snapshotted before them and `reset` makes them again.
+final class VPAWorld: ResettableWorld, @unchecked Sendable {
     /// A planted bug, for the tests of the oracles (issue 20): the pinning
     /// translates gfns through other memslots than the VM's (a pin of the wrong
     /// gpa), or each vcpu's guest pass is a test's own (e.g. a
@@ -34,7 +41,7 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
 
     let engine: SimEngine
     let config: ScenarioConfig<VPAOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let crossOnly: Bool
     let hostMM: HostMM
     let reg: VPARegistration
@@ -42,11 +49,15 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
     let vcpuActors: [VCPU]
     private let done: AtomicWords
     let hostBase = 0x7D00_0000
+    /// Every word the build made, as it was before the boot registrations, for `reset`.
+    private let memory: WorldMemory
 
     let guestPass: @Sendable (VPARegistration, VPAVCPU) -> Void
 
     init(engine: SimEngine, variant: VPAVariant, config c: ScenarioConfig<VPAOptions>, seed: UInt64, crossOnly: Bool,
          planted: Planted = Planted()) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         self.config = c
         self.seed = seed
@@ -66,11 +77,36 @@ final class VPAWorld: ScenarioWorld, @unchecked Sendable {
                 engine.enableStoreBuffer(owner: c.hostEventSources + v, drainers: (drainers + 2 * v, drainers + 2 * v + 1))
             }
         }
-        // Boot: every vcpu registers its own VPA, DTL and SLB shadow.
+        memory.endRecording()
+        boot()
+    }
+
+    /// Boot: every vcpu registers its own VPA, DTL and SLB shadow (buffers
+    /// drawn from the seed).
+    private func boot() {
         var rng = SplitMix64(seed: SplitMix64.derive(seed, 77))
-        for v in 0..<c.vcpus {
+        for v in 0..<config.vcpus {
             for sub in [VPASubfunc.regVPA, .regDTL, .regSLB] { _ = register(caller: v, sub, target: v, &rng, valid: true) }
         }
+    }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made, as it was before boot (host pages and PTEs, the vcpus'
+    /// `kvmppc_vpa` words, DTL pointers, guest logs and locks, the oracle's
+    /// per-vcpu words), then what is not in words: the host page free lists,
+    /// the guest's length words, the vcpus' ghost log generations and the
+    /// oracle's records (`VPARegistration.resetForReuse`); then the boot
+    /// registrations of `seed`. The store buffers (`--memory-model pso`) are
+    /// the engine's: `beginSchedule` empties them, and the drainers the build
+    /// enabled stay. False (build fresh) if the build was not recorded.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded else { return false }
+        memory.restore()
+        hostMM.pages.resetFreeLists()
+        reg.resetForReuse()
+        self.seed = seed
+        boot()
+        return true
     }
 
     deinit { done.free() }

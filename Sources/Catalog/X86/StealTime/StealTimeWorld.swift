@@ -12,21 +12,30 @@ import Harness
 /// host mm events on the pages that hold the vcpus' steal-time areas: swap out
 /// and in, host writes, and soft-dirty clearing (after which a write copies a
 /// page someone else holds a reference to).
-final class StealTimeWorld: ScenarioWorld, @unchecked Sendable {
+///
+/// Resets in place between deterministic schedules (`ResettableWorld`): every
+/// object the build makes that owns words is kept as long as the world (the
+/// host mm with its pages, the VM with its page-table locks, the vcpus'
+/// generic state), so the words `memory` recorded stay allocated.
+final class StealTimeWorld: ResettableWorld, @unchecked Sendable {
     let engine: SimEngine
     let config: ScenarioConfig<NoOptions>
-    let seed: UInt64
+    private(set) var seed: UInt64
     let hostMM: HostMM
     let vm: StealTimeVM
     let hostCPUs: [HostCPU]
     let actors: [VCPU]
     private let done: AtomicWords
+    /// Every word the build made, for `reset`.
+    private let memory: WorldMemory
     static let stealTimeBase = 0x7E00_0000
     /// The host mm events on steal-time pages (none destroys a page's content:
     /// MADV_DONTNEED on a page the guest uses would lose its data whatever KVM did).
     static let events: [HostEvent] = [.swapOut, .swapIn, .hostWrite, .clearSoftDirty]
 
     init(engine: SimEngine, variant: StealTimeVariant, config c: ScenarioConfig<NoOptions>, seed: UInt64) {
+        let memory = WorldMemory.beginRecording()
+        self.memory = memory
         self.engine = engine
         config = c
         self.seed = seed
@@ -37,8 +46,24 @@ final class StealTimeWorld: ScenarioWorld, @unchecked Sendable {
         hostCPUs = (0..<c.cpus).map { HostCPU(index: $0, executor: ex[$0]) }
         actors = (0..<c.vcpus).map { VCPU(state: VCPUState(id: $0, cpu: 0), executor: ex[c.cpus + $0]) }
         done = AtomicWords(count: c.cpus + c.vcpus)
+        memory.endRecording()
     }
     deinit { done.free() }
+
+    /// Back to the state of a fresh build with `seed`: every word the build
+    /// made (host pages and PTEs, the guest's `preempted` bytes in them, the
+    /// VM's per-vcpu words and guest page table, locks), then what is not in
+    /// words: the host page free lists and the vcpus' guest TLBs
+    /// (`StealTimeVM.resetForReuse`). False (build fresh) if the build was not
+    /// recorded.
+    func reset(seed: UInt64) -> Bool {
+        guard memory.isRecorded else { return false }
+        memory.restore()
+        hostMM.pages.resetFreeLists()
+        vm.resetForReuse()
+        self.seed = seed
+        return true
+    }
 
     var completedWork: Int { (0..<done.count).reduce(0) { $0 + Int(done.load($1)) } }
 
