@@ -74,7 +74,9 @@ extension Runner {
     /// `selection` (the run's by default) built from `scheduleSeed`, the
     /// strategy reset from `strategySeed` (the same seed by default).
     /// With `cache`, the world of its slot is reset in place when it can be
-    /// (`ResettableWorld`), and kept there after a schedule that finished cleanly.
+    /// (`ResettableWorld`), and kept there after a schedule that finished
+    /// cleanly; after one that failed, the slot's next world is built
+    /// unrecorded (`WorldCache.lastFailed`).
     func runSchedule(engine: SimEngine, strategy: SchedulingStrategy, scheduleSeed: UInt64, selection: ScenarioSelection? = nil,
                      strategySeed: UInt64? = nil, cache: WorldCache? = nil, slot: Int = 0) -> [Violation] {
         engine.beginSchedule(strategy: strategy, scheduleSeed: strategySeed ?? scheduleSeed)
@@ -82,10 +84,12 @@ extension Runner {
         if let reset = cache?.take(slot: slot, seed: scheduleSeed) {
             world = reset
             worldResets += 1
-        } else if cache != nil {
+        } else if let cache, !cache.lastFailed[slot] {
             world = (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed)
         } else {
-            // Never reset: no snapshot of its words (`WorldMemory`).
+            // Never reset (no cache), or likely not (the slot's last schedule
+            // failed, and a failing schedule's world is not kept): no
+            // snapshot of its words (`WorldMemory`).
             world = WorldMemory.withoutRecording { (selection ?? options.selection).makeWorld(engine: engine, seed: scheduleSeed) }
         }
         world.start(endless: false)
@@ -95,9 +99,10 @@ extension Runner {
         if engine.hung {
             engine.report(.livelock, "the schedule ran \(engine.maxSteps) steps without finishing")
         }
-        if let cache, world.resettable != nil, engine.violations.isEmpty, !engine.deadlocked, !engine.hung,
-           !engine.wedged, !engine.stopRequested {
-            cache.worlds[slot] = world
+        if let cache {
+            let clean = engine.violations.isEmpty && !engine.deadlocked && !engine.hung && !engine.wedged && !engine.stopRequested
+            if clean && world.resettable != nil { cache.worlds[slot] = world }
+            cache.lastFailed[slot] = !clean
         }
         violationTotals.merge(engine.violationCounts, uniquingKeysWith: +)
         engine.takeCoverage(into: &coverageCounts)
