@@ -58,6 +58,9 @@ import Testing
         #expect(counts[Self.markB.index] == 4)
         engine.takeCoverage(into: &counts)                 // zeroed: nothing more
         #expect(counts[Self.markA.index] == 300)
-        #expect(engine.takeCoverage()[Self.markA.name] == nil)
+        var again: [Int] = []
+        engine.takeCoverage(into: &again)
+        #expect(again.allSatisfy { $0 == 0 })
+        #expect(CoverageMark.named(counts)[Self.markA.name] == 300 && CoverageMark.named(again)[Self.markA.name] == nil)
     }
 }

@@ -66,6 +66,8 @@ public final class ARM64CPU: @unchecked Sendable {
     deinit { tlb.free(); filledVMIDs.free(); regs.free() }
 
     @inline(__always) func slot(vmid: Int, gfn: Int) -> Int { vmid * pagesPerVMID + gfn }
+    /// `vmid`'s bit in `filledVMIDs`: its word and mask.
+    @inline(__always) func filledBit(_ vmid: Int) -> (word: Int, mask: UInt64) { (vmid / 64, 1 << (vmid % 64)) }
 
     /// VTTBR_EL2's VMID field.
     public var vttbrVMID: Int { Int(regs.load(0, .vttbrVMID)) }
@@ -91,8 +93,8 @@ public final class ARM64CPU: @unchecked Sendable {
     /// `firstGfn` (a block fills every page of it) mapping from `pfn`. The
     /// caller's access holds `translation`.
     func fill(vmid: Int, vm: Int, firstGfn: Int, pages: Int, pfn: Int, level: Int, writable: Bool, executable: Bool, agingStamp: UInt64) {
-        let bits = filledVMIDs.loadRelaxed(vmid / 64)
-        if bits & (1 << (vmid % 64)) == 0 { filledVMIDs.storeRelaxed(vmid / 64, bits | 1 << (vmid % 64)) }
+        let (w, mask) = filledBit(vmid), bits = filledVMIDs.loadRelaxed(w)
+        if bits & mask == 0 { filledVMIDs.storeRelaxed(w, bits | mask) }
         for i in 0..<pages where firstGfn + i < pagesPerVMID {
             let s = slot(vmid: vmid, gfn: firstGfn + i)
             tlb.store(s, .pfn, UInt64(pfn + i))
@@ -125,12 +127,12 @@ public final class ARM64CPU: @unchecked Sendable {
     }
 
     private func clearVMID(_ vmid: Int) {
-        let bits = filledVMIDs.loadRelaxed(vmid / 64)
-        guard bits & (1 << (vmid % 64)) != 0 else { return }
+        let (w, mask) = filledBit(vmid), bits = filledVMIDs.loadRelaxed(w)
+        guard bits & mask != 0 else { return }
         for g in 0..<pagesPerVMID where tlb.load(slot(vmid: vmid, gfn: g), .filledBy) != 0 {
             tlb.store(slot(vmid: vmid, gfn: g), .filledBy, 0)
         }
-        filledVMIDs.storeRelaxed(vmid / 64, bits & ~(1 << (vmid % 64)))
+        filledVMIDs.storeRelaxed(w, bits & ~mask)
     }
 
     /// TLBI ALLE1: every entry.

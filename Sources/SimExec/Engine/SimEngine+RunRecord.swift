@@ -88,13 +88,6 @@ extension SimEngine {
         coverage.add(row * CoverageMark.capacity + mark.index, 1)
     }
 
-    /// Returns the coverage counts by mark name (marks reached only) and zeroes them.
-    public func takeCoverage() -> [String: Int] {
-        var counts: [Int] = []
-        takeCoverage(into: &counts)
-        return CoverageMark.named(counts)
-    }
-
     /// Adds the coverage counts to `totals` (by mark index, grown to the marks
     /// declared) and zeroes them: the runner's per-schedule take, which hashes
     /// no names (building and merging a dictionary of names was 4% of a

@@ -113,8 +113,7 @@ public final class SimEngine: @unchecked Sendable {
     @exclusivity(unchecked) public var recordEvents = false
     /// Stop the schedule at its first violation.
     @exclusivity(unchecked) public var stopOnViolation = true
-    /// Coverage-mark counts since the last `takeCoverage()`.
-    /// Coverage counts, `CoverageMark.capacity` a row. Parallel mode: a row per
+    /// Coverage counts since the last `takeCoverage(into:)`, `CoverageMark.capacity` a row. Parallel mode: a row per
     /// executor and a last one for other threads (per-CPU counters, so that
     /// real threads reaching the same mark, a fast path taken at every TLB
     /// refill, do not bounce one cache line); deterministic mode: one row.
