@@ -128,6 +128,36 @@ import TestSupport
         }
     }
 
+    /// After a failing schedule the slot's next world is built unrecorded
+    /// (`WorldCache.lastFailed`): kept after a clean schedule, it cannot
+    /// reset; after a clean one the next world is recorded and can.
+    @Test func aWorldBuiltAfterAFailingScheduleIsNotRecorded() throws {
+        var o = try RunOptions(scenario: "tdp-mmu-race", variant: "upstream", mode: .deterministic)
+        o.lengths = [1]
+        let runner = try Runner(o)
+        let engine = SimEngine(mode: .deterministic, actorNames: o.selection.actorNames, backend: o.backend)
+        defer { engine.shutdown() }
+        let strategy = runner.makeStrategy()
+        for lastFailed in [true, false] {
+            let cache = WorldCache(slots: 1)
+            cache.lastFailed[0] = lastFailed
+            let found = runner.runSchedule(engine: engine, strategy: strategy, scheduleSeed: 1, cache: cache)
+            #expect(found.isEmpty, "tdp-mmu-race upstream's schedule 1 runs clean")
+            #expect(!cache.lastFailed[0])
+            let kept = try #require(cache.worlds[0]?.resettable)
+            #expect(kept.reset(seed: 2) == !lastFailed, "last schedule failed: \(lastFailed)")
+        }
+        // A failing schedule (sync-mmu-stress no-retry fails every one) marks its slot.
+        var f = try RunOptions(scenario: "sync-mmu-stress", variant: "no-retry", mode: .deterministic)
+        f.lengths = [1]
+        let failing = try Runner(f)
+        let failEngine = SimEngine(mode: .deterministic, actorNames: f.selection.actorNames, backend: f.backend)
+        defer { failEngine.shutdown() }
+        let cache = WorldCache(slots: 1)
+        let found = failing.runSchedule(engine: failEngine, strategy: failing.makeStrategy(), scheduleSeed: 1, cache: cache)
+        #expect(!found.isEmpty && cache.lastFailed[0] && cache.worlds[0] == nil)
+    }
+
     /// Runs `o` twice, worlds built fresh for every schedule and reset in
     /// place, expects the same trace hash, steps, violations (their counts,
     /// first schedule and report: its table and pfn numbers) and counters,
