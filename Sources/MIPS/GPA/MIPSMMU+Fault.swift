@@ -17,6 +17,7 @@ extension MIPSMMU {
     /// when it made the PTE young (also on the -EFAULT way out), holding no
     /// reference to the page. Takes `kvm->mmu_lock`.
     func kvmMipsMapPageFast(_ vcpu: VCPUState, gfn: Int, write: Bool) -> PTE? {
+        let kvm = self.kvm                          // one strong copy (see `kvm`)
         kvm.mmuLock.lock()
         var accessedPfn: Int? = nil                 // pfn_valid: "call kvm_set_pfn_accessed() after unlock"
         let r = kvmMipsMapPageFastLocked(vcpu, gfn: gfn, write: write, accessedPfn: &accessedPfn)
@@ -66,6 +67,7 @@ extension MIPSMMU {
     /// parent): map guest frame `gfn` for a read or write fault and return the new
     /// GPA PTE. Takes `kvm->mmu_lock`; sleeps in gfn_to_pfn_prot() outside it.
     public func kvmMipsMapPage(_ vcpu: VCPUState, cache: MMUMemoryCache, gfn: Int, write: Bool) -> Result<PTE, MapPageError> {
+        let kvm = self.kvm                          // one strong copy (see `kvm`)
         if let p = kvmMipsMapPageFast(vcpu, gfn: gfn, write: write) { return .success(p) }
         guard cache.topup(min: cacheMinPages, max: cacheMaxPages) else { return .failure(.enomem) }
 
