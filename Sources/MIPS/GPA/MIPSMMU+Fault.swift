@@ -17,11 +17,10 @@ extension MIPSMMU {
     /// when it made the PTE young (also on the -EFAULT way out), holding no
     /// reference to the page. Takes `kvm->mmu_lock`.
     func kvmMipsMapPageFast(_ vcpu: VCPUState, gfn: Int, write: Bool) -> PTE? {
-        let kvm = self.kvm                          // one strong copy (see `kvm`)
-        kvm.mmuLock.lock()
+        mmuLock.lock()
         var accessedPfn: Int? = nil                 // pfn_valid: "call kvm_set_pfn_accessed() after unlock"
         let r = kvmMipsMapPageFastLocked(vcpu, gfn: gfn, write: write, accessedPfn: &accessedPfn)
-        kvm.mmuLock.unlock()
+        mmuLock.unlock()
         if let pfn = accessedPfn {
             // spin_unlock() is a preemption point; only worlds that keep page
             // flags switch here (for the others nothing after it can race).
@@ -85,18 +84,18 @@ extension MIPSMMU {
             engine.event("vcpu\(vcpu.id): gfn_to_pfn_prot(gfn \(gfn)) = pfn \(got.pfn)\(writeable ? " writable" : "")")
             engine.point("kvm_mips_map_page:after_gfn_to_pfn_prot")
 
-            kvm.mmuLock.lock()
+            mmuLock.lock()
             if variant != .noRetry && kvm.mmuNotifierRetry(mmuSeq) {
                 engine.cover(Self.markRetry)
                 oracle.retryTaken(vcpu: vcpu.id, snapshotSeq: seqNow)
                 engine.event("vcpu\(vcpu.id): mmu_notifier_retry(seq \(mmuSeq)) -> retry")
-                kvm.mmuLock.unlock()
+                mmuLock.unlock()
                 kvm.releasePfnClean(got.pfn)
                 engine.yieldPoint("kvm_mips_map_page:retry")
                 continue
             }
             guard let s = table.walk(gfn, cache: cache) else {
-                kvm.mmuLock.unlock()
+                mmuLock.unlock()
                 kvm.releasePfnClean(got.pfn)
                 return .failure(.enomem)
             }
@@ -117,10 +116,10 @@ extension MIPSMMU {
                 // 13d66fddaaa4: the page marked accessed and released, then unlock.
                 kvm.kvmSetPfnAccessed(got.pfn)
                 kvm.releasePfnClean(got.pfn)
-                kvm.mmuLock.unlock()
+                mmuLock.unlock()
                 return .success(entry)
             }
-            kvm.mmuLock.unlock()
+            mmuLock.unlock()
             // A preemption point (see the fast path); only worlds that keep page flags switch here.
             if kvm.hostMM.pages.pageFlags { engine.point("kvm_mips_map_page:after_unlock") }
             kvm.releasePfnClean(got.pfn)        // kvm_release_pfn_clean(pfn);
@@ -139,8 +138,8 @@ extension MIPSMMU {
         // replaces the PTE or kvm_mips_flush_gpa_pte() clears it.
         guard let got = kvm.gfnToPfn(gfn) else { return .failure(.efault) }
         engine.point("kvm_mips_map_page:after_gfn_to_pfn")
-        kvm.mmuLock.lock()
-        defer { kvm.mmuLock.unlock() }
+        mmuLock.lock()
+        defer { mmuLock.unlock() }
         guard let s = table.walk(gfn, cache: cache) else { kvm.releasePfnClean(got.pfn); return .failure(.enomem) }
         // prot_bits = __READABLE | _PAGE_PRESENT | _PAGE_WRITE | _page_cachable_default;
         // if (write_fault) { prot_bits |= __WRITEABLE; mark_page_dirty(kvm, gfn); }

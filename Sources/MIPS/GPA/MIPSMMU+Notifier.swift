@@ -25,7 +25,7 @@ extension MIPSMMU {
     /// then all derived mappings; returns 0 since it flushed itself.
     /// `kvm->mmu_lock` held (lockdep).
     public func unmapHvaRange(_ range: Range<Int>) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_unmap_hva_range()")
+        mmuLock.assertHeld("kvm_unmap_hva_range()")
         unmapThenFlush(range, caller: "kvm_unmap_hva_range", point: "kvm_unmap_hva_range:before_flush_shadow_all")
         return false
     }
@@ -34,7 +34,7 @@ extension MIPSMMU {
     /// it): the same two steps for the page at `hva` (`end = hva +
     /// PAGE_SIZE`); returns 0. `kvm->mmu_lock` held (lockdep).
     public func unmapHva(_ hva: Int) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_unmap_hva()")
+        mmuLock.assertHeld("kvm_unmap_hva()")
         unmapThenFlush(hva..<(hva + 1), caller: "kvm_unmap_hva", point: "kvm_unmap_hva:before_flush_shadow_all")
         return false
     }
@@ -53,7 +53,7 @@ extension MIPSMMU {
 
     /// kvm_set_spte_hva() with kvm_set_spte_handler().
     public func setSpteHva(_ hva: Int, _ pte: PTE) {
-        kvm.mmuLock.assertHeld("kvm_set_spte_hva()")
+        mmuLock.assertHeld("kvm_set_spte_hva()")
         let ret = handleHvaToGpa(hva..<(hva + 1)) { gfn, _, slot in
             guard let s = table.walk(gfn, cache: nil) else { return false }
             var hvaPTE = pte
@@ -71,7 +71,7 @@ extension MIPSMMU {
 
     /// kvm_age_hva().
     public func ageHva(_ range: Range<Int>) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_age_hva()")
+        mmuLock.assertHeld("kvm_age_hva()")
         return handleHvaToGpa(range) { gfn, gfnEnd, _ in kvmMipsMkoldGpaPt(gfn, gfnEnd) }
     }
 
@@ -79,7 +79,7 @@ extension MIPSMMU {
     /// `handle_hva_to_gpa(kvm, hva, hva, ...)`: an empty range, so no memslot
     /// matches and it always answers "not young". The model keeps that.
     public func testAgeHva(_ hva: Int) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_test_age_hva()")
+        mmuLock.assertHeld("kvm_test_age_hva()")
         return handleHvaToGpa(hva..<hva) { gfn, _, _ in
             guard let s = table.walk(gfn, cache: nil) else { return false }
             return table.load(slot: s).isYoung

@@ -50,6 +50,9 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// and releases objects every vcpu shares, and their reference counts then
     /// bounce between cores.
     let engine: SimEngine
+    /// `kvm->mmu_lock` (`kvm.mmuLock`), kept here as `engine` is: through the
+    /// unowned `kvm` every lock and unlock retained and released the lock.
+    public let mmuLock: SpinLock
     /// The GPA page table (kvm->arch.gpa_mm.pgd).
     public let table: PageTable
     /// One TLB per host CPU.
@@ -68,6 +71,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
         self.kvm = kvm
         self.variant = variant
         engine = kvm.engine
+        mmuLock = kvm.mmuLock
         let cap = PageTable.capacity(forPageLimit: kvm.memslots.maxGfn, levels: tableLevels, bitsPerLevel: tableBits)
         table = PageTable(name: "GPA page table", levels: tableLevels, bitsPerLevel: tableBits, capacity: cap, engine: kvm.engine, rcu: kvm.rcu)
         table.freeWithoutGracePeriod = tableFree == .immediate
@@ -92,7 +96,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// scenario runs.
     @discardableResult
     public func kvmMipsFlushGpaPt(_ startGfn: Int, _ endGfn: Int) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_mips_flush_gpa_pt()")
+        mmuLock.assertHeld("kvm_mips_flush_gpa_pt()")
         let end = min(endGfn, table.span - 1)
         if variant == .preFix {
             return table.flushRange(startGfn, end, clearCoveredLeaves: true) { [kvm] old in kvm.releasePfnClean(old.pfn) }
@@ -102,13 +106,13 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
 
     /// kvm_mips_mkold_gpa_pt(). mmu_lock held.
     func kvmMipsMkoldGpaPt(_ startGfn: Int, _ endGfn: Int) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_mips_mkold_gpa_pt()")
+        mmuLock.assertHeld("kvm_mips_mkold_gpa_pt()")
         return table.rangeOp(startGfn, min(endGfn, table.span - 1)) { $0.mkold() }
     }
 
     /// kvm_mips_mkclean_gpa_pt(). mmu_lock held.
     public func kvmMipsMkcleanGpaPt(_ startGfn: Int, _ endGfn: Int) -> Bool {
-        kvm.mmuLock.assertHeld("kvm_mips_mkclean_gpa_pt()")
+        mmuLock.assertHeld("kvm_mips_mkclean_gpa_pt()")
         return table.rangeOp(startGfn, min(endGfn, table.span - 1)) { $0.mkclean() }
     }
 
@@ -118,7 +122,7 @@ public final class MIPSMMU: KVMArchMMU, @unchecked Sendable {
     /// with `GPATableFree.afterFlush`, then free the tables unlinked before it.
     /// `kvm->mmu_lock` held.
     func flushShadowAll() {
-        kvm.mmuLock.assertHeld("kvm_vz_flush_shadow_all()")
+        mmuLock.assertHeld("kvm_vz_flush_shadow_all()")
         kvm.flushRemoteTLBs()
         table.freeFlushedTables()
     }
