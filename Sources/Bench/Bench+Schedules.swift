@@ -26,10 +26,8 @@ extension Bench {
     /// Then what a world costs, built and torn down against reset in place:
     /// sync-mmu-race's and tdp-mmu-race's (`upstream`).
     static func schedules(_ r: inout Report, count: Int) throws(InputError) {
-        var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
         let rounds = 3, perRound = max(1, count / rounds)
-        o.schedules = perRound
-        o.lengths = [1]                                     // the scenario's own schedules, as the bare world's
+        let o = try modelRun(schedules: perRound)
         let names = o.selection.actorNames
         let engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend)
         defer { engine.shutdown() }
@@ -46,13 +44,7 @@ extension Bench {
             r.stepsPerSchedule = Double(rep.steps) / Double(max(1, rep.schedules))
             let perActor = max(1, Int(r.stepsPerSchedule.rounded()) / names.count)
             let start = now()
-            for i in 0..<perRound {
-                engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
-                for e in engine.executors {
-                    engine.spawn(on: e) { for _ in 0..<perActor { engine.point("bare") } }
-                }
-                engine.runSchedule()
-            }
+            bareSchedules(perRound, engine: engine, strategy: strategy, pointsPerActor: perActor)
             bare = max(bare, Double(perRound) / (now() - start))
         }
         r.schedulesPerSecond = model
@@ -75,6 +67,27 @@ extension Bench {
         let accessRep = try Runner(accesses).run()
         r.accessPointSchedulesPerSecond = Double(accessRep.schedules) / accessRep.elapsedSeconds
         r.accessPointStepsPerSchedule = Double(accessRep.steps) / Double(max(1, accessRep.schedules))
+    }
+
+    /// The model's schedules of figure 3: sync-mmu-race `patched`, deterministic,
+    /// `schedules` of the scenario's own length.
+    static func modelRun(schedules: Int) throws(InputError) -> RunOptions {
+        var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
+        o.schedules = schedules
+        o.lengths = [1]                                     // the scenario's own schedules, as the bare world's
+        return o
+    }
+
+    /// The bare world of figure 3: `count` schedules of `engine`'s actors, each
+    /// passing `pointsPerActor` scheduling points and doing nothing else.
+    static func bareSchedules(_ count: Int, engine: SimEngine, strategy: RandomStrategy, pointsPerActor: Int) {
+        for i in 0..<count {
+            engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
+            for e in engine.executors {
+                engine.spawn(on: e) { for _ in 0..<pointsPerActor { engine.point("bare") } }
+            }
+            engine.runSchedule()
+        }
     }
 
     /// Microseconds to build and tear down one world of `selection` (as a run

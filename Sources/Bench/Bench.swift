@@ -93,12 +93,31 @@ public enum Bench {
         public var tdpRCUWalksPerSecondOneReader = 0.0
         public var tdpReadLockWalksPerSecondOneReader = 0.0
         public var tdpRCUVsReadLockRatioOneReader = 0.0
+        // 9. figure 3's schedules in instructions (callgrind): per schedule, the
+        // difference of two runs over `instructionSchedules` more schedules
+        public var instructionSchedules = 0
+        public var modelInstructionsPerSchedule = 0.0
+        public var bareInstructionsPerSchedule = 0.0
+        public var modelOverheadInstructions = 0.0
+        /// valgrind's simulated first-level instruction and data cache misses and
+        /// mispredicted branches (conditional and indirect), per schedule.
+        public var modelI1MissesPerSchedule = 0.0
+        public var bareI1MissesPerSchedule = 0.0
+        public var modelD1MissesPerSchedule = 0.0
+        public var bareD1MissesPerSchedule = 0.0
+        public var modelMispredictsPerSchedule = 0.0
+        public var bareMispredictsPerSchedule = 0.0
     }
 
     /// The figures `kvmsim bench` measures; `--only` picks some.
     public enum Figure: String, CaseIterable, Sendable {
         case rcuVsRwlock = "rcu-vs-rwlock", rcuVsC = "rcu-vs-c", schedules, accesses, memory
         case timeToFirstViolation = "time-to-first-violation", search, tdpWalk = "tdp-walk"
+        /// Needs valgrind and a minute or two: measured only when `--only` names it.
+        case instructions
+
+        /// The figures a run without `--only` measures: all but `instructions`.
+        public static var byDefault: Set<Figure> { Set(allCases).subtracting([.instructions]) }
 
         /// The report's keys this figure fills (the others stay out of its JSON).
         public var keys: [String] {
@@ -121,14 +140,18 @@ public enum Bench {
             case .tdpWalk: ["tdpWalkReaders", "tdpWalkPages", "tdpRCUWalksPerSecond", "tdpReadLockWalksPerSecond", "tdpRCUVsReadLockRatio",
                             "tdpWriterUpdatesPerSecondRCU", "tdpWriterUpdatesPerSecondReadLock", "tdpRCUWalksPerSecondOneReader",
                             "tdpReadLockWalksPerSecondOneReader", "tdpRCUVsReadLockRatioOneReader"]
+            case .instructions: ["instructionSchedules", "modelInstructionsPerSchedule", "bareInstructionsPerSchedule",
+                                 "modelOverheadInstructions", "modelI1MissesPerSchedule", "bareI1MissesPerSchedule",
+                                 "modelD1MissesPerSchedule", "bareD1MissesPerSchedule", "modelMispredictsPerSchedule",
+                                 "bareMispredictsPerSchedule"]
             }
         }
     }
 
     public struct Options: Sendable {
         public var quick = false
-        /// What to measure (all by default).
-        public var figures = Set(Figure.allCases)
+        /// What to measure (`Figure.byDefault` unless `--only` says).
+        public var figures = Figure.byDefault
         public init() {}
         var seconds: Double { quick ? 0.3 : 1.0 }
         var seeds: Int { quick ? 5 : 20 }
@@ -173,6 +196,10 @@ public enum Bench {
             progress("x86 TDP MMU walks: RCU vs. mmu_lock held for read")
             tdpWalk(&r, seconds: o.seconds)
         }
+        if f.contains(.instructions) {
+            progress("instructions per schedule, model vs. bare, under valgrind (callgrind)")
+            try instructions(&r, quick: o.quick)
+        }
         return r
     }
 
@@ -181,7 +208,7 @@ public enum Bench {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let full = try! enc.encode(r)
-        guard figures.count < Figure.allCases.count,
+        guard figures != Set(Figure.allCases),
               var object = (try? JSONSerialization.jsonObject(with: full)) as? [String: Any] else { return full }
         let keep = Set(figures.flatMap(\.keys) + ["machine"])
         object = object.filter { keep.contains($0.key) }
@@ -189,7 +216,7 @@ public enum Bench {
     }
 
     /// The human table (the lines of `figures`).
-    public static func table(_ r: Report, figures: Set<Figure> = Set(Figure.allCases)) -> String {
+    public static func table(_ r: Report, figures: Set<Figure> = Figure.byDefault) -> String {
         func f(_ x: Double) -> String { x >= 100 ? String(format: "%.0f", x) : String(format: "%.3f", x) }
         var l: [String] = []
         if figures.contains(.rcuVsRwlock) {
@@ -201,7 +228,7 @@ public enum Bench {
             l.append("2. Swift RCU walk \(f(r.swiftWalksPerSecond))/s vs. C \(f(r.cWalksPerSecond))/s: ratio \(f(r.rcuVsCRatio)) (target >= 0.5)")
         }
         if figures.contains(.schedules) {
-            l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 20000, <= 3); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
+            l.append("3. sync-mmu-race \(f(r.schedulesPerSecond)) schedules/s (\(f(r.stepsPerSchedule)) steps each, \(r.deterministicBackend)), bare \(f(r.bareSchedulesPerSecond))/s: overhead \(f(r.modelOverhead)) (targets >= 100000, <= 1.5); thread backend \(f(r.threadBackendSchedulesPerSecond))/s")
             l.append("   at access-level points: \(f(r.accessPointSchedulesPerSecond)) schedules/s (\(f(r.accessPointStepsPerSchedule)) steps each)")
             l.append("   a fresh world per schedule: \(f(r.freshWorldSchedulesPerSecond)) schedules/s; a world built and torn down \(f(r.worldBuildMicroseconds)) us, reset in place \(f(r.worldResetMicroseconds)) us")
             l.append("   a tdp-mmu-race world: built and torn down \(f(r.tdpWorldBuildMicroseconds)) us, reset in place \(f(r.tdpWorldResetMicroseconds)) us")
@@ -227,6 +254,10 @@ public enum Bench {
             l.append("8. x86 TDP MMU walk to a 4K leaf (\(r.tdpWalkPages) gfns, 4 levels of 512; \(r.tdpWalkReaders) readers, one per CPU; the writer ages gfns under mmu_lock held for write on figure 1's schedule)")
             l.append("   RCU \(f(r.tdpRCUWalksPerSecond)) walks/s (writer \(f(r.tdpWriterUpdatesPerSecondRCU))/s), mmu_lock for read \(f(r.tdpReadLockWalksPerSecond)) walks/s (writer \(f(r.tdpWriterUpdatesPerSecondReadLock))/s): ratio \(f(r.tdpRCUVsReadLockRatio))")
             l.append("   one reader: RCU \(f(r.tdpRCUWalksPerSecondOneReader)) walks/s, mmu_lock for read \(f(r.tdpReadLockWalksPerSecondOneReader)) walks/s: ratio \(f(r.tdpRCUVsReadLockRatioOneReader))")
+        }
+        if figures.contains(.instructions) {
+            l.append("9. figure 3 in instructions per schedule (callgrind, the difference of two runs: \(r.instructionSchedules) schedules): model \(f(r.modelInstructionsPerSchedule)), bare \(f(r.bareInstructionsPerSchedule)): overhead \(f(r.modelOverheadInstructions))")
+            l.append("   simulated per schedule, model vs. bare: I1 misses \(f(r.modelI1MissesPerSchedule)) vs. \(f(r.bareI1MissesPerSchedule)), D1 misses \(f(r.modelD1MissesPerSchedule)) vs. \(f(r.bareD1MissesPerSchedule)), mispredicted branches \(f(r.modelMispredictsPerSchedule)) vs. \(f(r.bareMispredictsPerSchedule))")
         }
         return l.joined(separator: "\n")
     }

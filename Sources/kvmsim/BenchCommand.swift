@@ -15,8 +15,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Measure only these figures (comma-separated).",
                                valueName: Bench.Figure.allCases.map(\.rawValue).joined(separator: "|")))
     var only: String?
+    /// What the instructions figure runs under valgrind: one of figure 3's loops.
+    @Option(help: .hidden) var loop: Bench.Loop?
+    @Option(help: .hidden) var loopSchedules = 1000
 
     func run() throws {
+        if let loop { return try Bench.runLoop(loop, count: loopSchedules) }
         var o = Bench.Options()
         o.quick = quick
         if let only {
@@ -38,3 +42,5 @@ struct BenchCommand: ParsableCommand {
         }
     }
 }
+
+extension Bench.Loop: ExpressibleByArgument {}

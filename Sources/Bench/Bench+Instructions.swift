@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import SimExec
+import Harness
+
+/// Figure 9: figure 3's model and bare schedules counted in instructions, not
+/// seconds. `kvmsim bench` runs itself under valgrind's callgrind (with its
+/// simulated caches and branch predictor) for two numbers of schedules of each
+/// loop; the difference divided by the difference in schedules is the cost of a
+/// schedule, free of start-up and of whatever else the machine does. The
+/// wall-clock overhead of figure 3 and this one differ by how well the model's
+/// code runs on the core (instruction-cache misses, mispredicted branches,
+/// atomics), which the simulated counts show.
+extension Bench {
+    /// What `kvmsim bench --loop` runs (under valgrind): one of figure 3's loops.
+    public enum Loop: String, CaseIterable, Sendable {
+        case model, bare
+    }
+
+    /// The counts valgrind prints for one run.
+    struct ValgrindCounts: Equatable {
+        var instructions = 0.0, i1Misses = 0.0, d1Misses = 0.0, mispredicts = 0.0
+        static func - (a: Self, b: Self) -> Self {
+            Self(instructions: a.instructions - b.instructions, i1Misses: a.i1Misses - b.i1Misses,
+                 d1Misses: a.d1Misses - b.d1Misses, mispredicts: a.mispredicts - b.mispredicts)
+        }
+    }
+
+    /// Schedules of each loop in the two runs under valgrind.
+    static func instructionCounts(quick: Bool) -> (Int, Int) { quick ? (100, 400) : (1000, 4000) }
+
+    /// Runs `count` schedules of `loop`, after 100 model schedules that set the
+    /// bare world's points per actor as figure 3 does (the same in every run, so
+    /// the difference of two runs leaves them out).
+    public static func runLoop(_ loop: Loop, count: Int) throws(InputError) {
+        guard count > 0 else { throw InputError("--loop-schedules must be at least 1") }
+        let warmUp = try Runner(modelRun(schedules: 100)).run()
+        switch loop {
+        case .model:
+            _ = try Runner(modelRun(schedules: count)).run()
+        case .bare:
+            let o = try modelRun(schedules: count)
+            let engine = SimEngine(mode: .deterministic, actorNames: o.selection.actorNames, backend: o.backend)
+            defer { engine.shutdown() }
+            let steps = Int((Double(warmUp.steps) / Double(max(1, warmUp.schedules))).rounded())
+            bareSchedules(count, engine: engine, strategy: RandomStrategy(), pointsPerActor: max(1, steps / engine.executors.count))
+        }
+    }
+
+    static func instructions(_ r: inout Report, quick: Bool) throws(InputError) {
+        guard let valgrind = executableInPath("valgrind") else {
+            throw InputError("the instructions figure runs kvmsim under valgrind, which is not installed (Debian package valgrind)")
+        }
+        let me = try strippedCopyOfSelf()
+        defer { try? FileManager.default.removeItem(atPath: me) }
+        let (few, many) = instructionCounts(quick: quick)
+        func perSchedule(_ loop: Loop) throws(InputError) -> ValgrindCounts {
+            let a = try callgrind(valgrind, me, loop, schedules: few), b = try callgrind(valgrind, me, loop, schedules: many)
+            let d = b - a, n = Double(many - few)
+            return ValgrindCounts(instructions: d.instructions / n, i1Misses: d.i1Misses / n, d1Misses: d.d1Misses / n, mispredicts: d.mispredicts / n)
+        }
+        let model = try perSchedule(.model), bare = try perSchedule(.bare)
+        r.instructionSchedules = many - few
+        r.modelInstructionsPerSchedule = model.instructions
+        r.bareInstructionsPerSchedule = bare.instructions
+        r.modelOverheadInstructions = bare.instructions > 0 ? model.instructions / bare.instructions : 0
+        r.modelI1MissesPerSchedule = model.i1Misses
+        r.bareI1MissesPerSchedule = bare.i1Misses
+        r.modelD1MissesPerSchedule = model.d1Misses
+        r.bareD1MissesPerSchedule = bare.d1Misses
+        r.modelMispredictsPerSchedule = model.mispredicts
+        r.bareMispredictsPerSchedule = bare.mispredicts
+    }
+
+    /// A copy of this executable without debug information (`strip -g`): valgrind
+    /// 3.19 (Debian 12) cannot read Swift 6.3's DWARF 5 and gives up.
+    static func strippedCopyOfSelf() throws(InputError) -> String {
+        guard let strip = executableInPath("strip") else {
+            throw InputError("the instructions figure needs strip (Debian package binutils) for a copy valgrind can read")
+        }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-bench-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: copy)
+        do {
+            try FileManager.default.copyItem(atPath: me, toPath: copy)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: strip)
+            p.arguments = ["-g", copy]
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw InputError("strip -g \(copy) exited with status \(p.terminationStatus)") }
+        } catch let e as InputError {
+            throw e
+        } catch {
+            throw InputError("could not make a stripped copy of \(me) for valgrind: \(error)")
+        }
+        return copy
+    }
+
+    /// One run of `kvmsim bench --loop` under callgrind, and the counts it printed.
+    static func callgrind(_ valgrind: String, _ kvmsim: String, _ loop: Loop, schedules: Int) throws(InputError) -> ValgrindCounts {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: valgrind)
+        p.arguments = ["--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", "--callgrind-out-file=/dev/null",
+                       kvmsim, "bench", "--loop", loop.rawValue, "--loop-schedules", String(schedules)]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        do { try p.run() } catch { throw InputError("could not run valgrind: \(error)") }
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let counts = parseValgrind(text) else {
+            let last = text.split(separator: "\n").last.map(String.init) ?? ""
+            throw InputError("valgrind on 'kvmsim bench --loop \(loop.rawValue)' failed (status \(p.terminationStatus)): \(last)")
+        }
+        return counts
+    }
+
+    /// The totals of callgrind's summary (`==pid== I   refs:  1,234` and the
+    /// I1, D1 and branch lines); nil without an instruction count.
+    static func parseValgrind(_ text: String) -> ValgrindCounts? {
+        var c = ValgrindCounts(), sawRefs = false
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":"), line.hasPrefix("==") else { continue }
+            let label = line[..<colon].split(separator: " ", maxSplits: 1).dropFirst().first?
+                .split(separator: " ").joined(separator: " ") ?? ""
+            let digits = line[line.index(after: colon)...].drop { $0 == " " }.prefix { $0.isNumber || $0 == "," }
+            guard let value = Double(digits.filter { $0 != "," }) else { continue }
+            switch label {
+            case "I refs": c.instructions = value; sawRefs = true
+            case "I1 misses": c.i1Misses = value
+            case "D1 misses": c.d1Misses = value
+            case "Mispredicts": c.mispredicts = value
+            default: break
+            }
+        }
+        return sawRefs ? c : nil
+    }
+
+    /// The path of `name` in `$PATH`, if it is an executable there.
+    static func executableInPath(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
