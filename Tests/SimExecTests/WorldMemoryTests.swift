@@ -54,4 +54,47 @@ import Testing
         defer { kept.free(); later.free() }
         #expect(m.bytes == 8)
     }
+
+    @Test func aLimitedRecordRestoresOnlyItsLeadingWords() {
+        let m = WorldMemory.beginRecording()
+        let arena = AtomicWords(count: 8, initial: 3)
+        var handedOut = 1
+        WorldMemory.limitRecord(of: arena) { handedOut * 2 }
+        handedOut = 2                                   // asked when the build ends, not before
+        let other = AtomicWords(count: 2, initial: 4)
+        m.endRecording()
+        defer { arena.free(); other.free() }
+        #expect(m.bytes == 4 * 8 + 2 * 8)
+        for i in 0..<8 { arena.store(i, 0) }
+        other.store(1, 0)
+        m.restore()
+        #expect((0..<8).map { arena.load($0) } == [3, 3, 3, 3, 0, 0, 0, 0])
+        #expect(other.load(1) == 4)
+    }
+
+    @Test func aLimitAboveTheRegionKeepsAllOfItAndAFreedRegionTakesItsLimitAlong() {
+        let m = WorldMemory.beginRecording()
+        let small = AtomicWords(count: 2, initial: 6)
+        WorldMemory.limitRecord(of: small) { 100 }
+        let temporary = AtomicWords(count: 4)
+        WorldMemory.limitRecord(of: temporary) { 1 }
+        temporary.free()
+        m.endRecording()
+        defer { small.free() }
+        #expect(m.bytes == 2 * 8)
+        small.store(1, 0)
+        m.restore()
+        #expect(small.load(1) == 6)
+    }
+
+    @Test func aLimitOutsideARecordingIsIgnored() {
+        let w = AtomicWords(count: 2)
+        defer { w.free() }
+        WorldMemory.limitRecord(of: w) { 0 }           // no build recording on this thread: nothing to limit
+        let m = WorldMemory.beginRecording()
+        let kept = AtomicWords(count: 1)
+        m.endRecording()
+        defer { kept.free() }
+        #expect(m.bytes == 8)
+    }
 }

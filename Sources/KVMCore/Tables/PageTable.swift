@@ -66,6 +66,8 @@ public final class PageTable: @unchecked Sendable {
         // zeroed as they are handed out.
         arena = TableArena(entriesPerTable: 1 << bitsPerLevel, capacity: capacity, kernel: true, stateIsKernel: true, firstTables: 1)
         owners = recordOwners ? AtomicWords(reservingZeroed: capacity * entriesPerTable) : nil
+        // As the arena's words: `allocTable` clears a table's records.
+        if let owners { WorldMemory.limitRecord(of: owners, to: arena.handedOutWords) }
     }
 
     deinit { arena.free(); owners?.free() }
@@ -117,7 +119,12 @@ public final class PageTable: @unchecked Sendable {
     public var liveTables: Int { arena.liveTables }
 
     /// __get_free_page() for a table; nil when the arena is exhausted (-ENOMEM).
-    public func allocTable() -> Int? { arena.alloc() }
+    /// A new table has no owner records (a reused one's are cleared).
+    public func allocTable() -> Int? {
+        guard let t = arena.alloc() else { return nil }
+        if let owners { for i in 0..<entriesPerTable { owners.storeRelaxed(slot(t, i), 0) } }
+        return t
+    }
 
     /// Returns a never-linked table (an unused memory-cache object) to the pool.
     public func freeUnlinkedTable(_ t: Int) { reclaim(t) }

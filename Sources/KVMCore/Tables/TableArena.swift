@@ -54,11 +54,20 @@ public struct TableArena: @unchecked Sendable {
         var reclaimed: [Int] = []
         reclaimed.reserveCapacity(min(capacity, 16))       // no regrowth in a small world
         freeTables = Locked((fresh: firstTables, reclaimed: reclaimed))
+        // A world reset in place restores only the tables handed out when its
+        // build ended: `alloc` fills every other table before it is linked.
+        WorldMemory.limitRecord(of: words, to: handedOutWords)
+    }
+
+    /// Words of the tables handed out so far (below `fresh`).
+    public var handedOutWords: () -> Int {
+        { [freeTables, entriesPerTable] in freeTables.withLock { $0.fresh } * entriesPerTable }
     }
 
     /// A world reset in place: tables below `firstTables` handed out, none
     /// reclaimed, as built. Words and states are the world's `WorldMemory`
-    /// to restore.
+    /// to restore (the words only of the tables handed out when the build
+    /// ended: `limitRecord`).
     public func resetAllocator(firstTables: Int) {
         freeTables.withLock { $0.fresh = firstTables; $0.reclaimed.removeAll(keepingCapacity: true) }
     }

@@ -23,12 +23,20 @@ import Darwin
 /// State that is not in `AtomicWords` (Swift arrays, counters, free lists)
 /// is the world's to reset.
 ///
+/// An allocator whose words beyond what it has handed out are never read
+/// before it fills them (a page-table arena: `alloc` fills each table) limits
+/// its record to the words in use when the build ends (`limitRecord`), so a
+/// reset copies back kilobytes, not the whole arena.
+///
 /// A build inside `withoutRecording` (a world the runner will not reset:
 /// replays, shrinking, runs without resets) records nothing and takes no
 /// snapshot, which would cost it a copy of every word it made; such a world
 /// cannot reset (`isRecorded` is false).
 public final class WorldMemory: @unchecked Sendable {
     private var regions: [(base: UnsafeMutableRawPointer, bytes: Int)] = []
+    /// Per region that limits its record: how many of its leading words the
+    /// snapshot holds, asked when the build ends.
+    private var limits: [(base: UnsafeMutableRawPointer, words: () -> Int)] = []
     private var snapshot: UnsafeMutableRawPointer?
     /// Bytes recorded (and copied back by each `restore`).
     public private(set) var bytes = 0
@@ -79,6 +87,11 @@ public final class WorldMemory: @unchecked Sendable {
         guard isRecorded else { return }
         precondition(pthread_getspecific(Self.key) == Unmanaged.passUnretained(self).toOpaque())
         pthread_setspecific(Self.key, nil)
+        for l in limits {
+            guard let i = regions.lastIndex(where: { $0.base == l.base }) else { continue }
+            regions[i].bytes = min(regions[i].bytes, max(0, l.words()) * 8)
+        }
+        limits = []
         bytes = regions.reduce(0) { $0 + $1.bytes }
         let s = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 8)
         var at = s
@@ -98,6 +111,17 @@ public final class WorldMemory: @unchecked Sendable {
         }
     }
 
+    /// Records only the first `words()` words of `w` (asked when the build
+    /// ends; the whole of `w` if it asks for more) when a build on this thread
+    /// is recording `w`. For an allocator that fills every word it hands out
+    /// before anyone reads it: its words beyond `words()` when the build ends
+    /// may hold anything after a reset (what the last schedule left) and must
+    /// be unreachable until filled, as they are in a fresh build.
+    public static func limitRecord(of w: AtomicWords, to words: @escaping () -> Int) {
+        guard let p = pthread_getspecific(key) else { return }
+        Unmanaged<WorldMemory>.fromOpaque(p).takeUnretainedValue().limits.append((UnsafeMutableRawPointer(w.base), words))
+    }
+
     /// Called by `AtomicWords.free`: a build's temporary leaves the record.
     @inline(__always)
     static func noteFree(_ base: UnsafeMutablePointer<UInt64>) {
@@ -105,6 +129,7 @@ public final class WorldMemory: @unchecked Sendable {
         let m = Unmanaged<WorldMemory>.fromOpaque(p).takeUnretainedValue()
         let raw = UnsafeMutableRawPointer(base)
         if let i = m.regions.lastIndex(where: { $0.base == raw }) { m.regions.remove(at: i) }
+        m.limits.removeAll { $0.base == raw }
     }
 
     /// Called by every `AtomicWords` initializer.
