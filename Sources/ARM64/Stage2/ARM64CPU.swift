@@ -54,8 +54,12 @@ public final class ARM64CPU: @unchecked Sendable {
     /// scheduling point: in deterministic mode the access is one step anyway.
     let translation = RawMutex()
 
-    init(index: Int, vmids: Int, pagesPerVMID: Int) {
+    /// For lockdep reports (`translation` held where the rule says).
+    let engine: SimEngine
+
+    init(index: Int, vmids: Int, pagesPerVMID: Int, engine: SimEngine) {
         self.index = index
+        self.engine = engine
         self.vmids = vmids
         self.pagesPerVMID = pagesPerVMID
         tlb = AtomicRecords(count: vmids * pagesPerVMID)
@@ -81,8 +85,17 @@ public final class ARM64CPU: @unchecked Sendable {
         regs.store(0, .vttbrVMID, UInt64(vmid))
     }
 
-    /// The TLB entry of `gfn` under `vmid`, if any.
+    /// The caller's access or invalidation holds `translation` (`function`, a
+    /// hardware step, needs it), or lockdep reports it.
+    @inline(__always)
+    func assertTranslationHeld(_ function: StaticString) {
+        engine.lockdepAssert(translation.isHeldByCaller, "\(function) on CPU \(index) without its translation lock")
+    }
+
+    /// The TLB entry of `gfn` under `vmid`, if any. The caller's access holds
+    /// `translation`.
     func tlbEntry(vmid: Int, gfn: Int) -> (vm: Int, pfn: Int, writable: Bool, executable: Bool, agingStamp: UInt64)? {
+        assertTranslationHeld("TLB lookup")
         let s = slot(vmid: vmid, gfn: gfn)
         let by = tlb.load(s, .filledBy)
         guard by != 0 else { return nil }
@@ -93,6 +106,7 @@ public final class ARM64CPU: @unchecked Sendable {
     /// `firstGfn` (a block fills every page of it) mapping from `pfn`. The
     /// caller's access holds `translation`.
     func fill(vmid: Int, vm: Int, firstGfn: Int, pages: Int, pfn: Int, level: Int, writable: Bool, executable: Bool, agingStamp: UInt64) {
+        assertTranslationHeld("TLB fill")
         let (w, mask) = filledBit(vmid), bits = filledVMIDs.loadRelaxed(w)
         if bits & mask == 0 { filledVMIDs.storeRelaxed(w, bits | mask) }
         for i in 0..<pages where firstGfn + i < pagesPerVMID {
@@ -127,6 +141,7 @@ public final class ARM64CPU: @unchecked Sendable {
     }
 
     private func clearVMID(_ vmid: Int) {
+        assertTranslationHeld("TLBI (a VMID's entries)")
         let (w, mask) = filledBit(vmid), bits = filledVMIDs.loadRelaxed(w)
         guard bits & mask != 0 else { return }
         for g in 0..<pagesPerVMID where tlb.load(slot(vmid: vmid, gfn: g), .filledBy) != 0 {
@@ -161,7 +176,7 @@ public final class InnerShareableDomain: @unchecked Sendable {
     public init(engine: SimEngine, cpus: Int, vmids: Int, pagesPerVMID: Int, blockPages: Int) {
         self.engine = engine
         self.blockPages = blockPages
-        self.cpus = (0..<cpus).map { ARM64CPU(index: $0, vmids: vmids, pagesPerVMID: pagesPerVMID) }
+        self.cpus = (0..<cpus).map { ARM64CPU(index: $0, vmids: vmids, pagesPerVMID: pagesPerVMID, engine: engine) }
     }
 
     /// __kvm_tlb_flush_vmid_ipa(): TLBI IPAS2E1IS + TLBI VMALLE1IS, DSB ISH.
