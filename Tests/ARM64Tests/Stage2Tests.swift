@@ -67,6 +67,24 @@ struct Stage2Fixture {
     /// A CPU's TLB is filled, read and invalidated with its translation lock
     /// held (the access against a TLBI's DSB); lockdep reports a fill, lookup
     /// or invalidation without it, and nothing with it.
+    /// A world reset in place empties every TLB entry a fill wrote, all its
+    /// fields, also of a VMID a TLBI has cleared since (it clears only
+    /// `filledBy`): the TLB is as built, not copied back.
+    @Test func aResetEmptiesEveryEntryAFillWrote() {
+        let f = Stage2Fixture()
+        defer { f.done() }
+        let cpu = f.domain.cpus[1]
+        cpu.translation.withLock {
+            cpu.fill(vmid: 3, vm: 0, firstGfn: 0, pages: 2, pfn: 9, level: 2, writable: true, executable: true, agingStamp: 5)
+            cpu.fill(vmid: 200, vm: 0, firstGfn: 1, pages: 1, pfn: 4, level: 3, writable: false, executable: false, agingStamp: 6)
+        }
+        cpu.invalidateVMID(3)
+        #expect((0..<cpu.tlb.words.count).contains { cpu.tlb.words.peek($0) != 0 })
+        f.domain.resetForReuse()
+        #expect(!(0..<cpu.tlb.words.count).contains { cpu.tlb.words.peek($0) != 0 })
+        #expect(f.violations.isEmpty, "\(f.engine.violations)")
+    }
+
     @Test func theTranslationLockRuleIsChecked() {
         let f = Stage2Fixture()
         defer { f.done() }

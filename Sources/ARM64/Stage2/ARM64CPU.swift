@@ -36,6 +36,10 @@ public final class ARM64CPU: @unchecked Sendable {
     /// instructions). The model's bookkeeping, not hardware state; under
     /// `translation`, as every fill and invalidation.
     let filledVMIDs: AtomicWords
+    /// A bit per VMID whose entries a fill wrote since the world was built
+    /// (never cleared by a TLBI, which clears only `filledBy`): what a world
+    /// reset in place must clear (`resetForReuse`). Under `translation`.
+    private var touchedVMIDs: [UInt64]
     enum Reg: Int, CaseIterable {
         /// VTTBR_EL2: the VM whose stage-2 table it points at (+1; 0 = none) and its VMID field.
         case vttbrVM, vttbrVMID
@@ -64,7 +68,31 @@ public final class ARM64CPU: @unchecked Sendable {
         self.pagesPerVMID = pagesPerVMID
         tlb = AtomicRecords(count: vmids * pagesPerVMID)
         filledVMIDs = AtomicWords(count: (vmids + 63) / 64)
+        touchedVMIDs = Array(repeating: 0, count: (vmids + 63) / 64)
         regs = AtomicRecords(count: 1, kernel: true)
+        // The TLB is empty when a world's build ends (nothing runs in a build):
+        // a reset clears the VMIDs a schedule touched instead of copying the
+        // whole TLB back (98 KB for stage2-race).
+        WorldMemory.limitRecord(of: tlb.words) { [self] in
+            precondition(touchedVMIDs.allSatisfy { $0 == 0 }, "ARM64CPU: a TLB filled while its world was built")
+            return 0
+        }
+    }
+
+    /// A world reset in place: every entry a fill wrote since the build
+    /// (all fields of the touched VMIDs) back to zero, as built. Between
+    /// schedules: nothing runs.
+    func resetForReuse() {
+        for w in touchedVMIDs.indices {
+            var bits = touchedVMIDs[w]
+            while bits != 0 {
+                let vmid = w * 64 + bits.trailingZeroBitCount
+                let first = tlb.index(slot(vmid: vmid, gfn: 0), .filledBy)
+                (tlb.words.base + first).update(repeating: 0, count: pagesPerVMID * tlb.stride)
+                bits &= bits - 1
+            }
+            touchedVMIDs[w] = 0
+        }
     }
 
     deinit { tlb.free(); filledVMIDs.free(); regs.free() }
@@ -109,6 +137,7 @@ public final class ARM64CPU: @unchecked Sendable {
         assertTranslationHeld("TLB fill")
         let (w, mask) = filledBit(vmid), bits = filledVMIDs.loadRelaxed(w)
         if bits & mask == 0 { filledVMIDs.storeRelaxed(w, bits | mask) }
+        touchedVMIDs[w] |= mask
         for i in 0..<pages where firstGfn + i < pagesPerVMID {
             let s = slot(vmid: vmid, gfn: firstGfn + i)
             tlb.store(s, .pfn, UInt64(pfn + i))
@@ -172,6 +201,9 @@ public final class InnerShareableDomain: @unchecked Sendable {
     public let cpus: [ARM64CPU]
     /// Pages of a stage-2 block (TLBIs by IPA remove a block's entries).
     let blockPages: Int
+
+    /// A world reset in place: every CPU's TLB as built (empty).
+    public func resetForReuse() { for c in cpus { c.resetForReuse() } }
 
     public init(engine: SimEngine, cpus: Int, vmids: Int, pagesPerVMID: Int, blockPages: Int) {
         self.engine = engine

@@ -93,6 +93,7 @@ final class Stage2World: ResettableWorld, @unchecked Sendable {
         memory.restore()
         for mm in hostMMs { mm.pages.resetFreeLists() }
         for mmu in mmus { mmu.resetForReuse() }
+        domain.resetForReuse()
         for d in domains { d.reset() }
         self.seed = seed
         return true
