@@ -50,15 +50,27 @@ extension Bench {
         }
     }
 
-    static func instructions(_ r: inout Report, quick: Bool) throws(InputError) {
+    /// valgrind and strip, which figure 9 needs: checked before any figure is
+    /// measured, so that a machine without them gets one line and nothing else.
+    static func instructionTools() throws(InputError) -> (valgrind: String, strip: String) {
         guard let valgrind = executableInPath("valgrind") else {
             throw InputError("the instructions figure runs kvmsim under valgrind, which is not installed (Debian package valgrind)")
         }
-        let me = try strippedCopyOfSelf()
-        defer { try? FileManager.default.removeItem(atPath: me) }
+        guard let strip = executableInPath("strip") else {
+            throw InputError("the instructions figure needs strip (Debian package binutils) for a copy of kvmsim valgrind can read")
+        }
+        return (valgrind, strip)
+    }
+
+    static func instructions(_ r: inout Report, quick: Bool) throws(InputError) {
+        let tools = try instructionTools()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let me = try strippedCopyOfSelf(into: dir, strip: tools.strip)
         let (few, many) = instructionCounts(quick: quick)
         func perSchedule(_ loop: Loop) throws(InputError) -> ValgrindCounts {
-            let a = try callgrind(valgrind, me, loop, schedules: few), b = try callgrind(valgrind, me, loop, schedules: many)
+            let a = try callgrind(tools.valgrind, me, loop, schedules: few, logIn: dir)
+            let b = try callgrind(tools.valgrind, me, loop, schedules: many, logIn: dir)
             let d = b - a, n = Double(many - few)
             return ValgrindCounts(instructions: d.instructions / n, i1Misses: d.i1Misses / n, d1Misses: d.d1Misses / n, mispredicts: d.mispredicts / n)
         }
@@ -75,48 +87,59 @@ extension Bench {
         r.bareMispredictsPerSchedule = bare.mispredicts
     }
 
-    /// A copy of this executable without debug information (`strip -g`): valgrind
-    /// 3.19 (Debian 12) cannot read Swift 6.3's DWARF 5 and gives up.
-    static func strippedCopyOfSelf() throws(InputError) -> String {
-        guard let strip = executableInPath("strip") else {
-            throw InputError("the instructions figure needs strip (Debian package binutils) for a copy valgrind can read")
-        }
+    /// A new private directory under $TMPDIR (mkdtemp) for the copy and the logs.
+    static func temporaryDirectory() throws(InputError) -> String {
+        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("kvmsim-bench-XXXXXX")).utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard let made else { throw InputError("could not make a temporary directory for the instructions figure: errno \(errno)") }
+        return String(cString: made)
+    }
+
+    /// A copy of this executable without debug information (`strip -g`) in
+    /// `dir`: valgrind 3.19 (Debian 12) cannot read Swift 6.3's DWARF 5 and
+    /// gives up.
+    static func strippedCopyOfSelf(into dir: String, strip: String) throws(InputError) -> String {
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("kvmsim-bench-\(getpid())").path
-        try? FileManager.default.removeItem(atPath: copy)
-        do {
-            try FileManager.default.copyItem(atPath: me, toPath: copy)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: strip)
-            p.arguments = ["-g", copy]
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw InputError("strip -g \(copy) exited with status \(p.terminationStatus)") }
-        } catch let e as InputError {
-            throw e
-        } catch {
-            throw InputError("could not make a stripped copy of \(me) for valgrind: \(error)")
+        let copy = dir + "/kvmsim"
+        do { try FileManager.default.copyItem(atPath: me, toPath: copy) } catch {
+            throw InputError("could not copy \(me) for valgrind: \(error.localizedDescription)")
         }
+        let (status, err) = run(strip, ["-g", copy])
+        guard status == 0 else { throw InputError("strip -g \(copy) failed (status \(status)): \(lastLine(err))") }
         return copy
     }
 
-    /// One run of `kvmsim bench --loop` under callgrind, and the counts it printed.
-    static func callgrind(_ valgrind: String, _ kvmsim: String, _ loop: Loop, schedules: Int) throws(InputError) -> ValgrindCounts {
+    /// One run of `kvmsim bench --loop` under callgrind, and the counts of its
+    /// summary (valgrind's log, kept apart from the program's own stderr).
+    static func callgrind(_ valgrind: String, _ kvmsim: String, _ loop: Loop, schedules: Int, logIn dir: String) throws(InputError) -> ValgrindCounts {
+        let log = "\(dir)/valgrind-\(loop.rawValue)-\(schedules).log"
+        let (status, err) = run(valgrind, ["--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", "--callgrind-out-file=/dev/null",
+                                           "--log-file=\(log)", kvmsim, "bench", "--loop", loop.rawValue, "--loop-schedules", String(schedules)])
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard status == 0, let counts = parseValgrind(text) else {
+            let why = err.isEmpty ? lastLine(text) : lastLine(err)
+            throw InputError("valgrind on 'kvmsim bench --loop \(loop.rawValue)' failed (status \(status)): \(why)")
+        }
+        return counts
+    }
+
+    /// Runs `path` with `arguments`, its stdout discarded; its exit status
+    /// (-1 if it could not start) and stderr.
+    static func run(_ path: String, _ arguments: [String]) -> (Int32, String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: valgrind)
-        p.arguments = ["--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", "--callgrind-out-file=/dev/null",
-                       kvmsim, "bench", "--loop", loop.rawValue, "--loop-schedules", String(schedules)]
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch { throw InputError("could not run valgrind: \(error)") }
+        do { try p.run() } catch { return (-1, "\(error.localizedDescription)") }
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        guard p.terminationStatus == 0, let counts = parseValgrind(text) else {
-            let last = text.split(separator: "\n").last.map(String.init) ?? ""
-            throw InputError("valgrind on 'kvmsim bench --loop \(loop.rawValue)' failed (status \(p.terminationStatus)): \(last)")
-        }
-        return counts
+        return (p.terminationStatus, text)
+    }
+
+    static func lastLine(_ text: String) -> String {
+        text.split(separator: "\n").last { !$0.allSatisfy { $0 == " " || $0 == "=" || $0.isNumber } }.map(String.init) ?? "(no output)"
     }
 
     /// The totals of callgrind's summary (`==pid== I   refs:  1,234` and the

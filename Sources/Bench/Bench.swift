@@ -164,6 +164,9 @@ public enum Bench {
         var r = Report()
         r.machine = ["cpus": String(sysconf(Int32(_SC_NPROCESSORS_ONLN))), "swift": "6.3.1"]
         let f = o.figures
+        // Before anything is measured: a missing tool is one line, not a
+        // minute of figures thrown away.
+        if f.contains(.instructions) { _ = try instructionTools() }
         if f.contains(.rcuVsRwlock) {
             progress("RCU vs. rwlock page-table walks")
             rcuVsRwlock(&r, seconds: o.seconds)

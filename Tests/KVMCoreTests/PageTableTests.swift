@@ -87,6 +87,38 @@ func makeTable(bits: Int = 2, levels: Int = 3) -> (SimEngine, PageTable, MMUMemo
         }
         if mutated { #expect(found > 0) } else { #expect(found == 0) }
     }
+
+    /// A table handed out again has no owner records of its last use (a world
+    /// reset in place restores only the tables handed out when the build
+    /// ended, so a fresh table must not show what an earlier schedule wrote).
+    @Test func aReusedTableHasNoOwnerRecords() throws {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
+        defer { engine.shutdown() }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        let t = PageTable(name: "GVA", levels: 3, bitsPerLevel: 2, capacity: 8, engine: engine, rcu: ModelledRCU(engine: engine),
+                          recordOwners: true)
+        let first = try #require(t.allocTable())
+        t.set(slot: t.slot(first, 1), PTE(pfn: 3, flags: PTE.present), owner: 42)
+        #expect(t.owner(slot: t.slot(first, 1)) == 42)
+        t.freeUnlinkedTable(first)
+        let again = try #require(t.allocTable())
+        #expect(again == first)
+        #expect(t.owner(slot: t.slot(again, 1)) == 0)
+    }
+
+    /// A recorded build keeps only the tables handed out (the pgd) in its record.
+    @Test func aRecordedTableRecordsOnlyItsHandedOutTables() {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
+        defer { engine.shutdown() }
+        let m = WorldMemory.beginRecording()
+        let t = PageTable(name: "GVA", levels: 3, bitsPerLevel: 2, capacity: 8, engine: engine, rcu: ModelledRCU(engine: engine),
+                          recordOwners: true)
+        m.endRecording()
+        // Entries and owners of the pgd (4 words each) and the 8 table states
+        // (the whole arena would be 8 tables of 4 entries, twice).
+        #expect(m.bytes == (4 + 4 + 8) * 8)
+        withExtendedLifetime(t) {}
+    }
 }
 
 /// Unlinks the pmd (level 1) table above `page` from the pgd and frees it and
@@ -122,37 +154,6 @@ actor TableActor: SimActor {
 }
 
 @Suite struct MemslotTests {
-    /// A table handed out again has no owner records of its last use (a world
-    /// reset in place restores only the tables handed out when the build
-    /// ended, so a fresh table must not show what an earlier schedule wrote).
-    @Test func aReusedTableHasNoOwnerRecords() throws {
-        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
-        defer { engine.shutdown() }
-        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
-        let t = PageTable(name: "GVA", levels: 3, bitsPerLevel: 2, capacity: 8, engine: engine, rcu: ModelledRCU(engine: engine),
-                          recordOwners: true)
-        let first = try #require(t.allocTable())
-        t.set(slot: t.slot(first, 1), PTE(pfn: 3, flags: PTE.present), owner: 42)
-        #expect(t.owner(slot: t.slot(first, 1)) == 42)
-        t.freeUnlinkedTable(first)
-        let again = try #require(t.allocTable())
-        #expect(again == first)
-        #expect(t.owner(slot: t.slot(again, 1)) == 0)
-    }
-
-    /// A recorded build keeps only the tables handed out (the pgd) in its record.
-    @Test func aRecordedTableRecordsOnlyItsHandedOutTables() {
-        let engine = SimEngine(mode: .deterministic, actorNames: ["a"])
-        defer { engine.shutdown() }
-        let m = WorldMemory.beginRecording()
-        let t = PageTable(name: "GVA", levels: 3, bitsPerLevel: 2, capacity: 8, engine: engine, rcu: ModelledRCU(engine: engine),
-                          recordOwners: true)
-        m.endRecording()
-        // Entries and owners of the pgd (4 words each) and the 8 table states.
-        #expect(m.bytes < 2 * 8 * 4 * 8, "the whole arena (8 tables of 4 entries, twice) was recorded: \(m.bytes) bytes")
-        withExtendedLifetime(t) {}
-    }
-
     @Test func conversions() {
         let slots = Memslots([Memslot(id: 1, baseGfn: 100, npages: 10, userspaceAddr: 5000),
                               Memslot(id: 0, baseGfn: 0, npages: 50, userspaceAddr: 9000)])
