@@ -79,12 +79,14 @@ extension Bench {
     }
 
     /// The bare world of figure 3: `count` schedules of `engine`'s actors, each
-    /// passing `pointsPerActor` scheduling points and doing nothing else.
+    /// passing `pointsPerActor` scheduling points and doing nothing else. Its
+    /// actors start as the model's workloads do (body jobs, `spawnBody`; Swift
+    /// tasks before 2026-12-07), one job each.
     static func bareSchedules(_ count: Int, engine: SimEngine, strategy: RandomStrategy, pointsPerActor: Int) {
         for i in 0..<count {
             engine.beginSchedule(strategy: strategy, scheduleSeed: UInt64(i))
             for e in engine.executors {
-                engine.spawn(on: e) { for _ in 0..<pointsPerActor { engine.point("bare") } }
+                engine.spawnBody(on: e) { for _ in 0..<pointsPerActor { engine.point("bare") } }
             }
             engine.runSchedule()
         }

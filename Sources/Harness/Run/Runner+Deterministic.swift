@@ -9,6 +9,7 @@ extension Runner {
         let o = options
         let names = o.selection.actorNames
         var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
+        engine.workloadsAsTasks = o.workloadsAsTasks
         let strategy = makeStrategy()
         let start = Date()
         let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
@@ -57,6 +58,7 @@ extension Runner {
             if engine.wedged {
                 cache?.clear()                              // its worlds hold the old engine's executors
                 engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
+                engine.workloadsAsTasks = o.workloadsAsTasks
             }
             if (first != nil && !o.keepGoing) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {

@@ -17,15 +17,39 @@ extension SimEngine {
                                             _ step: @escaping @Sendable (inout SplitMix64, Int) -> Void,
                                             done: @escaping @Sendable () -> Void = {}) {
         let actorSeed = SplitMix64.derive(seed, salt)
-        spawn(on: actor.executor) { [self] in
-            await actor.run { [self] in
-                var rng = SplitMix64(seed: actorSeed)
-                var n = 0
-                while !stopRequested && (endless || n < quota) {
-                    step(&rng, n)
-                    n += 1
-                }
-                done()
+        let work: @Sendable () -> Void = { [self] in
+            var rng = SplitMix64(seed: actorSeed)
+            var n = 0
+            while !stopRequested && (endless || n < quota) {
+                step(&rng, n)
+                n += 1
+            }
+            done()
+        }
+        start(work, on: actor)
+    }
+
+    /// Runs `work` on `actor`, isolated to it: in parallel mode (or with
+    /// `workloadsAsTasks`) a task that starts on the actor's executor and calls
+    /// `actor.run(work)`; otherwise three body jobs on that executor and no
+    /// task, the second running `work` with the actor's isolation. Three,
+    /// because the task had three jobs, each a step: its start, its hop onto
+    /// the actor, and its return from it. So the schedules, and every trace's
+    /// decisions, stay as they were.
+    func start<A: WorkloadActor>(_ work: @escaping @Sendable () -> Void, on actor: A) {
+        guard mode == .deterministic && !workloadsAsTasks else {
+            // A closure literal, as the task always had: with `actor.run(work)`
+            // the runtime entered the actor without the hop, a job and a step
+            // fewer (debug build): how many steps a task took depended on how
+            // the compiler lowered its call. Body jobs state theirs.
+            spawn(on: actor.executor) { await actor.run { work() } }
+            return
+        }
+        let executor = actor.executor
+        spawnBody(on: executor) { [self] in
+            spawnBody(on: executor) { [self] in
+                actor.assumeIsolated { $0.run(work) }
+                spawnBody(on: executor) {}
             }
         }
     }
@@ -34,11 +58,9 @@ extension SimEngine {
     public func spawnWork<A: WorkloadActor>(on actor: A, seed: UInt64, salt: UInt64,
                                             _ body: @escaping @Sendable (inout SplitMix64) -> Void) {
         let actorSeed = SplitMix64.derive(seed, salt)
-        spawn(on: actor.executor) {
-            await actor.run {
-                var rng = SplitMix64(seed: actorSeed)
-                body(&rng)
-            }
-        }
+        start({
+            var rng = SplitMix64(seed: actorSeed)
+            body(&rng)
+        }, on: actor)
     }
 }

@@ -38,6 +38,7 @@ extension SimEngine {
         resetStoreBuffers()
         deadlocked = false
         hung = false
+        pendingBodies = 0
         stopFlag.store(false, ordering: .relaxed)
         violationLock.withLock { $0 = ([], [:]) }
         eventLock.withLock { $0.removeAll() }
@@ -60,7 +61,7 @@ extension SimEngine {
         }
         unlockScheduler()
         if deadlocked {
-            report(.deadlock, "no actor can run but \(activeTasks.load(ordering: .relaxed)) task(s) have not finished")
+            report(.deadlock, "no actor can run but \(activeTasks.load(ordering: .relaxed) + pendingBodies) task(s) have not finished")
         }
     }
 
@@ -127,7 +128,7 @@ extension SimEngine {
     }
 
     func pause(_ me: SimExecutor, at name: StaticString, until condition: UnsafePointer<WaitCondition>?) {
-        if backend == .fibers && !fiberLayoutChecked { checkFiberLayout() }
+        if backend == .fibers && tasksSpawned && !fiberLayoutChecked { checkFiberLayout() }
         lockScheduler()
         me.state = .paused
         me.pausedPoint = name
@@ -188,6 +189,7 @@ extension SimEngine {
             unlockScheduler()
             me.run(job)
             lockScheduler()
+            if case .body = job { pendingBodies -= 1 }
             me.state = me.queueIsEmpty ? .idle : .ready
             if let next = pickNext(previous: me.id) {
                 handOff(from: me, to: next)
@@ -260,17 +262,33 @@ extension SimEngine {
 
     /// `hashName`, cached by the string's address (a point's name is a literal; the
     /// hash itself depends only on its bytes, so traces hash alike in every process).
+    /// Two ways per set, the last used first: with one, two hot points whose
+    /// addresses met in a slot (it depends on the binary's layout) evicted each
+    /// other at every step (1,072 instructions a sync-mmu-race schedule in one
+    /// build).
     @inline(__always)
     func pointHash(_ s: StaticString) -> UInt64 {
         guard s.hasPointerRepresentation else { return Self.hashName(s) }
         let key = UInt(bitPattern: s.utf8Start)
-        let slot = Int(truncatingIfNeeded: (key >> 3) ^ (key >> 11)) & (Self.pointHashSlots - 1)
-        if pointHashCache[slot].key == key { return pointHashCache[slot].hash }
+        let set = Int(truncatingIfNeeded: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 56) &* 2   // 256 sets
+        if pointHashCache[set].key == key { return pointHashCache[set].hash }
+        return pointHashMiss(s, key: key, set: set)
+    }
+
+    @inline(never)
+    func pointHashMiss(_ s: StaticString, key: UInt, set: Int) -> UInt64 {
+        let other = pointHashCache[set + 1]
+        if other.key == key {                               // the second way: swap it to the front
+            pointHashCache[set + 1] = pointHashCache[set]
+            pointHashCache[set] = other
+            return other.hash
+        }
         let h = Self.hashName(s)
-        pointHashCache[slot] = (key, h)
+        pointHashCache[set + 1] = pointHashCache[set]
+        pointHashCache[set] = (key, h)
         return h
     }
-    static let pointHashSlots = 256
+    static let pointHashSlots = 512
 
     static func hashName(_ s: StaticString) -> UInt64 {
         var h = FNV1a64()

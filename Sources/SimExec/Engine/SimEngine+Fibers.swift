@@ -28,6 +28,7 @@ extension SimEngine {
     /// The first point of a schedule checks, inside a running task, that the
     /// fibers move the runtime's current-task slot (see Sources/CFiber).
     func checkFiberLayout() {
+        guard withUnsafeCurrentTask(body: { $0 != nil }) else { return }   // a body job: check inside a task
         fiberLayoutChecked = true
         if kvmsim_fiber_check_active_task() == 0 {
             fatalError("kvmsim: this Swift runtime's thread-local layout differs from the one the fiber backend knows; run with KVMSIM_DETERMINISTIC_BACKEND=threads")

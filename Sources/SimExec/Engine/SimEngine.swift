@@ -58,6 +58,15 @@ public final class SimEngine: @unchecked Sendable {
     /// Fiber backend: the context of the thread inside `runSchedule` or `shutdown` (mutex).
     @exclusivity(unchecked) var threadFiber: OpaquePointer?
     @exclusivity(unchecked) var fiberLayoutChecked = false
+    /// A task was spawned in deterministic mode: the fiber layout check is due
+    /// at the first point inside one (body jobs run no task: nothing to check).
+    @exclusivity(unchecked) var tasksSpawned = false
+    /// Body jobs queued or running (`spawnBody`); engine mutex.
+    @exclusivity(unchecked) var pendingBodies = 0
+    /// Deterministic mode: start workload loops (`spawnLoop`, `spawnWork`) as
+    /// Swift tasks, as before body jobs (`spawnBody`); the two give the same
+    /// steps, which a test checks for every scenario.
+    @exclusivity(unchecked) public var workloadsAsTasks = false
     static let fiberStackSize = 4 << 20
     @exclusivity(unchecked) public internal(set) var executors: [SimExecutor] = []
 
@@ -181,6 +190,7 @@ public final class SimEngine: @unchecked Sendable {
     /// Starts `body` as a task on `executor`'s thread (its task executor preference),
     /// so that it never touches the global concurrent pool.
     public func spawn(on executor: SimExecutor, _ body: @escaping @Sendable () async -> Void) {
+        if mode == .deterministic { tasksSpawned = true }
         activeTasks.add(1, ordering: .acquiringAndReleasing)
         Task(executorPreference: executor) { [self] in
             await body()
@@ -190,15 +200,31 @@ public final class SimEngine: @unchecked Sendable {
         }
     }
 
+    /// Deterministic mode: runs `body` on `executor` as a job of the queue,
+    /// with no Swift task: where a task costs a schedule about 7,000
+    /// instructions (creation, its executor preference record, its jobs,
+    /// completion), a body job costs what appending a closure does. The body
+    /// is synchronous and isolated to nothing by itself: it takes an actor's
+    /// isolation with `assumeIsolated` (`SimExecutor.checkIsolated`). Parallel
+    /// mode runs tasks (`spawn`).
+    public func spawnBody(on e: SimExecutor, _ body: @escaping () -> Void) {
+        precondition(mode == .deterministic, "spawnBody is deterministic mode's; parallel mode spawns tasks")
+        lockScheduler()
+        pendingBodies += 1
+        e.queue.append(.body(body))
+        if e.state == .idle { e.state = .ready }
+        unlockScheduler()
+    }
+
     func enqueue(_ job: UnownedJob, on e: SimExecutor) {
         if mode == .deterministic {
             lockScheduler()
-            e.queue.append(job)
+            e.queue.append(.task(job))
             if e.state == .idle { e.state = .ready }
             unlockScheduler()
         } else {
             pthread_mutex_lock(&e.localMutex)
-            e.queue.append(job)
+            e.queue.append(.task(job))
             pthread_cond_signal(&e.localCond)
             pthread_mutex_unlock(&e.localMutex)
         }

@@ -11,7 +11,8 @@ import CFiber
 ///
 /// Every host CPU actor and every vcpu actor gets one `SimExecutor`; an actor's
 /// `unownedExecutor` returns it, and tasks are started on it with
-/// `Task(executorPreference:)`. Owning the thread gives three things (in
+/// `Task(executorPreference:)` (in deterministic mode, workloads run as body
+/// jobs instead: `SimEngine.spawnBody`). Owning the thread gives three things (in
 /// deterministic mode the default backend replaces the threads by fibers on the
 /// caller's thread, one stack per executor; see `SimEngine.DeterministicBackend`):
 /// - deterministic mode can stop the thread in the middle of a job (a synchronous
@@ -38,8 +39,16 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     @exclusivity(unchecked) var waitPredicate: UnsafePointer<WaitCondition>?
     @exclusivity(unchecked) var cond = pthread_cond_t()
 
+    /// A job of the queue: a Swift task's, or (deterministic mode) a
+    /// synchronous body that runs on this executor with no task at all
+    /// (`SimEngine.spawnBody`).
+    enum Job {
+        case task(UnownedJob)
+        case body(() -> Void)
+    }
+
     // Jobs not yet started.
-    @exclusivity(unchecked) var queue: [UnownedJob] = []
+    @exclusivity(unchecked) var queue: [Job] = []
     @exclusivity(unchecked) var queueHead = 0
     var queueIsEmpty: Bool { queueHead == queue.count }
 
@@ -88,15 +97,25 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     }
 
     @inline(__always)
-    func popJob() -> UnownedJob {
+    func popJob() -> Job {
         let job = queue[queueHead]
         queueHead += 1
         if queueHead == queue.count { queue.removeAll(keepingCapacity: true); queueHead = 0 }
         return job
     }
 
-    func run(_ job: UnownedJob) {
-        job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+    func run(_ job: Job) {
+        switch job {
+        case .task(let j): j.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        case .body(let body): body()
+        }
+    }
+
+    /// SE-0424: whether the caller runs on this executor, for `assumeIsolated`
+    /// inside a body job, where no task records its executor: its thread, or in
+    /// the fiber backend its fiber, is this executor's.
+    public func checkIsolated() {
+        precondition(SimExecutor.current === self, "not on \(name)'s executor")
     }
 }
 

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Testing
+import SimExec
+import KVMCore
+@testable import Harness
+import Catalog
+import TestSupport
+
+/// Deterministic mode starts workloads as body jobs (`SimEngine.spawnBody`),
+/// not Swift tasks, and keeps the tasks' three jobs a workload: for every
+/// scenario and variant the two give the same trace hash (every step of every
+/// schedule), steps, violations and counters.
+@Suite struct WorkloadBodyTests {
+    @Test(arguments: ScenarioRegistry.all.map(\.name))
+    func bodyJobsRunTheSchedulesTasksRan(scenario: String) throws {
+        let s = try ScenarioRegistry.named(scenario)
+        for variant in s.variants {
+            var o = try RunOptions(scenario: scenario, variant: variant, mode: .deterministic)
+            o.schedules = scenario.hasSuffix("-stress") ? 10 : 30
+            o.seed = 41
+            o.keepGoing = true
+            let bodies = try Runner(o).run()
+            o.workloadsAsTasks = true
+            let tasks = try Runner(o).run()
+            let what = "\(scenario) --variant \(variant)"
+            #expect(bodies.traceHash == tasks.traceHash, "\(what): trace hash")
+            #expect(bodies.steps == tasks.steps, "\(what): steps")
+            #expect(bodies.violationsByOracle == tasks.violationsByOracle, "\(what): violations")
+            #expect(bodies.counters == tasks.counters, "\(what): counters")
+        }
+    }
+
+    /// The thread backend runs body jobs on the executors' threads: the same
+    /// schedules as the fibers (one scenario; `DeterminismTests` compares the
+    /// backends for every scenario).
+    @Test func theThreadBackendRunsBodyJobsAlike() throws {
+        var o = try RunOptions(scenario: "sync-mmu-race", variant: "patched", mode: .deterministic)
+        o.schedules = 30
+        o.backend = .fibers
+        let fibers = try Runner(o).run()
+        o.backend = .threads
+        let threads = try Runner(o).run()
+        #expect(fibers.traceHash == threads.traceHash)
+    }
+
+    /// A body job runs isolated to nothing; the work takes its actor's
+    /// isolation with `assumeIsolated`, which the executor grants on its own
+    /// fiber (`SimExecutor.checkIsolated`).
+    @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
+    func aBodyJobTakesItsActorsIsolation(backend: SimEngine.DeterministicBackend) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)
+        defer { engine.shutdown() }
+        let cpus = engine.executors.enumerated().map { HostCPU(index: $0.offset, executor: $0.element) }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 3)
+        let ran = AtomicWords(count: 2)
+        defer { ran.free() }
+        for cpu in cpus {
+            engine.spawnBody(on: cpu.executor) {
+                cpu.assumeIsolated { c in
+                    c.run {
+                        engine.point("body")
+                        ran.store(cpu.index, SimExecutor.current === cpu.executor ? 1 : 2)
+                    }
+                }
+            }
+        }
+        engine.runSchedule()
+        #expect(ran.load(0) == 1 && ran.load(1) == 1)
+        #expect(engine.violations.isEmpty)
+        #expect(engine.decisions.count == 4)                // each body's job and its point
+    }
+}
