@@ -71,8 +71,8 @@ MUTATIONS = [
         kind='use after a reference is dropped (kvm_set_pfn_accessed() after kvm_release_pfn_clean() in the v6.13 order)',
         file='Sources/MIPS/GPA/MIPSMMU+Fault.swift',
         edits=[
-            ('                kvm.kvmSetPfnAccessed(got.pfn)\n                kvm.releasePfnClean(got.pfn)\n                kvm.mmuLock.unlock()\n',
-             '                kvm.releasePfnClean(got.pfn)\n                kvm.kvmSetPfnAccessed(got.pfn)\n                kvm.mmuLock.unlock()\n'),
+            ('                kvm.kvmSetPfnAccessed(got.pfn)\n                kvm.releasePfnClean(got.pfn)\n                mmuLock.unlock()\n',
+             '                kvm.releasePfnClean(got.pfn)\n                kvm.kvmSetPfnAccessed(got.pfn)\n                mmuLock.unlock()\n'),
         ],
         scenarios=['sync-mmu-race', 'sync-mmu-stress'],
         survivor="equivalent under the notifier protocol: the swap is still under kvm->mmu_lock after a passing mmu_notifier_retry(), and every host path that frees a mapped page first calls a notifier that takes mmu_lock (v4.11 try_to_unmap_one(): ->invalidate_page before the page is freed), so the page cannot be freed between the release and the marking; 13d66fddaaa4's own argument. 606,488 random, 515,261 PCT, 222,362 access-level schedules and 20 s on real threads saw nothing (2026-12-07)"),
