@@ -69,4 +69,19 @@ import TestSupport
         #expect(engine.violations.isEmpty)
         #expect(engine.decisions.count == 4)                // each body's job and its point
     }
+
+    /// A body job that waits forever: the deadlock is reported with the
+    /// unfinished job counted, on both backends, and the engine is wedged.
+    @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
+    func aStuckBodyJobIsADeadlock(backend: SimEngine.DeterministicBackend) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["a", "b"], backend: backend)
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 1)
+        engine.spawnBody(on: engine.executors[0]) { engine.waitUntil("never") { false } }
+        engine.spawnBody(on: engine.executors[1]) { engine.point("done") }
+        engine.runSchedule()
+        #expect(engine.deadlocked)
+        #expect(engine.wedged)
+        #expect(engine.violations.first?.oracle == "deadlock")
+        #expect(engine.violations.first?.message.contains("1 task(s) have not finished") == true)
+    }
 }

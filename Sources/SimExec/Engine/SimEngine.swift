@@ -59,7 +59,11 @@ public final class SimEngine: @unchecked Sendable {
     @exclusivity(unchecked) var threadFiber: OpaquePointer?
     @exclusivity(unchecked) var fiberLayoutChecked = false
     /// A task was spawned in deterministic mode: the fiber layout check is due
-    /// at the first point inside one (body jobs run no task: nothing to check).
+    /// at the first point inside one. Body jobs run no task, so a run of
+    /// workloads alone never makes the check (FiberBackendTests still do, and
+    /// `kvmsim_fibers_supported` still checks the runtime's block sizes); body
+    /// jobs rely on the moved runtime slots less: `assumeIsolated` reads the
+    /// executor-tracking slot, which a fiber starts with zeroed.
     @exclusivity(unchecked) var tasksSpawned = false
     /// Body jobs queued or running (`spawnBody`); engine mutex.
     @exclusivity(unchecked) var pendingBodies = 0
@@ -181,6 +185,10 @@ public final class SimEngine: @unchecked Sendable {
     /// Ends the threads. Call once, when no schedule is running.
     public func shutdown() {
         guard !wedged else { return }
+        // Body jobs never run hold their closures, and through them the engine
+        // and their actors (whose executors hold the queues): drop them.
+        // (A queued task's job is dropped too, and its task leaks, as before.)
+        for e in executors { e.queue.removeAll(); e.queueHead = 0 }
         if backend == .fibers { shutdownFibers(); return }
         shutdownThreads()
     }

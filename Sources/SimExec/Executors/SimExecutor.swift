@@ -113,7 +113,10 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
 
     /// SE-0424: whether the caller runs on this executor, for `assumeIsolated`
     /// inside a body job, where no task records its executor: its thread, or in
-    /// the fiber backend its fiber, is this executor's.
+    /// the fiber backend its fiber, is this executor's. The Swift 6 runtime
+    /// asks a custom executor this when it tracks no current executor; in its
+    /// legacy checking mode (not the default) it would not, and every body
+    /// job's `assumeIsolated` would trap.
     public func checkIsolated() {
         precondition(SimExecutor.current === self, "not on \(name)'s executor")
     }
