@@ -185,12 +185,14 @@ public final class SimEngine: @unchecked Sendable {
     /// Ends the threads. Call once, when no schedule is running.
     public func shutdown() {
         guard !wedged else { return }
+        let all = executors
+        if backend == .fibers { shutdownFibers() } else { shutdownThreads() }
         // Body jobs never run hold their closures, and through them the engine
-        // and their actors (whose executors hold the queues): drop them.
-        // (A queued task's job is dropped too, and its task leaks, as before.)
-        for e in executors { e.queue.removeAll(); e.queueHead = 0 }
-        if backend == .fibers { shutdownFibers(); return }
-        shutdownThreads()
+        // and their actors (whose executors hold the queues): drop them, now
+        // that no executor's thread or fiber runs (parallel mode's threads
+        // read their queues until joined). A queued task's job is dropped
+        // too, and its task leaks, as before.
+        for e in all { e.queue.removeAll(); e.queueHead = 0 }
     }
 
     // MARK: - starting work
