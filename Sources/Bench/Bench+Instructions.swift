@@ -62,8 +62,7 @@ extension Bench {
         return (valgrind, strip)
     }
 
-    static func instructions(_ r: inout Report, quick: Bool) throws(InputError) {
-        let tools = try instructionTools()
+    static func instructions(_ r: inout Report, quick: Bool, tools: (valgrind: String, strip: String)) throws(InputError) {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let me = try strippedCopyOfSelf(into: dir, strip: tools.strip)

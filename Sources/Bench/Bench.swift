@@ -166,7 +166,7 @@ public enum Bench {
         let f = o.figures
         // Before anything is measured: a missing tool is one line, not a
         // minute of figures thrown away.
-        if f.contains(.instructions) { _ = try instructionTools() }
+        let tools = f.contains(.instructions) ? try instructionTools() : nil
         if f.contains(.rcuVsRwlock) {
             progress("RCU vs. rwlock page-table walks")
             rcuVsRwlock(&r, seconds: o.seconds)
@@ -199,9 +199,9 @@ public enum Bench {
             progress("x86 TDP MMU walks: RCU vs. mmu_lock held for read")
             tdpWalk(&r, seconds: o.seconds)
         }
-        if f.contains(.instructions) {
+        if let tools {
             progress("instructions per schedule, model vs. bare, under valgrind (callgrind)")
-            try instructions(&r, quick: o.quick)
+            try instructions(&r, quick: o.quick, tools: tools)
         }
         return r
     }

@@ -17,14 +17,14 @@ struct BenchCommand: ParsableCommand {
     var only: String?
     /// What the instructions figure runs under valgrind: one of figure 3's loops.
     @Option(help: .hidden) var loop: Bench.Loop?
-    @Option(help: .hidden) var loopSchedules = 1000    // (the default, also the mark of "not given")
+    @Option(help: .hidden) var loopSchedules: Int?
 
     func run() throws {
         if let loop {
             guard only == nil, !json, !quick else { throw InputError("--loop runs one loop of figure 3 for the instructions figure: no --only, --json or --quick with it") }
-            return try Bench.runLoop(loop, count: loopSchedules)
+            return try Bench.runLoop(loop, count: loopSchedules ?? 1000)
         }
-        guard loopSchedules == 1000 else { throw InputError("--loop-schedules needs --loop") }
+        guard loopSchedules == nil else { throw InputError("--loop-schedules needs --loop") }
         var o = Bench.Options()
         o.quick = quick
         if let only {

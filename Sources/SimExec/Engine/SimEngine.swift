@@ -219,19 +219,21 @@ public final class SimEngine: @unchecked Sendable {
     /// mode runs tasks (`spawn`).
     public func spawnBody(on e: SimExecutor, _ body: @escaping () -> Void) {
         precondition(mode == .deterministic, "spawnBody is deterministic mode's; parallel mode spawns tasks")
+        append(.body(body), on: e)
+    }
+
+    /// Deterministic mode: `job` at the end of `e`'s queue, `e` ready if idle.
+    private func append(_ job: SimExecutor.Job, on e: SimExecutor) {
         lockScheduler()
-        pendingBodies += 1
-        e.queue.append(.body(body))
+        if case .body = job { pendingBodies += 1 }
+        e.queue.append(job)
         if e.state == .idle { e.state = .ready }
         unlockScheduler()
     }
 
     func enqueue(_ job: UnownedJob, on e: SimExecutor) {
         if mode == .deterministic {
-            lockScheduler()
-            e.queue.append(.task(job))
-            if e.state == .idle { e.state = .ready }
-            unlockScheduler()
+            append(.task(job), on: e)
         } else {
             pthread_mutex_lock(&e.localMutex)
             e.queue.append(.task(job))
