@@ -232,11 +232,12 @@ struct Stage2Fixture {
     /// Issue 20, class 3 (a budget shorter than the race): R1's pre-fix code
     /// is the fixed code with one check moved, and the random search at the
     /// fixed variant's budget (5,000 schedules) does not reach it, while PCT
-    /// at the same budget does at once. This is why every fixed variant has a
-    /// PCT case beside its random one (RegressionSuiteTests).
+    /// at the same budget does (seed 1: schedule 1,167; seeds 1-8: 36-3,778,
+    /// trace format 2). This is why every fixed variant has a PCT case beside
+    /// its random one (RegressionSuiteTests).
     @Test func r1NeedsPCTWithinTheFixedVariantsBudget() throws {
         let pct = try run("stage2-race", "vma-seq-pre-fix", schedules: 5_000, strategy: .pct, lengths: RunOptions.searchLengths).0
-        #expect(pct.violations > 0 && (pct.firstViolationSchedule ?? .max) < 100)
+        #expect(pct.violations > 0)
         let random = try run("stage2-race", "vma-seq-pre-fix", schedules: 5_000, lengths: RunOptions.searchLengths).0
         #expect(random.violations == 0,
                 "the random search now finds R1 within 5,000 schedules: class 3 needs a deeper witness than R1")

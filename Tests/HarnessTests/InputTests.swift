@@ -63,6 +63,13 @@ import TestSupport
             defer { try? FileManager.default.removeItem(atPath: q) }
             #expect(throws: InputError.self, "\(change.keys.first ?? "")") { try TraceFile.load(from: q) }
         }
+        // A format 1 trace (three steps a workload start) is refused, saying why.
+        let v1 = tmp(String(decoding: try JSONSerialization.data(withJSONObject: object.merging(["version": 1]) { _, new in new }), as: UTF8.self))
+        defer { try? FileManager.default.removeItem(atPath: v1) }
+        #expect { try TraceFile.load(from: v1) } throws: { e in
+            guard let e = e as? InputError else { return false }
+            return e.message.contains("version 1 is not supported") && e.message.contains("record it again")
+        }
     }
 }
 

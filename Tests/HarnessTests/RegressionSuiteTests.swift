@@ -70,6 +70,27 @@ import TestSupport
         #expect(try Runner.replay(a.trace).violations.first?.oracle == t.violation?.oracle)
     }
 
+    /// `regress --write-traces` shrinks a case's first `shrinkCandidates`
+    /// failing schedules and writes the smallest result.
+    @Test func writeTracesKeepsTheSmallestOfSeveralShrunkSchedules() throws {
+        let c = try #require(RegressionSuite.cases.first { $0.scenario == "sync-mmu-race" && $0.variant == "pre-fix" })
+        let runner = try Runner(RegressionSuite.options(c, budget: nil))
+        runner.failingTracesToKeep = RegressionSuite.shrinkCandidates
+        let r = runner.run()
+        let traces = runner.failingTraces
+        #expect(traces.count == RegressionSuite.shrinkCandidates)
+        #expect(runner.failingTrace == traces.first && r.firstViolationSchedule == traces.first?.schedule)
+        #expect(zip(traces, traces.dropFirst()).allSatisfy { $0.schedule < $1.schedule })
+        let smallest = try traces.map { try Shrinker.shrink($0).steps }.min()
+        let dir = NSTemporaryDirectory() + "kvmsim-write-traces-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try RegressionSuite.run(c, budget: nil, tracesDir: dir)
+        #expect(result.passed)
+        let written = try TraceFile.load(from: (dir as NSString).appendingPathComponent(c.traceFileName))
+        #expect(written.decisions.count == smallest)
+    }
+
     @Test func junitIsWellFormedWithOneTestcasePerCase() throws {
         let cases = [RegressionSuite.cases[0], RegressionSuite.cases[2]]
         var results = try cases.map { try RegressionSuite.run($0, budget: 50) }

@@ -7,27 +7,30 @@ import Catalog
 import TestSupport
 
 /// Deterministic mode starts workloads as body jobs (`SimEngine.spawnBody`),
-/// not Swift tasks, and keeps the tasks' three jobs a workload: for every
-/// scenario and variant the two give the same trace hash (every step of every
-/// schedule), steps, violations and counters.
+/// not Swift tasks: one job, so one step, a workload (trace version 2).
 @Suite struct WorkloadBodyTests {
-    @Test(arguments: ScenarioRegistry.all.map(\.name))
-    func bodyJobsRunTheSchedulesTasksRan(scenario: String) throws {
-        let s = try ScenarioRegistry.named(scenario)
-        for variant in s.variants {
-            var o = try RunOptions(scenario: scenario, variant: variant, mode: .deterministic)
-            o.schedules = scenario.hasSuffix("-stress") ? 10 : 30
-            o.seed = 41
-            o.keepGoing = true
-            let bodies = try Runner(o).run()
-            o.workloadsAsTasks = true
-            let tasks = try Runner(o).run()
-            let what = "\(scenario) --variant \(variant)"
-            #expect(bodies.traceHash == tasks.traceHash, "\(what): trace hash")
-            #expect(bodies.steps == tasks.steps, "\(what): steps")
-            #expect(bodies.violationsByOracle == tasks.violationsByOracle, "\(what): violations")
-            #expect(bodies.counters == tasks.counters, "\(what): counters")
+    /// `spawnWork` and `spawnLoop` start a workload in one step, on its
+    /// actor's executor with the actor's isolation, on both backends.
+    @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
+    func aWorkloadStartsInOneStep(backend: SimEngine.DeterministicBackend) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)
+        defer { engine.shutdown() }
+        let cpus = engine.executors.enumerated().map { HostCPU(index: $0.offset, executor: $0.element) }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 5)
+        let ran = AtomicWords(count: 2)
+        defer { ran.free() }
+        engine.spawnWork(on: cpus[0], seed: 1, salt: 0) { _ in
+            engine.point("work")
+            ran.store(0, SimExecutor.current === cpus[0].executor ? 1 : 2)
         }
+        engine.spawnLoop(on: cpus[1], seed: 1, salt: 1, endless: false, quota: 2, { _, _ in
+            engine.point("loop")
+            ran.add(1, SimExecutor.current === cpus[1].executor ? 1 : 100)
+        })
+        engine.runSchedule()
+        #expect(ran.load(0) == 1 && ran.load(1) == 2)
+        #expect(engine.violations.isEmpty)
+        #expect(engine.decisions.count == 5)                // two starts, three points
     }
 
     /// The thread backend runs body jobs on the executors' threads: the same

@@ -127,7 +127,11 @@ import TestSupport
     @Test func patchedShowsTheChangePTERace() throws {
         let (r, runner) = try run("sync-mmu-stress", "patched", seed: 3, schedules: 3000, configure: Self.smallStress)
         #expect(r.violations > 0)
-        #expect(r.firstViolation?.oracle == "I1")
+        // A freed page read through the stale mapping (I1), or the write
+        // through it after the host write-protected the page (wp-write, the
+        // mprotect form of the race); seed 3 shows the second since trace
+        // format 2, the first before.
+        #expect(["I1", "wp-write"].contains(r.firstViolation?.oracle ?? ""))
         let replay = try Runner.replay(try #require(runner.failingTrace))
         #expect(replay.events.contains { $0.text.contains("kvm_set_spte_hva") })
     }

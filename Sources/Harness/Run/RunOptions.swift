@@ -23,10 +23,6 @@ public struct RunOptions: Sendable {
     /// the same schedules (tests compare the two).
     public var resetWorlds = RunOptions.resetWorldsByDefault
     public static let resetWorldsByDefault = ProcessInfo.processInfo.environment["KVMSIM_WORLD_RESET"] != "0"
-    /// Deterministic mode: start workloads as Swift tasks, as before body
-    /// jobs (`SimEngine.workloadsAsTasks`): the same schedules (tests compare
-    /// the two), at about 7,000 instructions more per actor and schedule.
-    public var workloadsAsTasks = false
     /// How deterministic mode passes the baton (same schedules either way).
     public var backend: SimEngine.DeterministicBackend = .preferred
     /// Deterministic mode: schedule lengths, as multiples of the scenario's

@@ -9,7 +9,6 @@ extension Runner {
         let o = options
         let names = o.selection.actorNames
         var engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
-        engine.workloadsAsTasks = o.workloadsAsTasks
         let strategy = makeStrategy()
         let start = Date()
         let budget = o.schedules ?? (o.seconds == nil ? 1000 : Int.max)
@@ -49,18 +48,20 @@ extension Runner {
                 if first == nil {
                     first = (ran, found[0])
                     firstAt = engine.firstViolationTime.map { $0 - t0 }
-                    failingTrace = TraceFile(selection: selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
-                                             strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
-                                             violation: found[0], points: o.points)
+                }
+                if failingTraces.count < failingTracesToKeep {
+                    failingTraces.append(TraceFile(selection: selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
+                                                   strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
+                                                   violation: found[0], points: o.points))
+                    failingTrace = failingTraces[0]
                 }
             }
             ran += 1
             if engine.wedged {
                 cache?.clear()                              // its worlds hold the old engine's executors
                 engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
-                engine.workloadsAsTasks = o.workloadsAsTasks
-            }
-            if (first != nil && !o.keepGoing) || mismatch != nil { break }
+                    }
+            if (first != nil && !o.keepGoing && failingTraces.count >= failingTracesToKeep) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {
                 let now = Date()
                 if now.timeIntervalSince(lastProgress) > 0.2 { lastProgress = now; progress(ran, o.schedules, now.timeIntervalSince(start)) }

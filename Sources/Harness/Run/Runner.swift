@@ -12,6 +12,13 @@ public final class Runner {
     public var progress: ((Int, Int?, Double) -> Void)?
     /// The trace of the first failing schedule (deterministic mode).
     public internal(set) var failingTrace: TraceFile?
+    /// Deterministic mode: the traces of the first `failingTracesToKeep`
+    /// failing schedules, in order; a run without `keepGoing` goes on past
+    /// its first failure until it has them (or its budget ends). Shrinking
+    /// several and keeping the smallest gives a shorter minimal trace than
+    /// shrinking the first alone (`regress --write-traces`).
+    public var failingTracesToKeep = 1
+    public internal(set) var failingTraces: [TraceFile] = []
     /// Protocol counters and violations per oracle, summed over the schedules run so far.
     var counterTotals: [String: Int] = [:]
     var violationTotals: [String: Int] = [:]

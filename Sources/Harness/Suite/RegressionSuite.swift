@@ -49,14 +49,29 @@ public enum RegressionSuite {
         return o
     }
 
-    /// Runs one case. With `tracesDir`, a violation's schedule is shrunk and its
-    /// minimal trace written there (`SuiteCase.traceFileName`).
+    /// Failing schedules `regress --write-traces` shrinks per case, keeping
+    /// the smallest result: a minimal trace is only as short as the schedule
+    /// it was cut from allows (the shrinker deletes decisions; it does not
+    /// reorder them), and the first failing schedule of a long case is often
+    /// one of its longest.
+    public static let shrinkCandidates = 4
+
+    /// Runs one case. With `tracesDir`, the first `shrinkCandidates` failing
+    /// schedules within the budget are shrunk and the smallest minimal trace
+    /// (fewest steps, then preemptions) is written there
+    /// (`SuiteCase.traceFileName`); the case then runs past its first failure.
     public static func run(_ c: SuiteCase, budget: Int?, tracesDir: String? = nil, stop: StopSignal = .never) throws(InputError) -> CaseResult {
         let runner = try Runner(options(c, budget: budget, stop: stop))
+        if tracesDir != nil { runner.failingTracesToKeep = shrinkCandidates }
         let r = runner.run()
         let found: Verdict = r.violations > 0 ? .violation : .clean
-        if let tracesDir, let t = runner.failingTrace {
-            let minimal = try Shrinker.shrink(t).trace
+        if let tracesDir, !runner.failingTraces.isEmpty {
+            var best: Shrinker.Result? = nil
+            for t in runner.failingTraces {
+                let m = try Shrinker.shrink(t)
+                if best.map({ (m.steps, m.preemptions) < ($0.steps, $0.preemptions) }) ?? true { best = m }
+            }
+            let minimal = best!.trace
             let path = (tracesDir as NSString).appendingPathComponent(c.traceFileName)
             do { try minimal.write(to: path) } catch { throw InputError("cannot write '\(path)': \(error.localizedDescription)") }
         }

@@ -11,7 +11,10 @@ import SimExec
 /// sizes and options, flat), `actors`, `decisions`, `violation`).
 public struct TraceFile: Codable, Sendable, Equatable {
     public static let formatName = "kvmsim-trace"
-    public static let currentVersion = 1
+    /// 2: a workload starts in one step, its body job (before, in three: the
+    /// jobs of a Swift task's start, hop onto its actor and return), so every
+    /// version 1 schedule has other decisions. Version 1 files are refused.
+    public static let currentVersion = 2
 
     public var format: String = TraceFile.formatName
     public var version: Int = TraceFile.currentVersion
@@ -53,7 +56,10 @@ public struct TraceFile: Codable, Sendable, Equatable {
         format = try c.decode(String.self, forKey: .format)
         version = try c.decode(Int.self, forKey: .version)
         guard format == Self.formatName else { throw UnknownRun(message: "format is '\(format)', expected '\(Self.formatName)'") }
-        guard version == Self.currentVersion else { throw UnknownRun(message: "version \(version) is not supported (expected \(Self.currentVersion))") }
+        guard version == Self.currentVersion else {
+            let why = version == 1 ? "; version 1 schedules started each workload in three steps, not one: record it again with this kvmsim" : ""
+            throw UnknownRun(message: "version \(version) is not supported (expected \(Self.currentVersion))\(why)")
+        }
         let scenarioName = try c.decode(String.self, forKey: .scenario)
         let variantName = try c.decode(String.self, forKey: .variant)
         let scenario: AnyScenario

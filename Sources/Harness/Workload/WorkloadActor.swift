@@ -29,29 +29,23 @@ extension SimEngine {
         start(work, on: actor)
     }
 
-    /// Runs `work` on `actor`, isolated to it: in parallel mode (or with
-    /// `workloadsAsTasks`) a task that starts on the actor's executor and calls
-    /// `actor.run(work)`; otherwise three body jobs on that executor and no
-    /// task, the second running `work` with the actor's isolation. Three,
-    /// because the task had three jobs, each a step: its start, its hop onto
-    /// the actor, and its return from it. So the schedules, and every trace's
-    /// decisions, stay as they were.
+    /// Runs `work` on `actor`, isolated to it. Deterministic mode: one body
+    /// job on the actor's executor, no task; the job is the workload's first
+    /// step, and `work` takes the actor's isolation with `assumeIsolated`.
+    /// Parallel mode: a task that starts on the actor's executor and calls
+    /// `actor.run(work)`.
+    ///
+    /// (Before trace version 2, deterministic mode ran three jobs a workload,
+    /// the steps a task took: its start, its hop onto the actor and its
+    /// return. Neither of the last two ran model code.)
     func start<A: WorkloadActor>(_ work: @escaping @Sendable () -> Void, on actor: A) {
-        guard mode == .deterministic && !workloadsAsTasks else {
-            // A closure literal, as the task always had: with `actor.run(work)`
-            // the runtime entered the actor without the hop, a job and a step
-            // fewer (debug build): how many steps a task took depended on how
-            // the compiler lowered its call. Body jobs state theirs.
+        guard mode == .deterministic else {
+            // A closure literal: with `actor.run(work)` the runtime entered
+            // the actor without the hop (debug build).
             spawn(on: actor.executor) { await actor.run { work() } }
             return
         }
-        let executor = actor.executor
-        spawnBody(on: executor) { [self] in
-            spawnBody(on: executor) { [self] in
-                actor.assumeIsolated { $0.run(work) }
-                spawnBody(on: executor) {}
-            }
-        }
+        spawnBody(on: actor.executor) { actor.assumeIsolated { $0.run(work) } }
     }
 
     /// Starts `body` on `actor` (its own loop, with its own PRNG stream).

@@ -67,10 +67,6 @@ public final class SimEngine: @unchecked Sendable {
     @exclusivity(unchecked) var tasksSpawned = false
     /// Body jobs queued or running (`spawnBody`); engine mutex.
     @exclusivity(unchecked) var pendingBodies = 0
-    /// Deterministic mode: start workload loops (`spawnLoop`, `spawnWork`) as
-    /// Swift tasks, as before body jobs (`spawnBody`); the two give the same
-    /// steps, which a test checks for every scenario.
-    @exclusivity(unchecked) public var workloadsAsTasks = false
     static let fiberStackSize = 4 << 20
     @exclusivity(unchecked) public internal(set) var executors: [SimExecutor] = []
 

@@ -64,7 +64,7 @@ public struct TDPMMURaceScenario: Scenario {
              note: "T4 fixed: an xchg (or LOCK AND) for an SPTE with volatile bits"),
         Case(.upstream, expects: .clean, schedules: 2_000, lengths: Self.search, configure: { $0.options.hugePages = 1 },
              note: "every fix, on hugetlbfs-backed RAM with the NX huge page mitigation and its recovery thread"),
-        Case(.upstream, expects: .violation, seed: 2, schedules: 20_000, lengths: Self.search,
+        Case(.upstream, expects: .violation, seed: 4, schedules: 20_000, lengths: Self.search,
              configure: { $0.options.hugePages = 1; $0.options.eagerPageSplit = 0 },
              note: "candidate finding: with eager_page_split=0, a fault splits a huge page between the Dirty-bit clear and the 2M write-protect of logging's start; its 4K children inherit D=1 and later writes are never logged"),
         Case(.nxFlushPreFix, expects: .violation, schedules: 2_000, lengths: Self.search, configure: { $0.options.hugePages = 1 },
