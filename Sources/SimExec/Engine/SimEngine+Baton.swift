@@ -246,7 +246,12 @@ extension SimEngine {
     func choose(count: Int, previous: Int) -> Int {
         let step = decisionLog.count
         let runnable = UnsafeBufferPointer(start: runnableBuffer, count: count)
-        let chosen = withStrategy { $0.choose(runnable: runnable, step: step, previous: previous) }
+        let chosen = strategyRef._withUnsafeGuaranteedRef { box in
+            if let random = box.random {
+                return random._withUnsafeGuaranteedRef { $0.choose(runnable: runnable, step: step, previous: previous) }
+            }
+            return box.strategy.choose(runnable: runnable, step: step, previous: previous)
+        }
         decisionLog.append(UInt16(chosen))
         return chosen
     }

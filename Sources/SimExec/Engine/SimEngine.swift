@@ -82,7 +82,13 @@ public final class SimEngine: @unchecked Sendable {
     /// retained and released at each use).
     final class StrategyBox {
         let strategy: SchedulingStrategy
-        init(_ s: SchedulingStrategy) { strategy = s }
+        /// The strategy when it is a `RandomStrategy` (the default), called
+        /// directly and inlined instead of through the protocol's witness.
+        let random: Unmanaged<RandomStrategy>?
+        init(_ s: SchedulingStrategy) {
+            strategy = s
+            random = (s as? RandomStrategy).map { Unmanaged.passUnretained($0) }
+        }
     }
     @exclusivity(unchecked) var strategyBox = StrategyBox(RandomStrategy())
     @exclusivity(unchecked) var strategyRef: Unmanaged<StrategyBox>

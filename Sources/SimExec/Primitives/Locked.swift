@@ -12,10 +12,14 @@ import Darwin
 /// shows up as a race; pthread mutexes are intercepted. Never reach a scheduling
 /// point while holding one (it is a real lock: a paused holder would block others
 /// outside the scheduler's view). `value` is only reached under the lock, so it
-/// skips the dynamic exclusivity checks.
+/// skips the dynamic exclusivity checks. `withLock` is inlinable: the model's
+/// allocators (`TableArena`, `HostPages`) take one at every table or page
+/// they hand out, and the generic call from another module, its closure
+/// context and metadata cost more than the mutex (about 2,000 instructions a
+/// sync-mmu-race schedule).
 public final class Locked<Value>: @unchecked Sendable {
-    @exclusivity(unchecked) private var mutex = pthread_mutex_t()
-    @exclusivity(unchecked) private var value: Value
+    @exclusivity(unchecked) @usableFromInline var mutex = pthread_mutex_t()
+    @exclusivity(unchecked) @usableFromInline var value: Value
 
     public init(_ value: Value) {
         self.value = value
@@ -26,7 +30,7 @@ public final class Locked<Value>: @unchecked Sendable {
 
     /// Runs `body` with the lock held (and, a real lock held by a thread, with
     /// access-level points closed: nothing inside may pause).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
