@@ -46,12 +46,12 @@ public struct Stage2RaceScenario: Scenario {
         c.options.kvmWork = .none; c.options.hugePages = 0
     }
 
-    // Budgets from the first failing schedule over seeds 1-8 (docs/mechanisms/arm64-stage2.md):
-    // R1 random 3,251-89,899, PCT 1-3,595; R2 (immediate) random 1-5; R3 random 0-3;
-    // R4 random 3-255; R4 after its first fix random 1,427-31,735 (seed 7: none in 200,000).
-    // Trace version 2 (a workload starts in one step) moved every schedule: R4 after its
-    // first fix fails first at 16,061 (seed 1), 10,090 (seed 3), 15,303 (seed 8), and on no
-    // other seed of 1-12 within 20,000, so its case runs seed 3 with 11,000 schedules.
+    // Budgets from the first failing schedule over seeds 1-8 (docs/mechanisms/arm64-stage2.md;
+    // trace format 2, where a workload starts in one step): R1 random 4,279-67,027, PCT
+    // 36-3,778; R4 random 10-179; R4 after its first fix random 10,090-156,063 (seed 1
+    // 16,061, seed 3 10,090, no other seed of 1-12 within 20,000), so its case runs seed 3
+    // with 11,000 schedules. (Format 1: R1 3,251-89,899, PCT 1-3,595, R4 3-255, R4 after
+    // its first fix 1,427-31,735 with seed 4 at 1,427.)
     // Clean cases run 5,000 schedules here; the page records longer runs.
     // Budgets (issue 20, class 3; measured 2026-12-07 by stress/mutate at 69e9865):
     // random: planted bugs by 2,463 (break-before-make's TLBI, its one
