@@ -51,7 +51,7 @@ public struct SyncMMURaceScenario: Scenario {
         Case(.noChangePTE, expects: .violation, schedules: 20_000,
              note: "finding: kvm_set_pfn_accessed() after kvm_release_pfn_clean() (slow path) or after the unlock with no reference (fast path) marks a page the host has freed (v4.11-v6.12; docs/mechanisms/sync-mmu.md)"),
         Case(.noChangePTE, expects: .violation, schedules: 20_000, configure: { $0.options.gpaTableFree = .immediate; $0.options.markAccessed = .v613 },
-             note: "finding: the kernel frees an emptied GPA pte table before its flush, under a VZ refill walk that already read the pmd (docs/mechanisms/sync-mmu.md)"),
+             note: "finding: the kernel frees emptied GPA page tables before its flush, under a VZ refill walk that has read a pointer to one (docs/mechanisms/sync-mmu.md)"),
         Case(.noChangePTE, expects: .clean, schedules: 5_000, configure: { $0.options.gpaTableFree = .afterFlush; $0.options.markAccessed = .v613 },
              note: "the same with the tables freed after kvm_flush_remote_tlbs() (x86's and LoongArch's order; no MIPS kernel had it)"),
         Case(.patched, expects: .clean, schedules: 5_000, configure: { $0.options.guestRam = .file; $0.options.markAccessed = .v613 },
