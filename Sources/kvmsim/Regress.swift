@@ -28,7 +28,7 @@ struct Regress: ParsableCommand {
     @Option(help: "Also write JUnit XML here (one testcase per case).") var junit: String?
     @Option(help: "Cap the schedules of cases expected clean (violation cases keep their limit).") var budget: Int?
     @Option(help: "Run the I-th of N disjoint slices of the cases (1-based), e.g. 2/4.") var shard: String?
-    @Option(help: "Shrink each violation found and write its minimal trace into this directory.") var writeTraces: String?
+    @Option(help: "Write each violation case's minimal trace into this directory: the smallest of its first four failing schedules of the same oracle, shrunk.") var writeTraces: String?
     @Option(help: "Only the cases of this scenario (repeatable).") var scenario: [String] = []
     @Flag(help: "List the cases and exit (with --json: one object with a `cases` array).") var list = false
     @Option(help: "Cases run at once, each on its own thread (default: the CPUs online). Verdicts do not depend on it.") var jobs: Int?

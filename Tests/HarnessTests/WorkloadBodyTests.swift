@@ -10,7 +10,8 @@ import TestSupport
 /// not Swift tasks: one job, so one step, a workload (trace version 2).
 @Suite struct WorkloadBodyTests {
     /// `spawnWork` and `spawnLoop` start a workload in one step, on its
-    /// actor's executor with the actor's isolation, on both backends.
+    /// actor's executor (the job calls the workload; it needs no isolation),
+    /// on both backends.
     @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
     func aWorkloadStartsInOneStep(backend: SimEngine.DeterministicBackend) {
         let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)

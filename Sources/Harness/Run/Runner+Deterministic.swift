@@ -60,7 +60,7 @@ extension Runner {
             if engine.wedged {
                 cache?.clear()                              // its worlds hold the old engine's executors
                 engine = SimEngine(mode: .deterministic, actorNames: names, backend: o.backend, points: o.points)
-                    }
+            }
             if (first != nil && !o.keepGoing && failingTraces.count >= failingTracesToKeep) || mismatch != nil { break }
             if let progress, ran & 63 == 0 {
                 let now = Date()

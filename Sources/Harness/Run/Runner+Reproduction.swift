@@ -86,6 +86,7 @@ extension Runner {
         if let failure, !interrupted {
             reproduction = reproduce(failure)
             failingTrace = reproduction?.trace
+            failingTraces = failingTrace.map { [$0] } ?? []
         }
         var r = report(schedules: work, violations: violations, first: failure.map { ($0.episode, $0.violation) },
                        elapsed: Date().timeIntervalSince(start), traceHash: nil, steps: 0, secondsToFirst: firstAt)

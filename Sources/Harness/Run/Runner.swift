@@ -13,10 +13,11 @@ public final class Runner {
     /// The trace of the first failing schedule (deterministic mode).
     public internal(set) var failingTrace: TraceFile?
     /// Deterministic mode: the traces of the first `failingTracesToKeep`
-    /// failing schedules, in order; a run without `keepGoing` goes on past
-    /// its first failure until it has them (or its budget ends). Shrinking
-    /// several and keeping the smallest gives a shorter minimal trace than
-    /// shrinking the first alone (`regress --write-traces`).
+    /// (at least 1) failing schedules, in order; a run without `keepGoing`
+    /// goes on past its first failure until it has them (or its budget
+    /// ends). Shrinking several and keeping the smallest gives a shorter
+    /// minimal trace than shrinking the first alone (`regress
+    /// --write-traces`). Parallel mode: the reproduced trace, if any.
     public var failingTracesToKeep = 1
     public internal(set) var failingTraces: [TraceFile] = []
     /// Protocol counters and violations per oracle, summed over the schedules run so far.
@@ -56,7 +57,10 @@ public final class Runner {
     func selection(forSchedule index: Int) -> ScenarioSelection { scaledSelections[index % scaledSelections.count] }
 
     public func run() -> RunReport {
-        options.mode == .deterministic ? runDeterministic() : runParallel()
+        precondition(failingTracesToKeep >= 1, "failingTracesToKeep must be at least 1")
+        failingTrace = nil
+        failingTraces = []
+        return options.mode == .deterministic ? runDeterministic() : runParallel()
     }
 
     var interrupted: Bool { options.stop.isRaised }

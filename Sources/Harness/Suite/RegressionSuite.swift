@@ -56,22 +56,15 @@ public enum RegressionSuite {
     /// one of its longest.
     public static let shrinkCandidates = 4
 
-    /// Runs one case. With `tracesDir`, the first `shrinkCandidates` failing
-    /// schedules within the budget are shrunk and the smallest minimal trace
-    /// (fewest steps, then preemptions) is written there
-    /// (`SuiteCase.traceFileName`); the case then runs past its first failure.
+    /// Runs one case. With `tracesDir`, a violation's minimal trace is
+    /// written there (`SuiteCase.traceFileName`): `smallestMinimalTrace`.
+    /// The verdict and the report come from the case's own run, as without.
     public static func run(_ c: SuiteCase, budget: Int?, tracesDir: String? = nil, stop: StopSignal = .never) throws(InputError) -> CaseResult {
         let runner = try Runner(options(c, budget: budget, stop: stop))
-        if tracesDir != nil { runner.failingTracesToKeep = shrinkCandidates }
         let r = runner.run()
         let found: Verdict = r.violations > 0 ? .violation : .clean
-        if let tracesDir, !runner.failingTraces.isEmpty {
-            var best: Shrinker.Result? = nil
-            for t in runner.failingTraces {
-                let m = try Shrinker.shrink(t)
-                if best.map({ (m.steps, m.preemptions) < ($0.steps, $0.preemptions) }) ?? true { best = m }
-            }
-            let minimal = best!.trace
+        if let tracesDir, let first = runner.failingTrace {
+            let minimal = try smallestMinimalTrace(c, first: first, stop: stop)
             let path = (tracesDir as NSString).appendingPathComponent(c.traceFileName)
             do { try minimal.write(to: path) } catch { throw InputError("cannot write '\(path)': \(error.localizedDescription)") }
         }
@@ -79,6 +72,27 @@ public enum RegressionSuite {
                           passed: !r.interrupted && found == c.expected, schedules: r.schedules,
                           schedulesToFirstViolation: r.firstViolationSchedule.map { $0 + 1 }, oracle: r.firstViolation?.oracle,
                           elapsedSeconds: r.elapsedSeconds, interrupted: r.interrupted, note: c.note, commit: c.commit?.id)
+    }
+
+    /// The smallest minimal trace (fewest steps, then preemptions) among the
+    /// case's first `shrinkCandidates` failing schedules whose first
+    /// violation is `first`'s oracle (the case's race: a later schedule can
+    /// break another check first). The candidates come from a second run of
+    /// the case, bounded by four times the schedules the first failure took
+    /// (at least 1,000): a rare race's budget can be a million schedules. The
+    /// first failure must shrink; a later one that does not is skipped.
+    static func smallestMinimalTrace(_ c: SuiteCase, first: TraceFile, stop: StopSignal) throws(InputError) -> TraceFile {
+        var best = try Shrinker.shrink(first)
+        var o = options(c, budget: nil, stop: stop)
+        o.schedules = min(c.schedules, max(1_000, 4 * (first.schedule + 1)))
+        let candidates = try Runner(o)
+        candidates.failingTracesToKeep = shrinkCandidates
+        _ = candidates.run()
+        for t in candidates.failingTraces where t.schedule != first.schedule && t.violation?.oracle == first.violation?.oracle {
+            guard let m = try? Shrinker.shrink(t) else { continue }
+            if (m.steps, m.preemptions) < (best.steps, best.preemptions) { best = m }
+        }
+        return best.trace
     }
 
     /// Runs the suite (or a shard of it); stops after a case that was interrupted.

@@ -62,8 +62,9 @@ public final class SimEngine: @unchecked Sendable {
     /// at the first point inside one. Body jobs run no task, so a run of
     /// workloads alone never makes the check (FiberBackendTests still do, and
     /// `kvmsim_fibers_supported` still checks the runtime's block sizes); body
-    /// jobs rely on the moved runtime slots less: `assumeIsolated` reads the
-    /// executor-tracking slot, which a fiber starts with zeroed.
+    /// jobs rely on the moved runtime slots less: only an `assumeIsolated`
+    /// inside one reads the executor-tracking slot, which a fiber starts with
+    /// zeroed (workloads call no `assumeIsolated` since 2026-12-08).
     @exclusivity(unchecked) var tasksSpawned = false
     /// Body jobs queued or running (`spawnBody`); engine mutex.
     @exclusivity(unchecked) var pendingBodies = 0
@@ -216,9 +217,12 @@ public final class SimEngine: @unchecked Sendable {
     /// with no Swift task: where a task costs a schedule about 7,000
     /// instructions (creation, its executor preference record, its jobs,
     /// completion), a body job costs what appending a closure does. The body
-    /// is synchronous and isolated to nothing by itself: it takes an actor's
-    /// isolation with `assumeIsolated` (`SimExecutor.checkIsolated`). Parallel
-    /// mode runs tasks (`spawn`).
+    /// is synchronous and isolated to nothing: it runs on `e`
+    /// (`SimExecutor.current`), which is what the model's workloads need
+    /// (`start(_:on:)` in the Harness calls them directly); a body that wants
+    /// an actor's isolation can take it with `assumeIsolated`, which the
+    /// executor grants (`SimExecutor.checkIsolated`). Parallel mode runs tasks
+    /// (`spawn`).
     public func spawnBody(on e: SimExecutor, _ body: @escaping () -> Void) {
         precondition(mode == .deterministic, "spawnBody is deterministic mode's; parallel mode spawns tasks")
         append(.body(body), on: e)

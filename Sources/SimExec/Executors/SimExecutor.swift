@@ -115,8 +115,9 @@ public final class SimExecutor: SerialExecutor, TaskExecutor, @unchecked Sendabl
     /// inside a body job, where no task records its executor: its thread, or in
     /// the fiber backend its fiber, is this executor's. The Swift 6 runtime
     /// asks a custom executor this when it tracks no current executor; in its
-    /// legacy checking mode (not the default) it would not, and every body
-    /// job's `assumeIsolated` would trap.
+    /// legacy checking mode (not the default) it would not, and a body job's
+    /// `assumeIsolated` would trap. (Workloads call theirs directly and need
+    /// no isolation; `WorkloadBodyTests` checks the mechanism.)
     public func checkIsolated() {
         precondition(SimExecutor.current === self, "not on \(name)'s executor")
     }
