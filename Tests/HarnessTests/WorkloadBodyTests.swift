@@ -9,17 +9,23 @@ import TestSupport
 /// Deterministic mode starts workloads as body jobs (`SimEngine.spawnBody`),
 /// not Swift tasks: one job, so one step, a workload (trace version 2).
 @Suite struct WorkloadBodyTests {
+    /// A deterministic engine with two host CPUs, its schedule begun, and a
+    /// word per CPU for the bodies to mark (the caller shuts the engine down
+    /// and frees the words).
+    static func twoCPUs(_ backend: SimEngine.DeterministicBackend, scheduleSeed: UInt64) -> (SimEngine, [HostCPU], AtomicWords) {
+        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)
+        let cpus = engine.executors.enumerated().map { HostCPU(index: $0.offset, executor: $0.element) }
+        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: scheduleSeed)
+        return (engine, cpus, AtomicWords(count: 2))
+    }
+
     /// `spawnWork` and `spawnLoop` start a workload in one step, on its
     /// actor's executor (the job calls the workload; it needs no isolation),
     /// on both backends.
     @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
     func aWorkloadStartsInOneStep(backend: SimEngine.DeterministicBackend) {
-        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)
-        defer { engine.shutdown() }
-        let cpus = engine.executors.enumerated().map { HostCPU(index: $0.offset, executor: $0.element) }
-        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 5)
-        let ran = AtomicWords(count: 2)
-        defer { ran.free() }
+        let (engine, cpus, ran) = Self.twoCPUs(backend, scheduleSeed: 5)
+        defer { engine.shutdown(); ran.free() }
         engine.spawnWork(on: cpus[0], seed: 1, salt: 0) { _ in
             engine.point("work")
             ran.store(0, SimExecutor.current === cpus[0].executor ? 1 : 2)
@@ -52,12 +58,8 @@ import TestSupport
     /// fiber (`SimExecutor.checkIsolated`).
     @Test(arguments: [SimEngine.DeterministicBackend.fibers, .threads])
     func aBodyJobTakesItsActorsIsolation(backend: SimEngine.DeterministicBackend) {
-        let engine = SimEngine(mode: .deterministic, actorNames: ["cpu0", "cpu1"], backend: backend)
-        defer { engine.shutdown() }
-        let cpus = engine.executors.enumerated().map { HostCPU(index: $0.offset, executor: $0.element) }
-        engine.beginSchedule(strategy: RandomStrategy(), scheduleSeed: 3)
-        let ran = AtomicWords(count: 2)
-        defer { ran.free() }
+        let (engine, cpus, ran) = Self.twoCPUs(backend, scheduleSeed: 3)
+        defer { engine.shutdown(); ran.free() }
         for cpu in cpus {
             engine.spawnBody(on: cpu.executor) {
                 cpu.assumeIsolated { c in

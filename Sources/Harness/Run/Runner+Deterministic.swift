@@ -53,7 +53,6 @@ extension Runner {
                     failingTraces.append(TraceFile(selection: selection, seed: o.seed, schedule: ran, scheduleSeed: scheduleSeed,
                                                    strategy: o.strategy, depth: o.depth, actors: names, decisions: engine.decisions,
                                                    violation: found[0], points: o.points))
-                    failingTrace = failingTraces[0]
                 }
             }
             ran += 1

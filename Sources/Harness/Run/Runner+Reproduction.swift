@@ -85,8 +85,7 @@ extension Runner {
         var reproduction: Reproduction?
         if let failure, !interrupted {
             reproduction = reproduce(failure)
-            failingTrace = reproduction?.trace
-            failingTraces = failingTrace.map { [$0] } ?? []
+            failingTraces = reproduction?.trace.map { [$0] } ?? []
         }
         var r = report(schedules: work, violations: violations, first: failure.map { ($0.episode, $0.violation) },
                        elapsed: Date().timeIntervalSince(start), traceHash: nil, steps: 0, secondsToFirst: firstAt)

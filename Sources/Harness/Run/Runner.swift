@@ -10,8 +10,9 @@ public final class Runner {
     public let options: RunOptions
     /// Called now and then with (done, total or nil, elapsed seconds).
     public var progress: ((Int, Int?, Double) -> Void)?
-    /// The trace of the first failing schedule (deterministic mode).
-    public internal(set) var failingTrace: TraceFile?
+    /// The trace of the first failing schedule (deterministic mode), or the
+    /// reproduced one (parallel mode): `failingTraces.first`.
+    public var failingTrace: TraceFile? { failingTraces.first }
     /// Deterministic mode: the traces of the first `failingTracesToKeep`
     /// (at least 1) failing schedules, in order; a run without `keepGoing`
     /// goes on past its first failure until it has them (or its budget
@@ -58,7 +59,6 @@ public final class Runner {
 
     public func run() -> RunReport {
         precondition(failingTracesToKeep >= 1, "failingTracesToKeep must be at least 1")
-        failingTrace = nil
         failingTraces = []
         return options.mode == .deterministic ? runDeterministic() : runParallel()
     }
